@@ -1,0 +1,74 @@
+"""asynkron-durable: self-hosted durable functions for Python on SQLite or PostgreSQL."""
+
+from asynkron_durable.app import DurableApp
+from asynkron_durable.client import OrchestrationClient, OrchestrationStatus, StatusPage
+from asynkron_durable.engine import (
+    OrchestrationContext,
+    OrchestrationExecutor,
+    ReplayResult,
+    RetryOptions,
+    Task,
+    TimerTask,
+    replay_history,
+)
+from asynkron_durable.errors import (
+    DurableError,
+    EventTimeoutError,
+    InstanceAlreadyExists,
+    InstanceNotFound,
+    InvalidOperation,
+    LeaseLost,
+    NonDeterminismError,
+    OrchestrationTimeout,
+    SerializationError,
+    StoreError,
+    TaskFailedError,
+    UnknownFunction,
+)
+from asynkron_durable.history import FailureDetails, HistoryEvent, InstanceRecord, RuntimeStatus
+from asynkron_durable.registry import ActivityContext
+from asynkron_durable.runtime import DurableFunctionRuntime
+from asynkron_durable.stores import (
+    InMemoryStateStore,
+    InstanceFilter,
+    SqliteStateStore,
+    StateStore,
+    store_from_url,
+)
+
+__all__ = [
+    "ActivityContext",
+    "DurableApp",
+    "DurableError",
+    "DurableFunctionRuntime",
+    "EventTimeoutError",
+    "FailureDetails",
+    "HistoryEvent",
+    "InMemoryStateStore",
+    "InstanceAlreadyExists",
+    "InstanceFilter",
+    "InstanceNotFound",
+    "InstanceRecord",
+    "InvalidOperation",
+    "LeaseLost",
+    "NonDeterminismError",
+    "OrchestrationClient",
+    "OrchestrationContext",
+    "OrchestrationExecutor",
+    "OrchestrationStatus",
+    "OrchestrationTimeout",
+    "ReplayResult",
+    "RetryOptions",
+    "RuntimeStatus",
+    "SerializationError",
+    "SqliteStateStore",
+    "StateStore",
+    "StatusPage",
+    "StoreError",
+    "Task",
+    "TaskFailedError",
+    "TimerTask",
+    "UnknownFunction",
+    "replay_history",
+    "store_from_url",
+]

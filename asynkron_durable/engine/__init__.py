@@ -1,0 +1,41 @@
+"""The pure replay engine: orchestration context, durable tasks, executor and replayer."""
+
+from asynkron_durable.engine.actions import (
+    Action,
+    CreateTimer,
+    ScheduleActivity,
+    ScheduleSubOrchestration,
+    SendEvent,
+)
+from asynkron_durable.engine.context import OrchestrationContext, function_name
+from asynkron_durable.engine.executor import (
+    ContinueAsNew,
+    EpisodeResult,
+    OrchestrationExecutor,
+    Orchestrator,
+)
+from asynkron_durable.engine.replayer import ReplayResult, replay_history
+from asynkron_durable.engine.retry import RetryOptions
+from asynkron_durable.engine.rewind import RewindPlan, plan_rewind
+from asynkron_durable.engine.tasks import Task, TimerTask
+
+__all__ = [
+    "Action",
+    "ContinueAsNew",
+    "CreateTimer",
+    "EpisodeResult",
+    "OrchestrationContext",
+    "OrchestrationExecutor",
+    "Orchestrator",
+    "ReplayResult",
+    "RetryOptions",
+    "RewindPlan",
+    "ScheduleActivity",
+    "ScheduleSubOrchestration",
+    "SendEvent",
+    "Task",
+    "TimerTask",
+    "function_name",
+    "plan_rewind",
+    "replay_history",
+]

@@ -1,0 +1,351 @@
+"""The replay executor: history in, actions out. Pure: no I/O, no clock, never raises for user errors.
+
+Old history is replayed (`is_replaying` true) to rebuild the orchestrator's state, then the new
+events are applied; the orchestrator's new scheduling requests come back as actions plus the
+history events that record them. An executor may be kept between episodes: `run_episode` only
+applies the new events, so a cached executor skips the replay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import uuid
+from collections.abc import Callable, Coroutine, Generator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from asynkron_durable.engine.actions import (
+    Action,
+    CreateTimer,
+    describe_scheduling_event,
+    matches,
+)
+from asynkron_durable.engine.context import OrchestrationContext
+from asynkron_durable.engine.tasks import Task, TimerTask
+from asynkron_durable.errors import NonDeterminismError, TaskFailedError
+from asynkron_durable.history import (
+    ContinuedAsNew,
+    EventRaised,
+    EventSent,
+    ExecutionCompleted,
+    ExecutionFailed,
+    ExecutionResumed,
+    ExecutionRewound,
+    ExecutionStarted,
+    ExecutionSuspended,
+    ExecutionTerminated,
+    FailureDetails,
+    HistoryEvent,
+    OrchestratorCompleted,
+    OrchestratorStarted,
+    RuntimeStatus,
+    SubOrchestrationCompleted,
+    SubOrchestrationCreated,
+    SubOrchestrationFailed,
+    TaskCompleted,
+    TaskFailed,
+    TaskScheduled,
+    TimerCreated,
+    TimerFired,
+)
+from asynkron_durable.serialization import from_json, to_json
+
+Orchestrator = Callable[[OrchestrationContext], Any]
+"""An orchestrator function: a generator function, an `async def` or a plain function of the context."""
+
+_Driver = Generator[Any, Any, Any] | Coroutine[Any, Any, Any]
+
+_SCHEDULING = (TaskScheduled, SubOrchestrationCreated, TimerCreated, EventSent)
+_HELD_WHILE_SUSPENDED = (
+    TaskCompleted,
+    TaskFailed,
+    SubOrchestrationCompleted,
+    SubOrchestrationFailed,
+    TimerFired,
+    EventRaised,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ContinueAsNew:
+    """The execution asked to restart itself with `input`; `carried_events` go to the new one."""
+
+    input: str | None
+    execution_id: str
+    carried_events: list[EventRaised]
+
+
+@dataclass(slots=True)
+class EpisodeResult:
+    """What one episode produced: history to append, new actions, and the instance's state."""
+
+    new_history: list[HistoryEvent]
+    actions: list[Action]
+    status: RuntimeStatus
+    custom_status: str | None
+    output: str | None = None
+    failure: FailureDetails | None = None
+    continue_as_new: ContinueAsNew | None = None
+
+
+class _Finished(Exception):
+    """Internal: the orchestration reached a terminal state; stop applying events."""
+
+
+class OrchestrationExecutor:
+    """Drives one orchestrator function over one execution's history."""
+
+    def __init__(
+        self, orchestrator: Orchestrator, instance_id: str, logger: logging.Logger | None = None
+    ) -> None:
+        self._orchestrator = orchestrator
+        self._instance_id = instance_id
+        self._logger = logger
+        self.context = OrchestrationContext(instance_id, logger=logger)
+        self._driver: _Driver | None = None
+        self._waiting_on: Task | None = None
+        self._suspended = False
+        self._held: list[HistoryEvent] = []
+        self._position = 0
+        self._status = RuntimeStatus.RUNNING
+        self._output: str | None = None
+        self._failure: FailureDetails | None = None
+        self._continue_as_new: ContinueAsNew | None = None
+        self.nondeterminism: NonDeterminismError | None = None
+
+    @property
+    def is_finished(self) -> bool:
+        """True once the execution completed, failed, was terminated or continued as new."""
+        return self._status not in (RuntimeStatus.RUNNING, RuntimeStatus.SUSPENDED)
+
+    @property
+    def status(self) -> RuntimeStatus:
+        """Where the execution stands after the events applied so far."""
+        if self._suspended and not self.is_finished:
+            return RuntimeStatus.SUSPENDED
+        return self._status
+
+    def replay(self, history: Sequence[HistoryEvent]) -> None:
+        """Rebuild state from recorded history (no new actions may come out of matched ones)."""
+        self.context.is_replaying = True
+        self._apply_all(history)
+
+    def run_episode(self, new_events: Sequence[HistoryEvent]) -> EpisodeResult:
+        """Apply an episode's new events (starting with OrchestratorStarted) and collect the result."""
+        self.context.is_replaying = False
+        self._apply_all(new_events)
+        now = self.context.current_utc_datetime
+        new_history = list(new_events)
+        actions: list[Action] = []
+        if self._status is not RuntimeStatus.TERMINATED:
+            for action in self.context._pending_actions.values():
+                if isinstance(action, CreateTimer):
+                    task = self.context._open_tasks.get(action.sequence)
+                    if isinstance(task, TimerTask) and task.is_cancelled:
+                        action = CreateTimer(action.sequence, action.fire_at, cancelled=True)
+                actions.append(action)
+                new_history.append(action.to_event(now))
+        self.context._pending_actions.clear()
+        new_history.append(OrchestratorCompleted(timestamp=now))
+        terminal = self._terminal_event()
+        if terminal is not None:
+            new_history.append(terminal)
+        return EpisodeResult(
+            new_history=new_history,
+            actions=actions,
+            status=self.status,
+            custom_status=self.context._custom_status,
+            output=self._output,
+            failure=self._failure,
+            continue_as_new=self._continue_as_new,
+        )
+
+    # ----- applying events ----------------------------------------------------------------------
+
+    def _apply_all(self, events: Sequence[HistoryEvent]) -> None:
+        for event in events:
+            if self.is_finished:
+                return
+            try:
+                self._apply(event)
+            except _Finished:
+                return
+            except NonDeterminismError as exc:
+                self.nondeterminism = exc
+                self._finish_failed(exc)
+                return
+            finally:
+                self._position += 1
+
+    def _apply(self, event: HistoryEvent) -> None:
+        if self._suspended and isinstance(event, _HELD_WHILE_SUSPENDED):
+            self._held.append(event)
+            return
+        match event:
+            case OrchestratorStarted(timestamp=ts):
+                self.context.current_utc_datetime = ts
+            case ExecutionStarted():
+                self._start(event)
+            case TaskScheduled() | SubOrchestrationCreated() | TimerCreated() | EventSent():
+                self._match_scheduled(event)
+            case TaskCompleted(task_scheduled_id=seq, result=result) | SubOrchestrationCompleted(
+                task_scheduled_id=seq, result=result
+            ):
+                task = self.context._open_tasks.pop(seq, None)
+                if task is not None:
+                    task._complete(from_json(result))
+            case TaskFailed(task_scheduled_id=seq, failure=f) | SubOrchestrationFailed(
+                task_scheduled_id=seq, failure=f
+            ):
+                task = self.context._open_tasks.pop(seq, None)
+                if task is not None:
+                    task._fail(TaskFailedError(task.description, f.error_type, f.message, f.details))
+            case TimerFired(timer_id=seq):
+                task = self.context._open_tasks.pop(seq, None)
+                if task is not None and not (isinstance(task, TimerTask) and task.is_cancelled):
+                    task._complete(None)
+            case EventRaised(name=name, input=payload):
+                self.context._deliver_event(name, payload)
+            case ExecutionSuspended():
+                self._suspended = True
+            case ExecutionResumed():
+                self._resume_held()
+            case ExecutionTerminated(reason=reason):
+                self._status = RuntimeStatus.TERMINATED
+                self._output = to_json(reason)
+                self._close_driver()
+                raise _Finished
+            case (
+                OrchestratorCompleted()
+                | ContinuedAsNew()
+                | ExecutionCompleted()
+                | ExecutionFailed()
+                | ExecutionRewound()
+            ):
+                pass
+        self._advance()
+
+    def _resume_held(self) -> None:
+        self._suspended = False
+        held, self._held = self._held, []
+        for event in held:
+            self._apply(event)
+
+    def _match_scheduled(self, event: HistoryEvent) -> None:
+        seq = event.event_id
+        action = self.context._pending_actions.pop(seq, None)
+        if action is None or not matches(action, event):
+            asked = action.describe() if action is not None else "nothing"
+            raise NonDeterminismError(
+                f"non-deterministic orchestrator {self.context.name!r} (instance "
+                f"{self._instance_id!r}): at history position {self._position} (sequence {seq}) "
+                f"the history holds {describe_scheduling_event(event)} but the code asked for "
+                f"{asked}"
+            )
+
+    # ----- driving user code --------------------------------------------------------------------
+
+    def _start(self, event: ExecutionStarted) -> None:
+        ctx = self.context
+        ctx.name = event.name
+        ctx._input = event.input
+        ctx.parent_instance_id = event.parent_instance_id
+        if self._logger is None:
+            ctx.logger.logger = logging.getLogger(f"asynkron_durable.orchestration.{event.name}")
+        try:
+            returned = self._orchestrator(ctx)
+        except Exception as exc:
+            self._finish_failed(exc)
+            raise _Finished from None
+        if inspect.isgenerator(returned) or inspect.iscoroutine(returned):
+            self._driver = returned
+            self._step(None, None)
+        else:
+            self._finish_completed(returned)
+
+    def _advance(self) -> None:
+        """Resume user code for as long as the task it waits on is done."""
+        while self._waiting_on is not None and self._waiting_on.is_completed:
+            task, self._waiting_on = self._waiting_on, None
+            self._step(task._result, task.exception)
+
+    def _step(self, value: Any, exception: BaseException | None) -> None:
+        assert self._driver is not None
+        try:
+            yielded = (
+                self._driver.throw(exception) if exception is not None else self._driver.send(value)
+            )
+        except StopIteration as stop:
+            self._finish_completed(stop.value)
+            raise _Finished from None
+        except Exception as exc:
+            self._finish_failed(exc)
+            raise _Finished from None
+        if self.context._continue_as_new is not None:
+            self._finish_completed(None)
+            raise _Finished
+        if not isinstance(yielded, Task):
+            self._finish_failed(
+                TypeError(
+                    f"orchestrator {self.context.name!r} yielded or awaited {yielded!r}; orchestrators "
+                    "may only wait on durable tasks from the context (call_activity, create_timer, "
+                    "wait_for_external_event, task_all...), not on asyncio or other I/O"
+                )
+            )
+            raise _Finished
+        self._waiting_on = yielded
+
+    def _finish_completed(self, value: Any) -> None:
+        pending = self.context._continue_as_new
+        if pending is not None:
+            payload, preserve = pending
+            carried = (
+                [EventRaised(name=n, input=p) for n, p in self.context._unprocessed_events()]
+                if preserve
+                else []
+            )
+            self._continue_as_new = ContinueAsNew(payload, self._new_execution_id(), carried)
+            self._status = RuntimeStatus.CONTINUED_AS_NEW
+            self._output = payload
+        else:
+            try:
+                self._output = to_json(value, f"output of orchestrator {self.context.name!r}")
+            except Exception as exc:
+                self._finish_failed(exc)
+                return
+            self._status = RuntimeStatus.COMPLETED
+        self._close_driver()
+
+    def _finish_failed(self, exc: BaseException) -> None:
+        failure = FailureDetails.from_exception(exc)
+        if isinstance(exc, TaskFailedError) and exc.details:
+            failure = failure.model_copy(
+                update={"details": f"{failure.details}\nRemote failure:\n{exc.details}"}
+            )
+        self._failure = failure
+        self._status = RuntimeStatus.FAILED
+        self._close_driver()
+
+    def _close_driver(self) -> None:
+        driver, self._driver = self._driver, None
+        self._waiting_on = None
+        if driver is not None:
+            # user `finally` blocks may raise while closing; the outcome stands
+            with contextlib.suppress(Exception):
+                driver.close()
+
+    def _new_execution_id(self) -> str:
+        seed = f"{self._instance_id}_{self.context.current_utc_datetime.isoformat()}_continue"
+        return uuid.uuid5(uuid.NAMESPACE_URL, seed).hex
+
+    def _terminal_event(self) -> HistoryEvent | None:
+        now = self.context.current_utc_datetime
+        if self._status is RuntimeStatus.COMPLETED:
+            return ExecutionCompleted(timestamp=now, result=self._output)
+        if self._status is RuntimeStatus.FAILED and self._failure is not None:
+            return ExecutionFailed(timestamp=now, failure=self._failure)
+        if self._continue_as_new is not None:
+            return ContinuedAsNew(timestamp=now, input=self._continue_as_new.input)
+        return None

@@ -1,0 +1,82 @@
+"""The exception hierarchy: one root, subclasses that name the problem."""
+
+from __future__ import annotations
+
+
+class DurableError(Exception):
+    """Root of every error this library raises on purpose."""
+
+
+class InstanceNotFound(DurableError):
+    """No orchestration instance has the given id."""
+
+    def __init__(self, instance_id: str) -> None:
+        super().__init__(f"orchestration instance {instance_id!r} not found")
+        self.instance_id = instance_id
+
+
+class InstanceAlreadyExists(DurableError):
+    """An instance with this id is still running and replacing it was not asked for."""
+
+    def __init__(self, instance_id: str, status: str) -> None:
+        super().__init__(
+            f"orchestration instance {instance_id!r} already exists with status {status}; "
+            "pass replace=True (or wait for it to finish) to reuse the id"
+        )
+        self.instance_id = instance_id
+        self.status = status
+
+
+class UnknownFunction(DurableError):
+    """An orchestrator, activity or entity name that nothing registered."""
+
+    def __init__(self, kind: str, name: str, known: list[str] | None = None) -> None:
+        hint = f"; registered {kind}s: {', '.join(sorted(known))}" if known else ""
+        super().__init__(f"unknown {kind} {name!r}{hint}")
+        self.kind = kind
+        self.name = name
+
+
+class SerializationError(DurableError):
+    """A value that cannot be turned into JSON, or JSON that does not fit the expected type."""
+
+
+class InvalidOperation(DurableError):
+    """The request does not fit the instance's current state (e.g. rewinding a running one)."""
+
+
+class NonDeterminismError(DurableError):
+    """Replayed orchestrator code asked for something other than what its history recorded."""
+
+
+class StoreError(DurableError):
+    """The state store failed, or holds data it cannot read (a corrupt row)."""
+
+
+class LeaseLost(StoreError):
+    """This worker's lease (or the version it read) is no longer current: another worker owns the work."""
+
+
+class OrchestrationTimeout(DurableError, TimeoutError):
+    """`wait_for_completion` gave up before the instance finished."""
+
+
+class EventTimeoutError(DurableError, TimeoutError):
+    """`wait_for_external_event(name, timeout=...)` expired before the event arrived."""
+
+    def __init__(self, event_name: str, timeout_seconds: float) -> None:
+        super().__init__(
+            f"external event {event_name!r} did not arrive within {timeout_seconds:g} seconds"
+        )
+        self.event_name = event_name
+
+
+class TaskFailedError(DurableError):
+    """An activity or sub-orchestration failed; carries the remote error's type, message and traceback."""
+
+    def __init__(self, task_name: str, error_type: str, message: str, details: str = "") -> None:
+        super().__init__(f"{task_name} failed: {error_type}: {message}")
+        self.task_name = task_name
+        self.error_type = error_type
+        self.error_message = message
+        self.details = details

@@ -1,0 +1,276 @@
+"""History events (the append-only log an instance is replayed from) and the instance record.
+
+Payloads (`input`, `result`) are JSON text, stored once and decoded only where user code needs them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware in UTC (every timestamp here is)."""
+    return datetime.now(UTC)
+
+
+class RuntimeStatus(StrEnum):
+    """The lifecycle states an orchestration instance can be in."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    CONTINUED_AS_NEW = "ContinuedAsNew"
+    FAILED = "Failed"
+    TERMINATED = "Terminated"
+    SUSPENDED = "Suspended"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the instance will never run again (unless rewound or restarted)."""
+        return self in _TERMINAL
+
+
+_TERMINAL = {RuntimeStatus.COMPLETED, RuntimeStatus.FAILED, RuntimeStatus.TERMINATED}
+
+
+class FailureDetails(BaseModel):
+    """Why something failed: the exception's type name, message and traceback text."""
+
+    model_config = ConfigDict(frozen=True)
+
+    error_type: str
+    message: str
+    details: str = ""
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> FailureDetails:
+        """Capture an exception (with its traceback) as storable details."""
+        import traceback
+
+        return cls(
+            error_type=type(exc).__name__,
+            message=str(exc),
+            details="".join(traceback.format_exception(exc)),
+        )
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    event_id: int = -1
+    timestamp: datetime = Field(default_factory=utc_now)
+
+
+class ExecutionStarted(_Event):
+    """First event of every execution: which orchestrator, with what input, started by whom."""
+
+    kind: Literal["ExecutionStarted"] = "ExecutionStarted"
+    name: str
+    input: str | None = None
+    execution_id: str
+    parent_instance_id: str | None = None
+    parent_execution_id: str | None = None
+    parent_task_id: int | None = None
+
+
+class OrchestratorStarted(_Event):
+    """Opens an episode; its timestamp is the orchestrator's deterministic `current_utc_datetime`."""
+
+    kind: Literal["OrchestratorStarted"] = "OrchestratorStarted"
+
+
+class OrchestratorCompleted(_Event):
+    """Closes an episode."""
+
+    kind: Literal["OrchestratorCompleted"] = "OrchestratorCompleted"
+
+
+class TaskScheduled(_Event):
+    """An activity call; `event_id` is its sequence number."""
+
+    kind: Literal["TaskScheduled"] = "TaskScheduled"
+    name: str
+    input: str | None = None
+
+
+class TaskCompleted(_Event):
+    """An activity returned `result`."""
+
+    kind: Literal["TaskCompleted"] = "TaskCompleted"
+    task_scheduled_id: int
+    result: str | None = None
+
+
+class TaskFailed(_Event):
+    """An activity raised."""
+
+    kind: Literal["TaskFailed"] = "TaskFailed"
+    task_scheduled_id: int
+    failure: FailureDetails
+
+
+class SubOrchestrationCreated(_Event):
+    """A sub-orchestration call; `event_id` is its sequence number."""
+
+    kind: Literal["SubOrchestrationCreated"] = "SubOrchestrationCreated"
+    name: str
+    instance_id: str
+    input: str | None = None
+
+
+class SubOrchestrationCompleted(_Event):
+    """A sub-orchestration finished with `result`."""
+
+    kind: Literal["SubOrchestrationCompleted"] = "SubOrchestrationCompleted"
+    task_scheduled_id: int
+    result: str | None = None
+
+
+class SubOrchestrationFailed(_Event):
+    """A sub-orchestration failed (or was terminated)."""
+
+    kind: Literal["SubOrchestrationFailed"] = "SubOrchestrationFailed"
+    task_scheduled_id: int
+    failure: FailureDetails
+
+
+class TimerCreated(_Event):
+    """A durable timer; `event_id` is its sequence number."""
+
+    kind: Literal["TimerCreated"] = "TimerCreated"
+    fire_at: datetime
+
+
+class TimerFired(_Event):
+    """A durable timer came due."""
+
+    kind: Literal["TimerFired"] = "TimerFired"
+    timer_id: int
+    fire_at: datetime
+
+
+class EventRaised(_Event):
+    """An external event delivered to this instance."""
+
+    kind: Literal["EventRaised"] = "EventRaised"
+    name: str
+    input: str | None = None
+
+
+class EventSent(_Event):
+    """This instance sent an event to another instance; `event_id` is its sequence number."""
+
+    kind: Literal["EventSent"] = "EventSent"
+    instance_id: str
+    name: str
+    input: str | None = None
+
+
+class ContinuedAsNew(_Event):
+    """The execution restarted itself with fresh history and this input."""
+
+    kind: Literal["ContinuedAsNew"] = "ContinuedAsNew"
+    input: str | None = None
+
+
+class ExecutionSuspended(_Event):
+    """Suspended: later events are held until resumed."""
+
+    kind: Literal["ExecutionSuspended"] = "ExecutionSuspended"
+    reason: str | None = None
+
+
+class ExecutionResumed(_Event):
+    """Resumed after a suspension; held events are applied now."""
+
+    kind: Literal["ExecutionResumed"] = "ExecutionResumed"
+    reason: str | None = None
+
+
+class ExecutionTerminated(_Event):
+    """Terminated from outside; `reason` becomes the output."""
+
+    kind: Literal["ExecutionTerminated"] = "ExecutionTerminated"
+    reason: str | None = None
+
+
+class ExecutionCompleted(_Event):
+    """The orchestrator returned `result`."""
+
+    kind: Literal["ExecutionCompleted"] = "ExecutionCompleted"
+    result: str | None = None
+
+
+class ExecutionFailed(_Event):
+    """The orchestrator raised (or broke determinism)."""
+
+    kind: Literal["ExecutionFailed"] = "ExecutionFailed"
+    failure: FailureDetails
+
+
+class ExecutionRewound(_Event):
+    """A failed execution was rewound: its failed work is retried. Wakes the instance."""
+
+    kind: Literal["ExecutionRewound"] = "ExecutionRewound"
+    reason: str | None = None
+
+
+HistoryEvent = Annotated[
+    ExecutionStarted
+    | OrchestratorStarted
+    | OrchestratorCompleted
+    | TaskScheduled
+    | TaskCompleted
+    | TaskFailed
+    | SubOrchestrationCreated
+    | SubOrchestrationCompleted
+    | SubOrchestrationFailed
+    | TimerCreated
+    | TimerFired
+    | EventRaised
+    | EventSent
+    | ContinuedAsNew
+    | ExecutionSuspended
+    | ExecutionResumed
+    | ExecutionTerminated
+    | ExecutionCompleted
+    | ExecutionFailed
+    | ExecutionRewound,
+    Field(discriminator="kind"),
+]
+
+EVENT_ADAPTER: TypeAdapter[HistoryEvent] = TypeAdapter(HistoryEvent)
+"""Parses one stored event (JSON text or dict) into its typed model."""
+
+
+def event_to_json(event: HistoryEvent) -> str:
+    """Encode one event for storage."""
+    return event.model_dump_json(exclude_defaults=False)
+
+
+def event_from_json(text: str | bytes) -> HistoryEvent:
+    """Decode one stored event; raises pydantic's ValidationError on a corrupt row."""
+    return EVENT_ADAPTER.validate_json(text)
+
+
+class InstanceRecord(BaseModel):
+    """The summary row of one orchestration instance: what queries and status calls return."""
+
+    model_config = ConfigDict(frozen=True)
+
+    instance_id: str
+    name: str
+    execution_id: str
+    runtime_status: RuntimeStatus
+    input: str | None = None
+    output: str | None = None
+    custom_status: str | None = None
+    failure: FailureDetails | None = None
+    created_at: datetime
+    last_updated_at: datetime
+    parent_instance_id: str | None = None
+    version: int = 0

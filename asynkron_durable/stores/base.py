@@ -1,0 +1,233 @@
+"""The state-store protocol every backend implements, and the records that cross it.
+
+A store never runs user code and never decides anything about orchestration semantics: it keeps
+instances, their history, their inboxes and the activity queue, and it hands work out under leases.
+Everything is batched (many items per round trip) and every episode commit is a compare-and-swap on
+the instance's `version` plus the caller's lease, so many runtimes in many processes can share one.
+
+All times are timezone-aware UTC datetimes passed in by the caller: stores have no clock of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from asynkron_durable.history import (
+    ExecutionStarted,
+    HistoryEvent,
+    InstanceRecord,
+    RuntimeStatus,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """An event to put in an instance's inbox.
+
+    `visible_at` delays delivery (durable timers, scheduled events); `None` means at once.
+    `execution_id` pins the message to one execution: the runtime drops it if the instance has
+    since continued-as-new or been restarted. Messages to instances that do not exist are dropped.
+    """
+
+    instance_id: str
+    event: HistoryEvent
+    visible_at: datetime | None = None
+    execution_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxMessage:
+    """A message as claimed from an inbox; `message_id` orders delivery and is acknowledged on commit."""
+
+    message_id: int
+    event: HistoryEvent
+    execution_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewInstance:
+    """An instance to create: its Pending record plus the ExecutionStarted message that starts it.
+
+    `conflict_message`: when the id belongs to a non-terminal instance, a store creating this inside
+    an episode commit (sub-orchestrations) enqueues this message instead (the parent's failure event).
+    """
+
+    record: InstanceRecord
+    start_event: ExecutionStarted
+    conflict_message: Message | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityTask:
+    """An activity call to run: the function name, its JSON input and where to send the result."""
+
+    instance_id: str
+    execution_id: str
+    task_id: int
+    name: str
+    input: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrchestrationWorkItem:
+    """A claimed instance: its current record and the inbox messages ready for it, oldest first."""
+
+    record: InstanceRecord
+    messages: list[InboxMessage]
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityWorkItem:
+    """A claimed activity; `attempt` counts how often it was claimed (>1 after a worker died)."""
+
+    activity_id: int
+    task: ActivityTask
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityResult:
+    """The outcome of one activity: the completion message for its orchestration."""
+
+    activity_id: int
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeCommit:
+    """Everything one orchestration episode produced, applied atomically.
+
+    The store checks that the instance's version is still `expected_version` and that `owner`
+    still holds its lease; then it appends `new_history` (or replaces the history with it when
+    `reset_history` is set, for continue-as-new and rewind), deletes the acknowledged inbox
+    messages, writes `record` (with version `expected_version + 1`), creates `new_instances`,
+    enqueues `messages` and `activities`, and releases the lease.
+    """
+
+    record: InstanceRecord
+    expected_version: int
+    new_history: list[HistoryEvent]
+    acknowledged_message_ids: list[int]
+    reset_history: bool = False
+    messages: list[Message] = field(default_factory=list)
+    activities: list[ActivityTask] = field(default_factory=list)
+    new_instances: list[NewInstance] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRenewal:
+    """Which of the leases asked about are no longer held by the caller."""
+
+    lost_instance_ids: set[str]
+    lost_activity_ids: set[int]
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceFilter:
+    """Which instances a query or a bulk purge applies to; unset fields match everything."""
+
+    runtime_status: frozenset[RuntimeStatus] | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    instance_id_prefix: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InstancePage:
+    """One page of a query; pass `continuation_token` back to get the next (None: no more)."""
+
+    instances: list[InstanceRecord]
+    continuation_token: str | None
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """What the runtime and the client need from storage. See the module docstring for the rules."""
+
+    async def open(self) -> None:
+        """Connect and create or migrate the schema. Idempotent."""
+
+    async def close(self) -> None:
+        """Release connections. Idempotent."""
+
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (from the event loop) whenever this store enqueues new work, so idle
+        workers in this process wake at once instead of waiting for their next poll."""
+
+    async def create_instance(self, new: NewInstance, *, replace: bool) -> None:
+        """Create an instance and enqueue its start message.
+
+        An existing instance with a terminal status is replaced (its history, inbox and queued
+        activities are deleted). A non-terminal one raises `InstanceAlreadyExists` unless
+        `replace` is set, in which case it is replaced the same way.
+        """
+
+    async def send_messages(self, messages: Sequence[Message]) -> None:
+        """Enqueue messages for instances; messages to instances that do not exist are dropped."""
+
+    async def claim_orchestrations(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[OrchestrationWorkItem]:
+        """Lease up to `limit` instances that have inbox messages visible at `now` and no live
+        lease (none, or expired before `now`), oldest message first. Each item carries every
+        visible message for its instance, in delivery order."""
+
+    async def load_histories(self, instance_ids: Sequence[str]) -> dict[str, list[HistoryEvent]]:
+        """The current execution's history of each instance (missing ids map to empty lists).
+        Raises `StoreError` naming the instance if a stored event cannot be decoded."""
+
+    async def commit_episodes(
+        self, owner: str, now: datetime, commits: Sequence[EpisodeCommit]
+    ) -> set[str]:
+        """Apply the commits (see `EpisodeCommit`) in as few transactions as is safe.
+
+        Returns the instance ids whose commit was rejected because the version moved or the lease
+        is no longer `owner`'s; nothing of a rejected commit is applied, the others are."""
+
+    async def claim_activities(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[ActivityWorkItem]:
+        """Lease up to `limit` queued activities with no live lease, oldest first."""
+
+    async def complete_activities(
+        self, owner: str, results: Sequence[ActivityResult]
+    ) -> set[int]:
+        """For each result still leased by `owner`: delete the activity and enqueue its message,
+        atomically. Returns the activity ids rejected because the lease was lost (nothing of
+        those is applied)."""
+
+    async def renew_leases(
+        self,
+        owner: str,
+        lease_until: datetime,
+        instance_ids: Sequence[str],
+        activity_ids: Sequence[int],
+    ) -> LeaseRenewal:
+        """Extend the caller's leases; reports the ones it no longer holds."""
+
+    async def release_leases(
+        self, owner: str, instance_ids: Sequence[str], activity_ids: Sequence[int]
+    ) -> None:
+        """Give leases back without committing, so another worker can claim the work at once."""
+
+    async def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        """The instance's record, or None."""
+
+    async def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        """The current execution's history (empty when the instance does not exist)."""
+
+    async def query_instances(
+        self, filter: InstanceFilter, page_size: int, continuation_token: str | None
+    ) -> InstancePage:
+        """Instances matching `filter`, ordered by creation time then id, one page at a time.
+        Raises `ValueError` for a continuation token this store did not issue."""
+
+    async def purge_instance(self, instance_id: str) -> bool:
+        """Delete an instance with its history, inbox and queued activities; False if absent."""
+
+    async def purge_instances(self, filter: InstanceFilter) -> int:
+        """Purge every instance matching `filter`; returns how many were deleted."""
