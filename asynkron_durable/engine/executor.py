@@ -74,6 +74,7 @@ class ContinueAsNew:
 
     input: str | None
     execution_id: str
+    preserve_events: bool
     carried_events: list[EventRaised]
 
 
@@ -135,6 +136,7 @@ class OrchestrationExecutor:
     def run_episode(self, new_events: Sequence[HistoryEvent]) -> EpisodeResult:
         """Apply an episode's new events (starting with OrchestratorStarted) and collect the result."""
         self.context.is_replaying = False
+        finished_before = self.is_finished
         self._apply_all(new_events)
         now = self.context.current_utc_datetime
         new_history = list(new_events)
@@ -149,7 +151,7 @@ class OrchestrationExecutor:
                 new_history.append(action.to_event(now))
         self.context._pending_actions.clear()
         new_history.append(OrchestratorCompleted(timestamp=now))
-        terminal = self._terminal_event()
+        terminal = None if finished_before else self._terminal_event()
         if terminal is not None:
             new_history.append(terminal)
         return EpisodeResult(
@@ -166,18 +168,30 @@ class OrchestrationExecutor:
 
     def _apply_all(self, events: Sequence[HistoryEvent]) -> None:
         for event in events:
-            if self.is_finished:
+            if self.nondeterminism is not None:
                 return
+            if self.is_finished and not isinstance(event, _SCHEDULING):
+                self._carry_over(event)
+                continue
             try:
-                self._apply(event)
+                if self.is_finished:  # what the last episode scheduled must still match the code
+                    self._match_scheduled(event)
+                else:
+                    self._apply(event)
             except _Finished:
-                return
+                continue
             except NonDeterminismError as exc:
                 self.nondeterminism = exc
                 self._finish_failed(exc)
                 return
             finally:
                 self._position += 1
+
+    def _carry_over(self, event: HistoryEvent) -> None:
+        """Events that arrive after continue-as-new in the same batch go to the next execution too."""
+        again = self._continue_as_new
+        if again is not None and again.preserve_events and isinstance(event, EventRaised):
+            again.carried_events.append(event)
 
     def _apply(self, event: HistoryEvent) -> None:
         if self._suspended and isinstance(event, _HELD_WHILE_SUSPENDED):
@@ -306,7 +320,9 @@ class OrchestrationExecutor:
                 if preserve
                 else []
             )
-            self._continue_as_new = ContinueAsNew(payload, self._new_execution_id(), carried)
+            self._continue_as_new = ContinueAsNew(
+                payload, self._new_execution_id(), preserve, carried
+            )
             self._status = RuntimeStatus.CONTINUED_AS_NEW
             self._output = payload
         else:

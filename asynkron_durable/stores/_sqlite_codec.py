@@ -1,0 +1,179 @@
+"""How the SQLite store's SQL is loaded and how values cross it: rows and parameters.
+
+Kept apart from the store so the transaction logic in `sqlite.py` reads without the plumbing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from asynkron_durable.errors import StoreError
+from asynkron_durable.history import (
+    FailureDetails,
+    HistoryEvent,
+    InstanceRecord,
+    RuntimeStatus,
+    event_from_json,
+    event_to_json,
+)
+from asynkron_durable.stores._paging import PageKey
+from asynkron_durable.stores.base import InstanceFilter, Message
+
+_HEADER = re.compile(r"^-- ([a-z_]+) --$", re.MULTILINE)
+
+
+def _sql_file(name: str) -> str:
+    return (resources.files("asynkron_durable.stores") / "sql" / name).read_text("utf-8")
+
+
+def _load_queries() -> dict[str, str]:
+    parts = _HEADER.split(_sql_file("sqlite_queries.sql"))
+    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def _split_statements(script: str) -> list[str]:
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    return statements
+
+
+QUERIES = _load_queries()
+"""The named statements of `sql/sqlite_queries.sql`, by name."""
+SCHEMA = _split_statements(_sql_file("sqlite_schema.sql"))
+"""The statements of `sql/sqlite_schema.sql`, in order."""
+
+
+def epoch(value: datetime) -> float:
+    """A timezone-aware time as REAL epoch seconds (indexable); naive times are a caller bug."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: stores need timezone-aware UTC times")
+    return value.timestamp()
+
+
+def optional_epoch(value: datetime | None) -> float | None:
+    """`epoch`, passing None through (NULL visible_at / lease columns)."""
+    return None if value is None else epoch(value)
+
+
+def _datetime(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+def json_list(values: Iterable[str | int]) -> str:
+    """A list parameter for `json_each(:ids)`: one statement, no variable-count limits."""
+    return json.dumps(list(values))
+
+
+def _prefix_end(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with `prefix` (None: no bound).
+
+    SQLite compares TEXT bytewise and UTF-8 preserves code-point order, so a range scan on
+    [prefix, end) is exact and uses the primary key, with no LIKE/GLOB escaping to get wrong.
+    """
+    chars = list(prefix)
+    while chars:
+        code = ord(chars[-1]) + 1
+        if code == 0xD800:
+            code = 0xE000
+        if code <= 0x10FFFF:
+            chars[-1] = chr(code)
+            return "".join(chars)
+        chars.pop()
+    return None
+
+
+def record_params(record: InstanceRecord, version: int) -> dict[str, Any]:
+    """The named parameters of an instances row, with the version the store decided on."""
+    return {
+        "instance_id": record.instance_id,
+        "name": record.name,
+        "execution_id": record.execution_id,
+        "runtime_status": record.runtime_status.value,
+        "input": record.input,
+        "output": record.output,
+        "custom_status": record.custom_status,
+        "failure": None if record.failure is None else record.failure.model_dump_json(),
+        "created_at": epoch(record.created_at),
+        "last_updated_at": epoch(record.last_updated_at),
+        "parent_instance_id": record.parent_instance_id,
+        "version": version,
+    }
+
+
+def record_from_row(row: sqlite3.Row) -> InstanceRecord:
+    """Decode an instances row; raises `StoreError` naming the instance if it is corrupt."""
+    try:
+        failure = row["failure"]
+        return InstanceRecord(
+            instance_id=row["instance_id"],
+            name=row["name"],
+            execution_id=row["execution_id"],
+            runtime_status=RuntimeStatus(row["runtime_status"]),
+            input=row["input"],
+            output=row["output"],
+            custom_status=row["custom_status"],
+            failure=None if failure is None else FailureDetails.model_validate_json(failure),
+            created_at=_datetime(row["created_at"]),
+            last_updated_at=_datetime(row["last_updated_at"]),
+            parent_instance_id=row["parent_instance_id"],
+            version=row["version"],
+        )
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise StoreError(f"instance {row['instance_id']!r}: corrupt instance row: {exc}") from exc
+
+
+def decode_event(text: Any, instance_id: str, where: str) -> HistoryEvent:
+    """Decode a stored event; raises `StoreError` naming the instance and row if it is corrupt."""
+    try:
+        return event_from_json(text)
+    except (ValueError, TypeError) as exc:
+        raise StoreError(f"instance {instance_id!r}: cannot decode {where}: {exc}") from exc
+
+
+def message_params(message: Message) -> dict[str, Any]:
+    """The named parameters of `insert_message`."""
+    return {
+        "instance_id": message.instance_id,
+        "execution_id": message.execution_id,
+        "event": event_to_json(message.event),
+        "visible_at": optional_epoch(message.visible_at),
+    }
+
+
+def filter_params(query: InstanceFilter, after: PageKey | None, limit: int) -> dict[str, Any]:
+    """The named parameters of `filter_instances`: unset filter fields are NULL (match all)."""
+    prefix = query.instance_id_prefix or None
+    statuses = query.runtime_status
+    return {
+        "after_created_at": float("-inf") if after is None else epoch(after.created_at),
+        "after_instance_id": "" if after is None else after.instance_id,
+        "statuses": None if statuses is None else json_list(sorted(s.value for s in statuses)),
+        "created_from": optional_epoch(query.created_from),
+        "created_to": optional_epoch(query.created_to),
+        "id_from": prefix,
+        "id_to": None if prefix is None else _prefix_end(prefix),
+        "name": query.name,
+        "limit": limit,
+    }
+
+
+@contextmanager
+def driver_errors(path: Path) -> Iterator[None]:
+    """The one boundary where sqlite3/aiosqlite errors become `StoreError`."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreError(f"SQLite store {str(path)!r}: {type(exc).__name__}: {exc}") from exc

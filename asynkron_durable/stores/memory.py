@@ -1,0 +1,370 @@
+"""The in-memory state store: the same semantics as the SQLite store, kept in dicts.
+
+For tests, demos and single-process runs that need no durability. It is a real backend, not a fake:
+leases, the version compare-and-swap, delayed visibility and message order all behave exactly as in
+the SQL stores, so code tested against it behaves the same on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from asynkron_durable.errors import InstanceAlreadyExists, StoreError
+from asynkron_durable.history import HistoryEvent, InstanceRecord
+from asynkron_durable.stores._paging import PageKey, decode_token, encode_token
+from asynkron_durable.stores.base import (
+    ActivityResult,
+    ActivityTask,
+    ActivityWorkItem,
+    EpisodeCommit,
+    InboxMessage,
+    InstanceFilter,
+    InstancePage,
+    LeaseRenewal,
+    Message,
+    NewInstance,
+    OrchestrationWorkItem,
+)
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    message_id: int
+    event: HistoryEvent
+    execution_id: str | None
+    visible_at: datetime | None
+
+    def visible(self, now: datetime) -> bool:
+        return self.visible_at is None or self.visible_at <= now
+
+
+@dataclass(slots=True)
+class _Instance:
+    record: InstanceRecord
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    history: list[HistoryEvent] = field(default_factory=list)
+    # Keyed by message id; insertion order is id order because ids only grow.
+    inbox: dict[int, _Queued] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Activity:
+    task: ActivityTask
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    attempt: int = 0
+
+
+def _lease_free(owner: str | None, expires_at: datetime | None, now: datetime) -> bool:
+    return owner is None or (expires_at is not None and expires_at < now)
+
+
+def _sort_key(record: InstanceRecord) -> tuple[datetime, str]:
+    return record.created_at, record.instance_id
+
+
+def _matches(record: InstanceRecord, query: InstanceFilter) -> bool:
+    return (
+        (query.runtime_status is None or record.runtime_status in query.runtime_status)
+        and (query.created_from is None or record.created_at >= query.created_from)
+        and (query.created_to is None or record.created_at <= query.created_to)
+        and (query.instance_id_prefix is None or record.instance_id.startswith(query.instance_id_prefix))
+        and (query.name is None or record.name == query.name)
+    )
+
+
+class InMemoryStateStore:
+    """A `StateStore` in this process's memory; data lives as long as the object."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._open = False
+        self._instances: dict[str, _Instance] = {}
+        self._activities: dict[int, _Activity] = {}
+        self._last_message_id = 0
+        self._last_activity_id = 0
+        self._callbacks: list[Callable[[], None]] = []
+
+    async def open(self) -> None:
+        """Mark the store usable. Idempotent."""
+        self._open = True
+
+    async def close(self) -> None:
+        """Mark the store closed; the data stays for a later `open()`. Idempotent."""
+        self._open = False
+
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after every operation that enqueued work."""
+        self._callbacks.append(callback)
+
+    def _notify(self) -> None:
+        for callback in list(self._callbacks):
+            try:
+                callback()
+            except Exception:
+                _log.exception("store subscriber %r failed", callback)
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise StoreError("in-memory store is not open: call open() first")
+
+    def _enqueue(self, message: Message) -> bool:
+        instance = self._instances.get(message.instance_id)
+        if instance is None:
+            return False
+        self._last_message_id += 1
+        instance.inbox[self._last_message_id] = _Queued(
+            self._last_message_id, message.event, message.execution_id, message.visible_at
+        )
+        return True
+
+    def _delete(self, instance_id: str) -> bool:
+        if self._instances.pop(instance_id, None) is None:
+            return False
+        doomed = [i for i, a in self._activities.items() if a.task.instance_id == instance_id]
+        for activity_id in doomed:
+            del self._activities[activity_id]
+        return True
+
+    def _put(self, new: NewInstance) -> None:
+        """Insert `new`, replacing any instance with its id; versions keep growing across
+        replacements so a stale commit for the old instance can never match the new one."""
+        record = new.record
+        old = self._instances.get(record.instance_id)
+        if old is not None:
+            self._delete(record.instance_id)
+            if old.record.version >= record.version:
+                record = record.model_copy(update={"version": old.record.version + 1})
+        self._instances[record.instance_id] = _Instance(record)
+        self._enqueue(Message(record.instance_id, new.start_event, execution_id=record.execution_id))
+
+    def _create_in_commit(self, new: NewInstance) -> bool:
+        old = self._instances.get(new.record.instance_id)
+        if old is not None and not old.record.runtime_status.is_terminal:
+            return new.conflict_message is not None and self._enqueue(new.conflict_message)
+        self._put(new)
+        return True
+
+    async def create_instance(self, new: NewInstance, *, replace: bool) -> None:
+        """Create (or replace) an instance and enqueue its start message."""
+        async with self._lock:
+            self._check_open()
+            old = self._instances.get(new.record.instance_id)
+            if old is not None and not replace and not old.record.runtime_status.is_terminal:
+                raise InstanceAlreadyExists(old.record.instance_id, old.record.runtime_status.value)
+            self._put(new)
+        self._notify()
+
+    async def send_messages(self, messages: Sequence[Message]) -> None:
+        """Enqueue messages; those for unknown instances are dropped."""
+        async with self._lock:
+            self._check_open()
+            enqueued = [self._enqueue(message) for message in messages]
+        if any(enqueued):
+            self._notify()
+
+    async def claim_orchestrations(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[OrchestrationWorkItem]:
+        """Lease instances with visible messages, oldest message first."""
+        async with self._lock:
+            self._check_open()
+            if limit <= 0:
+                return []
+            candidates: list[tuple[int, _Instance]] = []
+            for instance in self._instances.values():
+                if not _lease_free(instance.lease_owner, instance.lease_expires_at, now):
+                    continue
+                first = next((q.message_id for q in instance.inbox.values() if q.visible(now)), None)
+                if first is not None:
+                    candidates.append((first, instance))
+            candidates.sort(key=lambda candidate: candidate[0])
+            items: list[OrchestrationWorkItem] = []
+            for _, instance in candidates[:limit]:
+                instance.lease_owner, instance.lease_expires_at = owner, lease_until
+                messages = [
+                    InboxMessage(q.message_id, q.event, q.execution_id)
+                    for q in instance.inbox.values()
+                    if q.visible(now)
+                ]
+                items.append(OrchestrationWorkItem(instance.record, messages))
+            return items
+
+    async def load_histories(self, instance_ids: Sequence[str]) -> dict[str, list[HistoryEvent]]:
+        """Each instance's current history, in order."""
+        async with self._lock:
+            self._check_open()
+            histories: dict[str, list[HistoryEvent]] = {}
+            for instance_id in instance_ids:
+                instance = self._instances.get(instance_id)
+                histories[instance_id] = [] if instance is None else list(instance.history)
+            return histories
+
+    def _apply_commit(self, owner: str, commit: EpisodeCommit) -> bool | None:
+        """Apply one commit: None if its CAS failed (nothing changed), else whether it enqueued."""
+        instance = self._instances.get(commit.record.instance_id)
+        if (
+            instance is None
+            or instance.record.version != commit.expected_version
+            or instance.lease_owner != owner
+        ):
+            return None
+        instance.record = commit.record.model_copy(update={"version": commit.expected_version + 1})
+        instance.lease_owner = instance.lease_expires_at = None
+        if commit.reset_history:
+            instance.history = []
+        instance.history.extend(commit.new_history)
+        for message_id in commit.acknowledged_message_ids:
+            instance.inbox.pop(message_id, None)
+        enqueued = [self._create_in_commit(new) for new in commit.new_instances]
+        enqueued += [self._enqueue(message) for message in commit.messages]
+        for task in commit.activities:
+            self._last_activity_id += 1
+            self._activities[self._last_activity_id] = _Activity(task)
+        return any(enqueued) or bool(commit.activities)
+
+    async def commit_episodes(self, owner: str, now: datetime, commits: Sequence[EpisodeCommit]) -> set[str]:
+        """Apply the commits; each is checked (version + lease) on its own."""
+        rejected: set[str] = set()
+        enqueued = False
+        async with self._lock:
+            self._check_open()
+            for commit in commits:
+                outcome = self._apply_commit(owner, commit)
+                if outcome is None:
+                    rejected.add(commit.record.instance_id)
+                else:
+                    enqueued |= outcome
+        if enqueued:
+            self._notify()
+        return rejected
+
+    async def claim_activities(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[ActivityWorkItem]:
+        """Lease the oldest unleased (or expired) activities."""
+        async with self._lock:
+            self._check_open()
+            items: list[ActivityWorkItem] = []
+            for activity_id, activity in self._activities.items():
+                if len(items) >= limit:
+                    break
+                if _lease_free(activity.lease_owner, activity.lease_expires_at, now):
+                    activity.lease_owner, activity.lease_expires_at = owner, lease_until
+                    activity.attempt += 1
+                    items.append(ActivityWorkItem(activity_id, activity.task, activity.attempt))
+            return items
+
+    async def complete_activities(self, owner: str, results: Sequence[ActivityResult]) -> set[int]:
+        """Delete each still-leased activity and enqueue its result message."""
+        rejected: set[int] = set()
+        enqueued = False
+        async with self._lock:
+            self._check_open()
+            for result in results:
+                activity = self._activities.get(result.activity_id)
+                if activity is None or activity.lease_owner != owner:
+                    rejected.add(result.activity_id)
+                    continue
+                del self._activities[result.activity_id]
+                enqueued |= self._enqueue(result.message)
+        if enqueued:
+            self._notify()
+        return rejected
+
+    async def renew_leases(
+        self,
+        owner: str,
+        lease_until: datetime,
+        instance_ids: Sequence[str],
+        activity_ids: Sequence[int],
+    ) -> LeaseRenewal:
+        """Extend the leases `owner` still holds; report the rest as lost."""
+        lost_instances: set[str] = set()
+        lost_activities: set[int] = set()
+        async with self._lock:
+            self._check_open()
+            for instance_id in instance_ids:
+                instance = self._instances.get(instance_id)
+                if instance is None or instance.lease_owner != owner:
+                    lost_instances.add(instance_id)
+                else:
+                    instance.lease_expires_at = lease_until
+            for activity_id in activity_ids:
+                activity = self._activities.get(activity_id)
+                if activity is None or activity.lease_owner != owner:
+                    lost_activities.add(activity_id)
+                else:
+                    activity.lease_expires_at = lease_until
+        return LeaseRenewal(lost_instances, lost_activities)
+
+    async def release_leases(
+        self, owner: str, instance_ids: Sequence[str], activity_ids: Sequence[int]
+    ) -> None:
+        """Drop `owner`'s leases so the work can be claimed again at once."""
+        async with self._lock:
+            self._check_open()
+            leased: list[_Instance | _Activity] = []
+            leased += [i for i in map(self._instances.get, instance_ids) if i is not None]
+            leased += [a for a in map(self._activities.get, activity_ids) if a is not None]
+            for item in leased:
+                if item.lease_owner == owner:
+                    item.lease_owner = item.lease_expires_at = None
+
+    async def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        """The instance's record, or None."""
+        async with self._lock:
+            self._check_open()
+            instance = self._instances.get(instance_id)
+            return None if instance is None else instance.record
+
+    async def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        """The current execution's history (empty when the instance does not exist)."""
+        return (await self.load_histories([instance_id]))[instance_id]
+
+    def _matching(self, query: InstanceFilter, after: PageKey | None) -> list[InstanceRecord]:
+        start = None if after is None else (after.created_at, after.instance_id)
+        records = [
+            instance.record
+            for instance in self._instances.values()
+            if _matches(instance.record, query) and (start is None or _sort_key(instance.record) > start)
+        ]
+        return sorted(records, key=_sort_key)
+
+    async def query_instances(
+        self, filter: InstanceFilter, page_size: int, continuation_token: str | None
+    ) -> InstancePage:
+        """One page of matching instances by (created_at, instance_id), keyset-paged."""
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, got {page_size}")
+        after = None if continuation_token is None else decode_token(continuation_token)
+        async with self._lock:
+            self._check_open()
+            records = self._matching(filter, after)
+        page = records[:page_size]
+        token = None
+        if len(records) > page_size:
+            token = encode_token(PageKey(page[-1].created_at, page[-1].instance_id))
+        return InstancePage(page, token)
+
+    async def purge_instance(self, instance_id: str) -> bool:
+        """Delete one instance and everything it owns."""
+        async with self._lock:
+            self._check_open()
+            return self._delete(instance_id)
+
+    async def purge_instances(self, filter: InstanceFilter) -> int:
+        """Delete every matching instance."""
+        async with self._lock:
+            self._check_open()
+            doomed = self._matching(filter, None)
+            for record in doomed:
+                self._delete(record.instance_id)
+            return len(doomed)

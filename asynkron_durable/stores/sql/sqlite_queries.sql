@@ -1,0 +1,146 @@
+-- Named queries of the SQLite state store. Each starts with a `-- name --` header line; the store
+-- loads this file once. Parameters are named (:param); lists are passed as JSON arrays (json_each).
+
+-- get_schema_version --
+SELECT MAX(version) AS version FROM schema_version;
+
+-- has_schema_version_table --
+SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version';
+
+-- select_instance --
+SELECT * FROM instances WHERE instance_id = :instance_id;
+
+-- select_instances --
+SELECT * FROM instances WHERE instance_id IN (SELECT value FROM json_each(:ids));
+
+-- insert_instance --
+INSERT INTO instances (
+    instance_id, name, execution_id, runtime_status, input, output, custom_status, failure,
+    created_at, last_updated_at, parent_instance_id, version, lease_owner, lease_expires_at
+) VALUES (
+    :instance_id, :name, :execution_id, :runtime_status, :input, :output, :custom_status, :failure,
+    :created_at, :last_updated_at, :parent_instance_id, :version, NULL, NULL
+);
+
+-- commit_instance --
+UPDATE instances SET
+    name = :name,
+    execution_id = :execution_id,
+    runtime_status = :runtime_status,
+    input = :input,
+    output = :output,
+    custom_status = :custom_status,
+    failure = :failure,
+    created_at = :created_at,
+    last_updated_at = :last_updated_at,
+    parent_instance_id = :parent_instance_id,
+    version = :version,
+    lease_owner = NULL,
+    lease_expires_at = NULL
+WHERE instance_id = :instance_id AND version = :expected_version AND lease_owner = :owner;
+
+-- delete_instances --
+DELETE FROM instances WHERE instance_id IN (SELECT value FROM json_each(:ids));
+
+-- delete_histories --
+DELETE FROM history WHERE instance_id IN (SELECT value FROM json_each(:ids));
+
+-- delete_inboxes --
+DELETE FROM inbox WHERE instance_id IN (SELECT value FROM json_each(:ids));
+
+-- delete_instance_activities --
+DELETE FROM activities WHERE instance_id IN (SELECT value FROM json_each(:ids));
+
+-- next_history_seq --
+SELECT COALESCE(MAX(seq) + 1, 0) AS seq FROM history WHERE instance_id = :instance_id;
+
+-- insert_history --
+INSERT INTO history (instance_id, seq, event) VALUES (:instance_id, :seq, :event);
+
+-- select_history --
+SELECT instance_id, seq, event FROM history WHERE instance_id = :instance_id ORDER BY seq;
+
+-- select_histories --
+SELECT instance_id, seq, event FROM history
+WHERE instance_id IN (SELECT value FROM json_each(:ids))
+ORDER BY instance_id, seq;
+
+-- insert_message --
+INSERT INTO inbox (instance_id, execution_id, event, visible_at)
+SELECT :instance_id, :execution_id, :event, :visible_at
+WHERE EXISTS (SELECT 1 FROM instances WHERE instance_id = :instance_id);
+
+-- ack_message --
+DELETE FROM inbox WHERE instance_id = :instance_id AND message_id = :message_id;
+
+-- claim_candidates --
+-- The two halves are ranges of inbox_by_visible_at (NULL sorts first), so future timers cost nothing.
+SELECT m.instance_id, MIN(m.message_id) AS first_message_id
+FROM (
+    SELECT instance_id, message_id FROM inbox WHERE visible_at IS NULL
+    UNION ALL
+    SELECT instance_id, message_id FROM inbox WHERE visible_at <= :now
+) AS m
+JOIN instances AS i ON i.instance_id = m.instance_id
+WHERE i.lease_owner IS NULL OR i.lease_expires_at < :now
+GROUP BY m.instance_id
+ORDER BY first_message_id
+LIMIT :limit;
+
+-- lease_instances --
+UPDATE instances SET lease_owner = :owner, lease_expires_at = :lease_until
+WHERE instance_id IN (SELECT value FROM json_each(:ids));
+
+-- select_visible_messages --
+SELECT message_id, instance_id, execution_id, event FROM inbox
+WHERE instance_id IN (SELECT value FROM json_each(:ids))
+  AND (visible_at IS NULL OR visible_at <= :now)
+ORDER BY message_id;
+
+-- insert_activity --
+INSERT INTO activities (instance_id, execution_id, task_id, name, input)
+VALUES (:instance_id, :execution_id, :task_id, :name, :input);
+
+-- claim_activities --
+UPDATE activities
+SET lease_owner = :owner, lease_expires_at = :lease_until, attempt = attempt + 1
+WHERE activity_id IN (
+    SELECT activity_id FROM activities
+    WHERE lease_owner IS NULL OR lease_expires_at < :now
+    ORDER BY activity_id
+    LIMIT :limit
+)
+RETURNING activity_id, instance_id, execution_id, task_id, name, input, attempt;
+
+-- complete_activity --
+DELETE FROM activities WHERE activity_id = :activity_id AND lease_owner = :owner;
+
+-- renew_instance_leases --
+UPDATE instances SET lease_expires_at = :lease_until
+WHERE lease_owner = :owner AND instance_id IN (SELECT value FROM json_each(:ids))
+RETURNING instance_id;
+
+-- renew_activity_leases --
+UPDATE activities SET lease_expires_at = :lease_until
+WHERE lease_owner = :owner AND activity_id IN (SELECT value FROM json_each(:ids))
+RETURNING activity_id;
+
+-- release_instance_leases --
+UPDATE instances SET lease_owner = NULL, lease_expires_at = NULL
+WHERE lease_owner = :owner AND instance_id IN (SELECT value FROM json_each(:ids));
+
+-- release_activity_leases --
+UPDATE activities SET lease_owner = NULL, lease_expires_at = NULL
+WHERE lease_owner = :owner AND activity_id IN (SELECT value FROM json_each(:ids));
+
+-- filter_instances --
+SELECT * FROM instances
+WHERE (created_at, instance_id) > (:after_created_at, :after_instance_id)
+  AND (:statuses IS NULL OR runtime_status IN (SELECT value FROM json_each(:statuses)))
+  AND (:created_from IS NULL OR created_at >= :created_from)
+  AND (:created_to IS NULL OR created_at <= :created_to)
+  AND (:id_from IS NULL OR instance_id >= :id_from)
+  AND (:id_to IS NULL OR instance_id < :id_to)
+  AND (:name IS NULL OR name = :name)
+ORDER BY created_at, instance_id
+LIMIT :limit;

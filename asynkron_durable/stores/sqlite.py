@@ -1,0 +1,451 @@
+"""The SQLite state store: one database file shared by any number of runtimes and processes.
+
+Every write is a `BEGIN IMMEDIATE` transaction, so writers queue on SQLite's file lock instead of
+failing half-way; leases and the version compare-and-swap make claims and commits safe between
+processes. The schema lives in `sql/sqlite_schema.sql` and every statement in
+`sql/sqlite_queries.sql`. Driver errors never leave: `driver_errors` turns them into `StoreError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager, suppress
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from asynkron_durable.errors import InstanceAlreadyExists, StoreError
+from asynkron_durable.history import (
+    HistoryEvent,
+    InstanceRecord,
+    event_to_json,
+)
+from asynkron_durable.stores._paging import PageKey, decode_token, encode_token
+from asynkron_durable.stores._sqlite_codec import (
+    QUERIES,
+    SCHEMA,
+    decode_event,
+    driver_errors,
+    epoch,
+    filter_params,
+    json_list,
+    message_params,
+    record_from_row,
+    record_params,
+)
+from asynkron_durable.stores.base import (
+    ActivityResult,
+    ActivityTask,
+    ActivityWorkItem,
+    EpisodeCommit,
+    InboxMessage,
+    InstanceFilter,
+    InstancePage,
+    LeaseRenewal,
+    Message,
+    NewInstance,
+    OrchestrationWorkItem,
+)
+
+SCHEMA_VERSION = 1
+"""The schema version this code reads and writes; `open()` refuses files with a newer one."""
+
+_log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def _transaction(conn: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error or cancellation.
+
+    BEGIN sits inside the try: a task cancelled while BEGIN is queued on aiosqlite's thread must
+    still queue the ROLLBACK behind it, or the connection stays inside a transaction.
+    """
+    try:
+        await conn.execute("BEGIN IMMEDIATE")
+        yield conn
+        await conn.execute("COMMIT")
+    except BaseException:
+        with suppress(sqlite3.Error):
+            await conn.rollback()
+        raise
+
+
+async def _execute(conn: aiosqlite.Connection, query: str, params: Mapping[str, Any]) -> int:
+    async with conn.execute(QUERIES[query], params) as cursor:
+        return cursor.rowcount
+
+
+async def _execute_many(conn: aiosqlite.Connection, query: str, params: Sequence[Mapping[str, Any]]) -> int:
+    if not params:
+        return 0
+    async with conn.executemany(QUERIES[query], params) as cursor:
+        return cursor.rowcount
+
+
+async def _fetch(conn: aiosqlite.Connection, query: str, params: Mapping[str, Any]) -> list[sqlite3.Row]:
+    return list(await conn.execute_fetchall(QUERIES[query], params))
+
+
+async def _get_record(conn: aiosqlite.Connection, instance_id: str) -> InstanceRecord | None:
+    rows = await _fetch(conn, "select_instance", {"instance_id": instance_id})
+    return record_from_row(rows[0]) if rows else None
+
+
+async def _delete_instances(conn: aiosqlite.Connection, instance_ids: Sequence[str]) -> int:
+    ids = {"ids": json_list(instance_ids)}
+    for query in ("delete_histories", "delete_inboxes", "delete_instance_activities"):
+        await _execute(conn, query, ids)
+    return await _execute(conn, "delete_instances", ids)
+
+
+async def _insert_messages(conn: aiosqlite.Connection, messages: Sequence[Message]) -> int:
+    return await _execute_many(conn, "insert_message", [message_params(m) for m in messages])
+
+
+async def _put_instance(conn: aiosqlite.Connection, new: NewInstance, old: InstanceRecord | None) -> None:
+    """Insert `new`, replacing `old`. The version keeps growing across replacements so a stale
+    commit for the old instance can never match the new one."""
+    record = new.record
+    version = record.version
+    if old is not None:
+        await _delete_instances(conn, [record.instance_id])
+        version = max(version, old.version + 1)
+    await _execute(conn, "insert_instance", record_params(record, version))
+    start = Message(record.instance_id, new.start_event, execution_id=record.execution_id)
+    await _insert_messages(conn, [start])
+
+
+async def _create_in_commit(conn: aiosqlite.Connection, new: NewInstance) -> int:
+    old = await _get_record(conn, new.record.instance_id)
+    if old is not None and not old.runtime_status.is_terminal:
+        conflict = [] if new.conflict_message is None else [new.conflict_message]
+        return await _insert_messages(conn, conflict)
+    await _put_instance(conn, new, old)
+    return 1
+
+
+async def _apply_commit(conn: aiosqlite.Connection, owner: str, commit: EpisodeCommit) -> int:
+    """Apply one commit; -1 when its CAS failed (nothing written), else how much it enqueued."""
+    instance_id = commit.record.instance_id
+    cas = record_params(commit.record, commit.expected_version + 1)
+    cas.update(expected_version=commit.expected_version, owner=owner)
+    if await _execute(conn, "commit_instance", cas) == 0:
+        return -1
+    if commit.reset_history:
+        await _execute(conn, "delete_histories", {"ids": json_list([instance_id])})
+        first_seq = 0
+    else:
+        rows = await _fetch(conn, "next_history_seq", {"instance_id": instance_id})
+        first_seq = rows[0]["seq"]
+    history = [
+        {"instance_id": instance_id, "seq": first_seq + n, "event": event_to_json(event)}
+        for n, event in enumerate(commit.new_history)
+    ]
+    await _execute_many(conn, "insert_history", history)
+    acks = [{"instance_id": instance_id, "message_id": m} for m in commit.acknowledged_message_ids]
+    await _execute_many(conn, "ack_message", acks)
+    enqueued = 0
+    for new in commit.new_instances:
+        enqueued += await _create_in_commit(conn, new)
+    enqueued += await _insert_messages(conn, commit.messages)
+    activities = [
+        {
+            "instance_id": task.instance_id,
+            "execution_id": task.execution_id,
+            "task_id": task.task_id,
+            "name": task.name,
+            "input": task.input,
+        }
+        for task in commit.activities
+    ]
+    return enqueued + await _execute_many(conn, "insert_activity", activities)
+
+
+def _probe(path: Path) -> None:
+    sqlite3.connect(path).close()
+
+
+class SqliteStateStore:
+    """A `StateStore` on one SQLite file (WAL mode), safe to share between processes."""
+
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 5000) -> None:
+        self._path = Path(path)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._conn: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._callbacks: list[Callable[[], None]] = []
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
+
+    async def open(self) -> None:
+        """Connect, switch to WAL and create the schema if the file has none. Idempotent."""
+        async with self._lock:
+            if self._conn is not None:
+                return
+            with driver_errors(self._path):
+                # Fail here, not in aiosqlite.connect: when that fails it leaves its worker thread
+                # reporting to the event loop after we return (omnilib/aiosqlite#241).
+                await asyncio.to_thread(_probe, self._path)
+                conn = await aiosqlite.connect(self._path, isolation_level=None)
+                try:
+                    conn.row_factory = sqlite3.Row
+                    await conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+                    await conn.execute("PRAGMA journal_mode = WAL")
+                    await conn.execute("PRAGMA synchronous = NORMAL")
+                    await self._ensure_schema(conn)
+                except BaseException:
+                    await conn.close()
+                    raise
+            self._conn = conn
+
+    async def _ensure_schema(self, conn: aiosqlite.Connection) -> None:
+        async with _transaction(conn):
+            version: int | None = None
+            if await _fetch(conn, "has_schema_version_table", {}):
+                version = (await _fetch(conn, "get_schema_version", {}))[0]["version"]
+            if version is not None and version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"SQLite store {str(self._path)!r} has schema version {version}, but this "
+                    f"version of asynkron-durable only knows up to {SCHEMA_VERSION}: upgrade it"
+                )
+            if version is None:
+                for statement in SCHEMA:
+                    await conn.execute(statement)
+
+    async def close(self) -> None:
+        """Close the connection. Idempotent."""
+        async with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                with driver_errors(self._path):
+                    await conn.close()
+
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after every transaction of this store object that enqueued work."""
+        self._callbacks.append(callback)
+
+    def _notify(self) -> None:
+        for callback in list(self._callbacks):
+            try:
+                callback()
+            except Exception:
+                _log.exception("store subscriber %r failed", callback)
+
+    def _connection(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise StoreError(f"SQLite store {str(self._path)!r} is not open: call open() first")
+        return self._conn
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            with driver_errors(self._path):
+                yield self._connection()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            with driver_errors(self._path):
+                async with _transaction(self._connection()) as conn:
+                    yield conn
+
+    async def create_instance(self, new: NewInstance, *, replace: bool) -> None:
+        """Create (or replace) an instance and enqueue its start message."""
+        async with self._write() as conn:
+            old = await _get_record(conn, new.record.instance_id)
+            if old is not None and not replace and not old.runtime_status.is_terminal:
+                raise InstanceAlreadyExists(old.instance_id, old.runtime_status.value)
+            await _put_instance(conn, new, old)
+        self._notify()
+
+    async def send_messages(self, messages: Sequence[Message]) -> None:
+        """Enqueue messages; those for unknown instances are dropped by the insert itself."""
+        if not messages:
+            return
+        async with self._write() as conn:
+            enqueued = await _insert_messages(conn, messages)
+        if enqueued:
+            self._notify()
+
+    async def claim_orchestrations(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[OrchestrationWorkItem]:
+        """Lease instances with visible messages, oldest message first."""
+        if limit <= 0:
+            return []
+        at = epoch(now)
+        async with self._write() as conn:
+            rows = await _fetch(conn, "claim_candidates", {"now": at, "limit": limit})
+            order = [row["instance_id"] for row in rows]
+            if not order:
+                return []
+            ids = json_list(order)
+            lease = {"owner": owner, "lease_until": epoch(lease_until), "ids": ids}
+            await _execute(conn, "lease_instances", lease)
+            records = {
+                row["instance_id"]: record_from_row(row)
+                for row in await _fetch(conn, "select_instances", {"ids": ids})
+            }
+            inbox: dict[str, list[InboxMessage]] = {instance_id: [] for instance_id in order}
+            for row in await _fetch(conn, "select_visible_messages", {"ids": ids, "now": at}):
+                where = f"inbox message {row['message_id']}"
+                event = decode_event(row["event"], row["instance_id"], where)
+                inbox[row["instance_id"]].append(InboxMessage(row["message_id"], event, row["execution_id"]))
+        return [OrchestrationWorkItem(records[i], inbox[i]) for i in order]
+
+    async def load_histories(self, instance_ids: Sequence[str]) -> dict[str, list[HistoryEvent]]:
+        """Each instance's current history, in order; raises `StoreError` on a corrupt row."""
+        histories: dict[str, list[HistoryEvent]] = {i: [] for i in instance_ids}
+        if not histories:
+            return histories
+        async with self._read() as conn:
+            rows = await _fetch(conn, "select_histories", {"ids": json_list(histories)})
+        for row in rows:
+            where = f"history row seq={row['seq']}"
+            histories[row["instance_id"]].append(decode_event(row["event"], row["instance_id"], where))
+        return histories
+
+    async def commit_episodes(self, owner: str, now: datetime, commits: Sequence[EpisodeCommit]) -> set[str]:
+        """Apply all commits in one transaction; each is checked (version + lease) on its own."""
+        if not commits:
+            return set()
+        rejected: set[str] = set()
+        enqueued = 0
+        async with self._write() as conn:
+            for commit in commits:
+                outcome = await _apply_commit(conn, owner, commit)
+                if outcome < 0:
+                    rejected.add(commit.record.instance_id)
+                else:
+                    enqueued += outcome
+        if enqueued:
+            self._notify()
+        return rejected
+
+    async def claim_activities(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[ActivityWorkItem]:
+        """Lease the oldest unleased (or expired) activities."""
+        if limit <= 0:
+            return []
+        params = {"owner": owner, "now": epoch(now), "lease_until": epoch(lease_until)}
+        async with self._write() as conn:
+            rows = await _fetch(conn, "claim_activities", {**params, "limit": limit})
+        rows.sort(key=lambda row: int(row["activity_id"]))
+        return [
+            ActivityWorkItem(
+                activity_id=row["activity_id"],
+                task=ActivityTask(
+                    instance_id=row["instance_id"],
+                    execution_id=row["execution_id"],
+                    task_id=row["task_id"],
+                    name=row["name"],
+                    input=row["input"],
+                ),
+                attempt=row["attempt"],
+            )
+            for row in rows
+        ]
+
+    async def complete_activities(self, owner: str, results: Sequence[ActivityResult]) -> set[int]:
+        """Delete each still-leased activity and enqueue its result message, atomically."""
+        if not results:
+            return set()
+        rejected: set[int] = set()
+        enqueued = 0
+        async with self._write() as conn:
+            for result in results:
+                key = {"activity_id": result.activity_id, "owner": owner}
+                if await _execute(conn, "complete_activity", key) == 0:
+                    rejected.add(result.activity_id)
+                else:
+                    enqueued += await _insert_messages(conn, [result.message])
+        if enqueued:
+            self._notify()
+        return rejected
+
+    async def renew_leases(
+        self,
+        owner: str,
+        lease_until: datetime,
+        instance_ids: Sequence[str],
+        activity_ids: Sequence[int],
+    ) -> LeaseRenewal:
+        """Extend the leases `owner` still holds; report the rest as lost."""
+        kept_instances: set[str] = set()
+        kept_activities: set[int] = set()
+        until = epoch(lease_until)
+        if instance_ids or activity_ids:
+            async with self._write() as conn:
+                if instance_ids:
+                    params = {"owner": owner, "lease_until": until, "ids": json_list(instance_ids)}
+                    rows = await _fetch(conn, "renew_instance_leases", params)
+                    kept_instances = {row["instance_id"] for row in rows}
+                if activity_ids:
+                    params = {"owner": owner, "lease_until": until, "ids": json_list(activity_ids)}
+                    rows = await _fetch(conn, "renew_activity_leases", params)
+                    kept_activities = {row["activity_id"] for row in rows}
+        return LeaseRenewal(
+            lost_instance_ids=set(instance_ids) - kept_instances,
+            lost_activity_ids=set(activity_ids) - kept_activities,
+        )
+
+    async def release_leases(
+        self, owner: str, instance_ids: Sequence[str], activity_ids: Sequence[int]
+    ) -> None:
+        """Drop `owner`'s leases so the work can be claimed again at once."""
+        if not instance_ids and not activity_ids:
+            return
+        async with self._write() as conn:
+            if instance_ids:
+                params = {"owner": owner, "ids": json_list(instance_ids)}
+                await _execute(conn, "release_instance_leases", params)
+            if activity_ids:
+                params = {"owner": owner, "ids": json_list(activity_ids)}
+                await _execute(conn, "release_activity_leases", params)
+
+    async def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        """The instance's record, or None."""
+        async with self._read() as conn:
+            return await _get_record(conn, instance_id)
+
+    async def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        """The current execution's history; raises `StoreError` on a corrupt row."""
+        async with self._read() as conn:
+            rows = await _fetch(conn, "select_history", {"instance_id": instance_id})
+        return [decode_event(row["event"], instance_id, f"history row seq={row['seq']}") for row in rows]
+
+    async def query_instances(
+        self, filter: InstanceFilter, page_size: int, continuation_token: str | None
+    ) -> InstancePage:
+        """One page of matching instances by (created_at, instance_id), keyset-paged."""
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, got {page_size}")
+        after = None if continuation_token is None else decode_token(continuation_token)
+        async with self._read() as conn:
+            rows = await _fetch(conn, "filter_instances", filter_params(filter, after, page_size + 1))
+        records = [record_from_row(row) for row in rows[:page_size]]
+        token = None
+        if len(rows) > page_size:
+            token = encode_token(PageKey(records[-1].created_at, records[-1].instance_id))
+        return InstancePage(records, token)
+
+    async def purge_instance(self, instance_id: str) -> bool:
+        """Delete one instance and everything it owns."""
+        async with self._write() as conn:
+            return await _delete_instances(conn, [instance_id]) > 0
+
+    async def purge_instances(self, filter: InstanceFilter) -> int:
+        """Delete every matching instance in one transaction."""
+        async with self._write() as conn:
+            rows = await _fetch(conn, "filter_instances", filter_params(filter, None, -1))
+            ids = [row["instance_id"] for row in rows]
+            return await _delete_instances(conn, ids) if ids else 0

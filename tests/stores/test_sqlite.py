@@ -1,0 +1,224 @@
+"""SQLite-only behaviour: durability, schema handling, corrupt rows, cross-process claims, URLs."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from asynkron_durable.errors import StoreError
+from asynkron_durable.history import (
+    EventRaised,
+    ExecutionStarted,
+    InstanceRecord,
+    OrchestratorStarted,
+    RuntimeStatus,
+)
+from asynkron_durable.stores import (
+    EpisodeCommit,
+    InMemoryStateStore,
+    Message,
+    NewInstance,
+    SqliteStateStore,
+    store_from_url,
+)
+from asynkron_durable.stores._sqlite_codec import QUERIES
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+LATER = T0 + timedelta(seconds=30)
+
+
+def new_instance(instance_id: str) -> NewInstance:
+    record = InstanceRecord(
+        instance_id=instance_id,
+        name="orch",
+        execution_id=f"{instance_id}:1",
+        runtime_status=RuntimeStatus.PENDING,
+        created_at=T0,
+        last_updated_at=T0,
+    )
+    return NewInstance(record, ExecutionStarted(name="orch", execution_id=f"{instance_id}:1"))
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "durable.db"
+
+
+@pytest.fixture
+async def sqlite_store(db: Path) -> AsyncIterator[SqliteStateStore]:
+    store = SqliteStateStore(db)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def _run_one_episode(store: SqliteStateStore, instance_id: str) -> list[OrchestratorStarted]:
+    await store.create_instance(new_instance(instance_id), replace=False)
+    [item] = await store.claim_orchestrations("w1", T0, LATER, 1)
+    history = [OrchestratorStarted(timestamp=T0)]
+    commit = EpisodeCommit(
+        record=item.record.model_copy(update={"runtime_status": RuntimeStatus.RUNNING}),
+        expected_version=item.record.version,
+        new_history=list(history),
+        acknowledged_message_ids=[m.message_id for m in item.messages],
+    )
+    assert await store.commit_episodes("w1", T0, [commit]) == set()
+    return history
+
+
+def _sql(db: Path, statement: str, params: dict[str, object] | None = None) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(statement, params or {}).fetchall()
+    conn.close()
+    return rows
+
+
+async def test_data_survives_reopening_the_file(db: Path) -> None:
+    first = SqliteStateStore(db)
+    await first.open()
+    history = await _run_one_episode(first, "a")
+    await first.send_messages([Message("a", EventRaised(name="later"), visible_at=LATER)])
+    await first.close()
+
+    second = SqliteStateStore(str(db))
+    await second.open()
+    try:
+        record = await second.get_instance("a")
+        assert record is not None
+        assert (record.runtime_status, record.version) == (RuntimeStatus.RUNNING, 1)
+        assert await second.get_history("a") == history
+        [item] = await second.claim_orchestrations("w2", LATER, LATER, 1)
+        assert [m.event.kind for m in item.messages] == ["EventRaised"]
+    finally:
+        await second.close()
+
+
+async def test_open_is_idempotent_and_uses_wal(sqlite_store: SqliteStateStore, db: Path) -> None:
+    await sqlite_store.open()
+    await sqlite_store.create_instance(new_instance("a"), replace=False)
+    other = SqliteStateStore(db)
+    await other.open()
+    await other.close()
+
+    assert _sql(db, "SELECT version FROM schema_version") == [(1,)]
+    assert _sql(db, "PRAGMA journal_mode") == [("wal",)]
+    assert await sqlite_store.get_instance("a") is not None
+
+
+async def test_refuses_a_newer_schema(db: Path) -> None:
+    store = SqliteStateStore(db)
+    await store.open()
+    await store.close()
+    _sql(db, "UPDATE schema_version SET version = 2")
+
+    with pytest.raises(StoreError, match="schema version 2"):
+        await SqliteStateStore(db).open()
+
+
+async def test_driver_errors_become_store_errors(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match=r"garbage\.db") as caught:
+        await SqliteStateStore(garbage).open()
+    assert isinstance(caught.value.__cause__, sqlite3.Error)
+
+    with pytest.raises(StoreError, match="unable to open"):
+        await SqliteStateStore(tmp_path / "missing-dir" / "x.db").open()
+
+
+async def test_corrupt_history_row_names_the_instance(sqlite_store: SqliteStateStore, db: Path) -> None:
+    await _run_one_episode(sqlite_store, "broken")
+    await _run_one_episode(sqlite_store, "fine")
+    _sql(db, "UPDATE history SET event = '{\"kind\": \"Nope\"}' WHERE instance_id = 'broken'")
+
+    with pytest.raises(StoreError, match=r"'broken'.*seq=0"):
+        await sqlite_store.load_histories(["fine", "broken"])
+    with pytest.raises(StoreError, match="'broken'"):
+        await sqlite_store.get_history("broken")
+    assert len(await sqlite_store.get_history("fine")) == 1
+
+
+async def test_corrupt_inbox_row_names_the_instance(sqlite_store: SqliteStateStore, db: Path) -> None:
+    await sqlite_store.create_instance(new_instance("broken"), replace=False)
+    _sql(db, "UPDATE inbox SET event = 'not json'")
+
+    with pytest.raises(StoreError, match=r"'broken'.*inbox message"):
+        await sqlite_store.claim_orchestrations("w1", T0, LATER, 10)
+    _sql(db, "UPDATE instances SET runtime_status = 'Bogus'")
+    with pytest.raises(StoreError, match="'broken'"):
+        await sqlite_store.get_instance("broken")
+
+
+async def test_two_store_objects_never_claim_the_same_instance(db: Path) -> None:
+    first, second = SqliteStateStore(db), SqliteStateStore(db)
+    await first.open()
+    await second.open()
+    try:
+        for n in range(20):
+            await first.create_instance(new_instance(f"i{n}"), replace=False)
+
+        claims = await asyncio.gather(
+            *(
+                store.claim_orchestrations(owner, T0, LATER, 3)
+                for _ in range(5)
+                for owner, store in (("p1", first), ("p2", second))
+            )
+        )
+
+        claimed = [item.record.instance_id for batch in claims for item in batch]
+        assert sorted(claimed) == sorted(f"i{n}" for n in range(20))
+        assert await second.claim_orchestrations("p2", T0, LATER, 10) == []
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_claim_query_uses_the_visibility_index(db: Path) -> None:
+    store = SqliteStateStore(db)
+    await store.open()
+    await store.close()
+    plan = _sql(db, "EXPLAIN QUERY PLAN " + QUERIES["claim_candidates"], {"now": 0.0, "limit": 10})
+    details = " ".join(str(row[-1]) for row in plan)
+    assert "inbox_by_visible_at" in details
+    assert "SCAN inbox" not in details
+
+
+async def test_sql_files_ship_in_the_package() -> None:
+    assert {"claim_candidates", "commit_instance", "filter_instances"} <= set(QUERIES)
+    assert all(sql.strip() for sql in QUERIES.values())
+
+
+def test_store_from_url(tmp_path: Path) -> None:
+    assert isinstance(store_from_url("memory://"), InMemoryStateStore)
+    relative = store_from_url("sqlite:///./durable.db")
+    assert isinstance(relative, SqliteStateStore)
+    assert relative.path == Path("durable.db")
+    absolute = store_from_url(f"sqlite:///{tmp_path}/abs.db")
+    assert isinstance(absolute, SqliteStateStore)
+    assert absolute.path == tmp_path / "abs.db"
+    assert absolute.path.is_absolute()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite:///:memory:", "memory://"),
+        ("sqlite://", "no file path"),
+        ("sqlite:///", "no file path"),
+        ("sqlite://host/x.db", "no file path"),
+        ("memory://extra", "takes no path"),
+        ("durable.db", "no scheme"),
+        ("postgresql://localhost/db", r"'postgresql'.*memory://.*sqlite:///"),
+        ("redis://x", "'redis'"),
+    ],
+)
+def test_store_from_url_rejects(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        store_from_url(url)
