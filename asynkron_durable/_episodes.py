@@ -1,0 +1,250 @@
+"""Turn one claimed instance into one store commit: run the engine, map its actions to an outbox.
+
+No I/O here: the runtime loads history and commits; this module decides what the commit holds.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from asynkron_durable.engine import (
+    CreateTimer,
+    EpisodeResult,
+    OrchestrationExecutor,
+    Orchestrator,
+    ScheduleActivity,
+    ScheduleSubOrchestration,
+    SendEvent,
+    plan_rewind,
+)
+from asynkron_durable.errors import InstanceAlreadyExists
+from asynkron_durable.history import (
+    EventRaised,
+    ExecutionRewound,
+    ExecutionStarted,
+    FailureDetails,
+    HistoryEvent,
+    InstanceRecord,
+    OrchestratorStarted,
+    RuntimeStatus,
+    SubOrchestrationCompleted,
+    SubOrchestrationFailed,
+    TimerFired,
+)
+from asynkron_durable.stores.base import (
+    ActivityTask,
+    EpisodeCommit,
+    Message,
+    NewInstance,
+    OrchestrationWorkItem,
+)
+
+
+def new_execution_id() -> str:
+    """A fresh execution id (each start, restart and continue-as-new gets one)."""
+    return uuid.uuid4().hex
+
+
+def build_commit(
+    item: OrchestrationWorkItem,
+    history: Sequence[HistoryEvent],
+    orchestrator: Orchestrator,
+    now: datetime,
+) -> EpisodeCommit:
+    """Run one episode for a claimed instance and describe everything it changes."""
+    record = item.record
+    ack = [m.message_id for m in item.messages]
+    events = [
+        m.event for m in item.messages if m.execution_id in (None, record.execution_id)
+    ]
+    if record.runtime_status.is_terminal:
+        rewinding = record.runtime_status is RuntimeStatus.FAILED and any(
+            isinstance(e, ExecutionRewound) for e in events
+        )
+        if not rewinding:
+            return EpisodeCommit(record, record.version, [], ack)
+        return _rewind(record, history, orchestrator, now, ack)
+
+    executor = OrchestrationExecutor(orchestrator, record.instance_id)
+    executor.replay(history)
+    result = executor.run_episode([OrchestratorStarted(timestamp=now), *events])
+    started = _execution_started([*history, *events])
+    return _commit_from_result(record, result, started, now, ack, list(result.new_history))
+
+
+def _rewind(
+    record: InstanceRecord,
+    history: Sequence[HistoryEvent],
+    orchestrator: Orchestrator,
+    now: datetime,
+    ack: list[int],
+) -> EpisodeCommit:
+    plan = plan_rewind(history)
+    executor = OrchestrationExecutor(orchestrator, record.instance_id)
+    executor.replay(plan.history)
+    result = executor.run_episode(
+        [OrchestratorStarted(timestamp=now), ExecutionRewound(timestamp=now)]
+    )
+    commit = _commit_from_result(
+        record.model_copy(update={"failure": None, "output": None}),
+        result,
+        _execution_started(plan.history),
+        now,
+        ack,
+        [*plan.history, *result.new_history],
+        reset_history=True,
+    )
+    commit.activities.extend(
+        ActivityTask(record.instance_id, record.execution_id, e.event_id, e.name, e.input)
+        for e in plan.activities
+    )
+    commit.messages.extend(
+        Message(
+            record.instance_id,
+            TimerFired(timer_id=e.event_id, fire_at=e.fire_at),
+            visible_at=e.fire_at,
+            execution_id=record.execution_id,
+        )
+        for e in plan.timers
+    )
+    commit.messages.extend(
+        Message(child.instance_id, ExecutionRewound(timestamp=now, reason="parent rewound"))
+        for child in plan.children
+    )
+    return commit
+
+
+def _commit_from_result(
+    record: InstanceRecord,
+    result: EpisodeResult,
+    started: ExecutionStarted | None,
+    now: datetime,
+    ack: list[int],
+    new_history: list[HistoryEvent],
+    *,
+    reset_history: bool = False,
+) -> EpisodeCommit:
+    instance_id, execution_id = record.instance_id, record.execution_id
+    activities: list[ActivityTask] = []
+    messages: list[Message] = []
+    children: list[NewInstance] = []
+    for action in result.actions:
+        match action:
+            case ScheduleActivity(sequence=seq, name=name, input=payload):
+                activities.append(ActivityTask(instance_id, execution_id, seq, name, payload))
+            case CreateTimer(sequence=seq, fire_at=fire_at, cancelled=False):
+                messages.append(
+                    Message(
+                        instance_id,
+                        TimerFired(timer_id=seq, fire_at=fire_at),
+                        visible_at=fire_at,
+                        execution_id=execution_id,
+                    )
+                )
+            case ScheduleSubOrchestration():
+                children.append(_child(record, action, now))
+            case SendEvent(instance_id=target, name=name, input=payload):
+                messages.append(Message(target, EventRaised(timestamp=now, name=name, input=payload)))
+
+    update: dict[str, object] = {
+        "runtime_status": result.status,
+        "custom_status": result.custom_status,
+        "output": result.output,
+        "failure": result.failure,
+        "last_updated_at": now,
+        "version": record.version + 1,
+    }
+    if result.continue_as_new is not None:
+        again = result.continue_as_new
+        reset_history = True
+        new_history = [new_history[-1]]  # the ContinuedAsNew marker opens the next execution
+        update |= {"execution_id": again.execution_id, "input": again.input, "output": None}
+        messages = [m for m in messages if not isinstance(m.event, TimerFired)]
+        messages.insert(0, _restart_message(instance_id, started, again.input, again.execution_id, now))
+        messages.extend(Message(instance_id, e) for e in again.carried_events)
+    elif result.status.is_terminal and started is not None and started.parent_instance_id:
+        messages.append(_notify_parent(started, result, now))
+
+    return EpisodeCommit(
+        record=record.model_copy(update=update),
+        expected_version=record.version,
+        new_history=new_history,
+        acknowledged_message_ids=ack,
+        reset_history=reset_history,
+        messages=messages,
+        activities=activities,
+        new_instances=children,
+    )
+
+
+def _child(parent: InstanceRecord, action: ScheduleSubOrchestration, now: datetime) -> NewInstance:
+    execution_id = new_execution_id()
+    record = InstanceRecord(
+        instance_id=action.instance_id,
+        name=action.name,
+        execution_id=execution_id,
+        runtime_status=RuntimeStatus.PENDING,
+        input=action.input,
+        created_at=now,
+        last_updated_at=now,
+        parent_instance_id=parent.instance_id,
+    )
+    start = ExecutionStarted(
+        timestamp=now,
+        name=action.name,
+        input=action.input,
+        execution_id=execution_id,
+        parent_instance_id=parent.instance_id,
+        parent_execution_id=parent.execution_id,
+        parent_task_id=action.sequence,
+    )
+    taken = InstanceAlreadyExists(action.instance_id, "running")
+    conflict = Message(
+        parent.instance_id,
+        SubOrchestrationFailed(
+            timestamp=now,
+            task_scheduled_id=action.sequence,
+            failure=FailureDetails(error_type=type(taken).__name__, message=str(taken)),
+        ),
+        execution_id=parent.execution_id,
+    )
+    return NewInstance(record, start, conflict)
+
+
+def _restart_message(
+    instance_id: str,
+    started: ExecutionStarted | None,
+    payload: str | None,
+    execution_id: str,
+    now: datetime,
+) -> Message:
+    event = ExecutionStarted(
+        timestamp=now,
+        name=started.name if started else "",
+        input=payload,
+        execution_id=execution_id,
+        parent_instance_id=started.parent_instance_id if started else None,
+        parent_execution_id=started.parent_execution_id if started else None,
+        parent_task_id=started.parent_task_id if started else None,
+    )
+    return Message(instance_id, event, execution_id=execution_id)
+
+
+def _notify_parent(started: ExecutionStarted, result: EpisodeResult, now: datetime) -> Message:
+    assert started.parent_instance_id is not None and started.parent_task_id is not None
+    task_id = started.parent_task_id
+    event: HistoryEvent
+    if result.status is RuntimeStatus.COMPLETED:
+        event = SubOrchestrationCompleted(timestamp=now, task_scheduled_id=task_id, result=result.output)
+    else:
+        failure = result.failure or FailureDetails(
+            error_type="Terminated", message=f"sub-orchestration terminated: {result.output}"
+        )
+        event = SubOrchestrationFailed(timestamp=now, task_scheduled_id=task_id, failure=failure)
+    return Message(started.parent_instance_id, event, execution_id=started.parent_execution_id)
+
+
+def _execution_started(events: Sequence[HistoryEvent]) -> ExecutionStarted | None:
+    return next((e for e in events if isinstance(e, ExecutionStarted)), None)

@@ -1,0 +1,228 @@
+"""`OrchestrationClient`: start, query and steer instances. It only writes to the store; runtimes act."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from asynkron_durable.errors import (
+    InstanceNotFound,
+    InvalidOperation,
+    OrchestrationTimeout,
+    UnknownFunction,
+)
+from asynkron_durable.history import (
+    EventRaised,
+    ExecutionResumed,
+    ExecutionRewound,
+    ExecutionStarted,
+    ExecutionSuspended,
+    ExecutionTerminated,
+    FailureDetails,
+    HistoryEvent,
+    InstanceRecord,
+    RuntimeStatus,
+    utc_now,
+)
+from asynkron_durable.registry import Registry
+from asynkron_durable.serialization import from_json, to_json
+from asynkron_durable.stores.base import InstanceFilter, Message, NewInstance, StateStore
+
+
+class OrchestrationStatus(BaseModel):
+    """An instance as a client sees it: payloads decoded from JSON."""
+
+    model_config = ConfigDict(frozen=True)
+
+    instance_id: str
+    name: str
+    runtime_status: RuntimeStatus
+    input: Any = None
+    output: Any = None
+    custom_status: Any = None
+    created_at: datetime
+    last_updated_at: datetime
+    failure: FailureDetails | None = None
+    history: list[HistoryEvent] | None = None
+
+    @classmethod
+    def from_record(
+        cls,
+        record: InstanceRecord,
+        show_input: bool = True,
+        history: list[HistoryEvent] | None = None,
+    ) -> OrchestrationStatus:
+        """Decode a stored record."""
+        return cls(
+            instance_id=record.instance_id,
+            name=record.name,
+            runtime_status=record.runtime_status,
+            input=from_json(record.input) if show_input else None,
+            output=from_json(record.output),
+            custom_status=from_json(record.custom_status),
+            created_at=record.created_at,
+            last_updated_at=record.last_updated_at,
+            failure=record.failure,
+            history=history,
+        )
+
+
+class StatusPage(BaseModel):
+    """One page of `list_instances`; pass `continuation_token` back for the next."""
+
+    instances: list[OrchestrationStatus]
+    continuation_token: str | None
+
+
+class OrchestrationClient:
+    """Client for one store. With a `registry`, unknown orchestrator names fail at `start_new`."""
+
+    def __init__(self, store: StateStore, registry: Registry | None = None) -> None:
+        self.store = store
+        self._registry = registry
+
+    async def start_new(
+        self,
+        name: str,
+        input: Any = None,
+        instance_id: str | None = None,
+        *,
+        replace: bool = False,
+    ) -> str:
+        """Start orchestrator `name`; returns the instance id. An id that is still running raises
+        `InstanceAlreadyExists` unless `replace` is set; a finished one is reused."""
+        if self._registry is not None and name not in self._registry.orchestrators:
+            raise UnknownFunction("orchestrator", name, list(self._registry.orchestrators))
+        if instance_id is not None and not instance_id.strip():
+            raise ValueError("instance_id must not be empty")
+        payload = to_json(input, f"input of orchestrator {name!r}")
+        instance_id = instance_id or uuid.uuid4().hex
+        await self._create(name, payload, instance_id, replace)
+        return instance_id
+
+    async def _create(self, name: str, payload: str | None, instance_id: str, replace: bool) -> None:
+        now = utc_now()
+        execution_id = uuid.uuid4().hex
+        record = InstanceRecord(
+            instance_id=instance_id,
+            name=name,
+            execution_id=execution_id,
+            runtime_status=RuntimeStatus.PENDING,
+            input=payload,
+            created_at=now,
+            last_updated_at=now,
+        )
+        start = ExecutionStarted(
+            timestamp=now, name=name, input=payload, execution_id=execution_id
+        )
+        await self.store.create_instance(NewInstance(record, start), replace=replace)
+
+    async def get_status(
+        self, instance_id: str, show_history: bool = False, show_input: bool = True
+    ) -> OrchestrationStatus | None:
+        """The instance's status, or None if there is no such instance."""
+        record = await self.store.get_instance(instance_id)
+        if record is None:
+            return None
+        history = await self.store.get_history(instance_id) if show_history else None
+        return OrchestrationStatus.from_record(record, show_input, history)
+
+    async def list_instances(
+        self,
+        filter: InstanceFilter | None = None,
+        page_size: int = 100,
+        continuation_token: str | None = None,
+    ) -> StatusPage:
+        """Instances matching `filter` (status, created range, id prefix), one page at a time."""
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        page = await self.store.query_instances(
+            filter or InstanceFilter(), page_size, continuation_token
+        )
+        return StatusPage(
+            instances=[OrchestrationStatus.from_record(r) for r in page.instances],
+            continuation_token=page.continuation_token,
+        )
+
+    async def raise_event(self, instance_id: str, event_name: str, data: Any = None) -> None:
+        """Deliver external event `event_name` to a running (or pending, or suspended) instance."""
+        payload = to_json(data, f"data of event {event_name!r}")
+        await self._require(instance_id, "raise an event on", terminal_ok=False)
+        await self._send(instance_id, EventRaised(name=event_name, input=payload))
+
+    async def terminate(self, instance_id: str, reason: str | None = None) -> None:
+        """Stop the instance; its status becomes Terminated with `reason` as output."""
+        await self._require(instance_id, "terminate", terminal_ok=False)
+        await self._send(instance_id, ExecutionTerminated(reason=reason))
+
+    async def suspend(self, instance_id: str, reason: str | None = None) -> None:
+        """Hold the instance: events and results queue up until `resume`."""
+        await self._require(instance_id, "suspend", terminal_ok=False)
+        await self._send(instance_id, ExecutionSuspended(reason=reason))
+
+    async def resume(self, instance_id: str, reason: str | None = None) -> None:
+        """Let a suspended instance go on with what queued up meanwhile."""
+        await self._require(instance_id, "resume", terminal_ok=False)
+        await self._send(instance_id, ExecutionResumed(reason=reason))
+
+    async def rewind(self, instance_id: str, reason: str | None = None) -> None:
+        """Retry a failed instance's failed work (activities, sub-orchestrations) from where it failed."""
+        record = await self._require(instance_id, "rewind", terminal_ok=True)
+        if record.runtime_status is not RuntimeStatus.FAILED:
+            raise InvalidOperation(
+                f"cannot rewind instance {instance_id!r}: it is {record.runtime_status}, not Failed"
+            )
+        await self._send(instance_id, ExecutionRewound(reason=reason))
+
+    async def restart(self, instance_id: str, restart_with_new_instance_id: bool = True) -> str:
+        """Start the same orchestrator again with the same input; returns the new instance's id."""
+        record = await self._require(instance_id, "restart", terminal_ok=True)
+        new_id = uuid.uuid4().hex if restart_with_new_instance_id else instance_id
+        await self._create(record.name, record.input, new_id, replace=not restart_with_new_instance_id)
+        return new_id
+
+    async def purge(self, target: str | InstanceFilter) -> int:
+        """Delete one instance (by id) or every instance matching a filter; returns how many."""
+        if isinstance(target, str):
+            return 1 if await self.store.purge_instance(target) else 0
+        return await self.store.purge_instances(target)
+
+    async def wait_for_completion(
+        self, instance_id: str, timeout: float = 60.0, poll_interval: float = 0.05
+    ) -> OrchestrationStatus:
+        """Poll until the instance is Completed, Failed or Terminated; `OrchestrationTimeout` after
+        `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        delay = min(0.005, poll_interval)
+        while True:
+            status = await self.get_status(instance_id)
+            if status is None:
+                raise InstanceNotFound(instance_id)
+            if status.runtime_status.is_terminal:
+                return status
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise OrchestrationTimeout(
+                    f"instance {instance_id!r} still {status.runtime_status} after {timeout:g}s"
+                )
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, poll_interval)
+
+    async def _require(self, instance_id: str, verb: str, *, terminal_ok: bool) -> InstanceRecord:
+        record = await self.store.get_instance(instance_id)
+        if record is None:
+            raise InstanceNotFound(instance_id)
+        if not terminal_ok and record.runtime_status.is_terminal:
+            raise InvalidOperation(
+                f"cannot {verb} instance {instance_id!r}: it already finished "
+                f"({record.runtime_status})"
+            )
+        return record
+
+    async def _send(self, instance_id: str, event: HistoryEvent) -> None:
+        await self.store.send_messages([Message(instance_id, event)])

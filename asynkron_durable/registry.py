@@ -1,0 +1,150 @@
+"""Function registration: orchestrators and activities by name, with the types their JSON maps to."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from asynkron_durable.engine import Orchestrator
+from asynkron_durable.errors import DurableError, UnknownFunction
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityContext:
+    """What an activity may know about the call it serves."""
+
+    instance_id: str
+    name: str
+    task_id: int
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityDefinition:
+    """A registered activity and how to call it.
+
+    `passes_context`: the function takes `(ActivityContext, input)` (the seed's JSON functions).
+    `takes_input`: False for a function of no arguments. `input_type` validates the decoded input.
+    """
+
+    name: str
+    fn: Callable[..., Any]
+    is_async: bool
+    passes_context: bool
+    takes_input: bool
+    input_type: Any
+
+
+def _activity_definition(name: str, fn: Callable[..., Any], passes_context: bool) -> ActivityDefinition:
+    params = list(inspect.signature(fn).parameters.values())
+    expected = 2 if passes_context else 1
+    if len(params) > expected:
+        raise DurableError(
+            f"activity {name!r} takes {len(params)} parameters; an activity takes one input "
+            f"(the seed's JSON functions take (context, input))"
+        )
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        hints = {}
+    input_param = params[expected - 1] if len(params) == expected else None
+    input_type = hints.get(input_param.name, Any) if input_param is not None else Any
+    return ActivityDefinition(
+        name=name,
+        fn=fn,
+        is_async=inspect.iscoroutinefunction(fn),
+        passes_context=passes_context,
+        takes_input=input_param is not None,
+        input_type=input_type,
+    )
+
+
+class Registry:
+    """Orchestrators and activities by name. Re-registering a name replaces the function."""
+
+    def __init__(self) -> None:
+        self.orchestrators: dict[str, Orchestrator] = {}
+        self.activities: dict[str, ActivityDefinition] = {}
+
+    def add_orchestrator(self, fn: Orchestrator, name: str | None = None) -> str:
+        """Register an orchestrator (generator function, `async def` or plain function)."""
+        key = name or fn.__name__
+        self.orchestrators[key] = fn
+        _tag(fn, key)
+        return key
+
+    def add_activity(
+        self, fn: Callable[..., Any], name: str | None = None, *, passes_context: bool = False
+    ) -> str:
+        """Register an activity (sync functions run in a thread pool, `async def` on the loop)."""
+        key = name or fn.__name__
+        self.activities[key] = _activity_definition(key, fn, passes_context)
+        _tag(fn, key)
+        return key
+
+    def merge(self, other: Registry) -> None:
+        """Add every registration of `other` (later ones win)."""
+        self.orchestrators.update(other.orchestrators)
+        self.activities.update(other.activities)
+
+    def orchestrator(self, name: str) -> Orchestrator:
+        """The orchestrator `name`, or `UnknownFunction` listing what is registered."""
+        try:
+            return self.orchestrators[name]
+        except KeyError:
+            raise UnknownFunction("orchestrator", name, list(self.orchestrators)) from None
+
+    def activity(self, name: str) -> ActivityDefinition:
+        """The activity `name`, or `UnknownFunction` listing what is registered."""
+        try:
+            return self.activities[name]
+        except KeyError:
+            raise UnknownFunction("activity", name, list(self.activities)) from None
+
+
+def _tag(fn: Callable[..., Any], name: str) -> None:
+    """Remember the registered name so `ctx.call_activity(fn)` works with the function itself."""
+    with contextlib.suppress(AttributeError, TypeError):
+        fn.__durable_name__ = name  # type: ignore[attr-defined]
+
+
+class Registrations:
+    """The decorators shared by `DurableApp` and `DurableFunctionRuntime`."""
+
+    registry: Registry
+
+    def orchestrator(self, name: str | None = None) -> Callable[[F], F]:
+        """Decorator: register an orchestrator, under `name` or the function's own name."""
+
+        def register(fn: F) -> F:
+            self.registry.add_orchestrator(fn, name)
+            return fn
+
+        return register
+
+    def activity(self, name: str | None = None) -> Callable[[F], F]:
+        """Decorator: register an activity, under `name` or the function's own name."""
+
+        def register(fn: F) -> F:
+            self.registry.add_activity(fn, name)
+            return fn
+
+        return register
+
+    def register_orchestrator(self, fn: Orchestrator, name: str | None = None) -> str:
+        """Register an orchestrator by call; returns its name."""
+        return self.registry.add_orchestrator(fn, name)
+
+    def register_function(self, name: str, fn: Callable[..., Any]) -> str:
+        """Register an activity under `name` by call."""
+        return self.registry.add_activity(fn, name)
+
+    def register_json_function(self, name: str, fn: Callable[[ActivityContext, Any], Any]) -> str:
+        """Register an activity taking `(context, input)`, input as decoded JSON (the seed's API)."""
+        return self.registry.add_activity(fn, name, passes_context=True)

@@ -1,0 +1,336 @@
+"""`DurableFunctionRuntime`: registration plus the workers that poll the store and run the work.
+
+Three loops run side by side: one claims instances in batches and runs their episodes, one claims
+activities and runs them concurrently (sync ones in a thread pool), one renews the leases of work
+in flight. A fourth drains finished activities to the store in batches. Idle loops back off to
+`max_poll_interval`, and wake at once when this process enqueues work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any
+
+from asynkron_durable._activities import run_activity
+from asynkron_durable._episodes import build_commit
+from asynkron_durable.app import DurableApp
+from asynkron_durable.client import OrchestrationClient
+from asynkron_durable.engine import OrchestrationContext, Orchestrator
+from asynkron_durable.errors import StoreError, UnknownFunction
+from asynkron_durable.history import FailureDetails, HistoryEvent, RuntimeStatus, utc_now
+from asynkron_durable.registry import Registrations, Registry
+from asynkron_durable.stores import StateStore, store_from_url
+from asynkron_durable.stores.base import (
+    ActivityResult,
+    ActivityWorkItem,
+    EpisodeCommit,
+    OrchestrationWorkItem,
+)
+
+log = logging.getLogger("asynkron_durable.runtime")
+
+
+class _Backoff:
+    """Idle waits that double from `low` up to `high`, reset as soon as work shows up."""
+
+    def __init__(self, low: float, high: float) -> None:
+        self._low, self._high = low, high
+        self._current = low
+
+    def reset(self) -> None:
+        self._current = self._low
+
+    def next(self) -> float:
+        delay = self._current
+        self._current = min(self._high, self._current * 2)
+        return delay
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)
+    event.clear()
+
+
+class DurableFunctionRuntime(Registrations):
+    """Runs orchestrations and activities from a store. Many runtimes may share one store.
+
+    `store` is a `StateStore` or a URL for `store_from_url` (`sqlite:///./durable.db`, `memory://`).
+    """
+
+    def __init__(
+        self,
+        store: StateStore | str = "sqlite:///./durable.db",
+        *,
+        worker_id: str | None = None,
+        max_concurrent_activities: int = 32,
+        max_concurrent_orchestrations: int = 64,
+        lease_duration: timedelta = timedelta(seconds=30),
+        max_poll_interval: float = 0.05,
+        shutdown_timeout: float = 30.0,
+    ) -> None:
+        if max_concurrent_activities < 1 or max_concurrent_orchestrations < 1:
+            raise ValueError("concurrency limits must be at least 1")
+        if lease_duration <= timedelta(0):
+            raise ValueError("lease_duration must be positive")
+        self.store = store_from_url(store) if isinstance(store, str) else store
+        self.registry = Registry()
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.max_concurrent_activities = max_concurrent_activities
+        self.max_concurrent_orchestrations = max_concurrent_orchestrations
+        self.lease_duration = lease_duration
+        self.max_poll_interval = max_poll_interval
+        self.shutdown_timeout = shutdown_timeout
+        self.client = OrchestrationClient(self.store, self.registry)
+        self._stopping = False
+        self._orchestration_wake = asyncio.Event()
+        self._activity_wake = asyncio.Event()
+        self._completions_ready = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._completions: list[ActivityResult] = []
+        self._running_activities: dict[int, asyncio.Task[None]] = {}
+        self._held_instances: set[str] = set()
+        self._threads: ThreadPoolExecutor | None = None
+        self._background: asyncio.Task[None] | None = None
+        self._stop_event: asyncio.Event | None = None
+
+    def register_app(self, app: DurableApp) -> None:
+        """Add every orchestrator and activity registered on `app`."""
+        self.registry.merge(app.registry)
+
+    # ----- lifecycle ----------------------------------------------------------------------------
+
+    async def run_and_poll(self, stop: asyncio.Event) -> None:
+        """Run workers until `stop` is set, then shut down gracefully: in-flight activities get
+        `shutdown_timeout` seconds to finish; leases of unfinished work are released."""
+        await self.store.open()
+        self.store.subscribe(self._wake)
+        self._stopping = False
+        self._threads = ThreadPoolExecutor(
+            self.max_concurrent_activities, thread_name_prefix="durable-activity"
+        )
+        loops = [
+            asyncio.create_task(self._orchestration_loop(), name="durable-orchestrations"),
+            asyncio.create_task(self._activity_loop(), name="durable-activities"),
+        ]
+        flusher = asyncio.create_task(self._completion_loop(), name="durable-completions")
+        renewer = asyncio.create_task(self._renewal_loop(), name="durable-leases")
+        log.info("worker %s started", self.worker_id)
+        try:
+            await stop.wait()
+        finally:
+            self._stopping = True
+            self._wake()
+            await asyncio.gather(*loops, return_exceptions=True)
+            await self._drain_activities()
+            self._completions_ready.set()
+            flusher.cancel()
+            renewer.cancel()
+            await asyncio.gather(flusher, renewer, return_exceptions=True)
+            await self._flush_completions()
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            log.info("worker %s stopped", self.worker_id)
+
+    async def __aenter__(self) -> DurableFunctionRuntime:
+        await self.store.open()
+        self._stop_event = asyncio.Event()
+        self._background = asyncio.create_task(self.run_and_poll(self._stop_event))
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._stop_event is not None and self._background is not None:
+            self._stop_event.set()
+            await self._background
+        await self.store.close()
+
+    def _wake(self) -> None:
+        self._orchestration_wake.set()
+        self._activity_wake.set()
+
+    # ----- orchestrations -----------------------------------------------------------------------
+
+    async def _orchestration_loop(self) -> None:
+        idle = _Backoff(0.002, self.max_poll_interval)
+        while not self._stopping:
+            try:
+                worked = await self._orchestration_round()
+            except Exception:
+                log.exception("orchestration round failed; retrying")
+                worked = False
+            if worked:
+                idle.reset()
+            else:
+                await _wait(self._orchestration_wake, idle.next())
+
+    async def _orchestration_round(self) -> bool:
+        now = utc_now()
+        items = await self.store.claim_orchestrations(
+            self.worker_id, now, now + self.lease_duration, self.max_concurrent_orchestrations
+        )
+        if not items:
+            return False
+        ids = [item.record.instance_id for item in items]
+        self._held_instances.update(ids)
+        try:
+            histories = await self._load_histories(ids)
+            commits = [self._episode(item, histories, now) for item in items]
+            rejected = await self.store.commit_episodes(self.worker_id, utc_now(), commits)
+            for instance_id in rejected:
+                log.warning("lease on %s was lost; its episode was dropped", instance_id)
+        finally:
+            self._held_instances.difference_update(ids)
+        return True
+
+    async def _load_histories(self, ids: Sequence[str]) -> dict[str, list[HistoryEvent] | StoreError]:
+        try:
+            return dict(await self.store.load_histories(ids))
+        except StoreError:
+            histories: dict[str, list[HistoryEvent] | StoreError] = {}
+            for instance_id in ids:  # find the unreadable instance(s), keep the rest going
+                try:
+                    histories[instance_id] = (await self.store.load_histories([instance_id]))[
+                        instance_id
+                    ]
+                except StoreError as exc:
+                    histories[instance_id] = exc
+            return histories
+
+    def _episode(
+        self,
+        item: OrchestrationWorkItem,
+        histories: dict[str, list[HistoryEvent] | StoreError],
+        now: datetime,
+    ) -> EpisodeCommit:
+        record = item.record
+        history = histories.get(record.instance_id, [])
+        if isinstance(history, StoreError):
+            log.error("instance %s has unreadable history: %s", record.instance_id, history)
+            failed = record.model_copy(
+                update={
+                    "runtime_status": RuntimeStatus.FAILED,
+                    "failure": FailureDetails.from_exception(history),
+                    "last_updated_at": now,
+                    "version": record.version + 1,
+                }
+            )
+            return EpisodeCommit(
+                failed, record.version, [], [m.message_id for m in item.messages]
+            )
+        return build_commit(item, history, self._orchestrator(record.name), now)
+
+    def _orchestrator(self, name: str) -> Orchestrator:
+        found = self.registry.orchestrators.get(name)
+        if found is not None:
+            return found
+        known = list(self.registry.orchestrators)
+
+        def unknown(_: OrchestrationContext) -> Any:
+            raise UnknownFunction("orchestrator", name, known)
+
+        return unknown
+
+    # ----- activities ---------------------------------------------------------------------------
+
+    async def _activity_loop(self) -> None:
+        idle = _Backoff(0.002, self.max_poll_interval)
+        while not self._stopping:
+            free = self.max_concurrent_activities - len(self._running_activities)
+            if free <= 0:
+                await _wait(self._slot_freed, self.max_poll_interval)
+                continue
+            try:
+                now = utc_now()
+                items = await self.store.claim_activities(
+                    self.worker_id, now, now + self.lease_duration, free
+                )
+            except Exception:
+                log.exception("claiming activities failed; retrying")
+                items = []
+            if not items:
+                await _wait(self._activity_wake, idle.next())
+                continue
+            idle.reset()
+            for item in items:
+                self._running_activities[item.activity_id] = asyncio.create_task(
+                    self._execute(item), name=f"activity-{item.task.name}"
+                )
+
+    async def _execute(self, item: ActivityWorkItem) -> None:
+        assert self._threads is not None
+        try:
+            result = await run_activity(self.registry, item, self._threads)
+            self._completions.append(result)
+            self._completions_ready.set()
+        finally:
+            self._running_activities.pop(item.activity_id, None)
+            self._slot_freed.set()
+
+    async def _completion_loop(self) -> None:
+        while True:
+            await self._completions_ready.wait()
+            self._completions_ready.clear()
+            try:
+                await self._flush_completions()
+            except Exception:
+                log.exception("recording activity results failed; retrying")
+                await asyncio.sleep(self.max_poll_interval)
+                self._completions_ready.set()
+
+    async def _flush_completions(self) -> None:
+        if not self._completions:
+            return
+        batch = self._completions
+        self._completions = []
+        try:
+            rejected = await self.store.complete_activities(self.worker_id, batch)
+        except BaseException:
+            self._completions = batch + self._completions
+            raise
+        for activity_id in rejected:
+            log.warning("lease on activity %s was lost; its result was dropped", activity_id)
+
+    async def _drain_activities(self) -> None:
+        running = list(self._running_activities.values())
+        if running:
+            _, pending = await asyncio.wait(running, timeout=self.shutdown_timeout)
+            abandoned = [a for a, t in self._running_activities.items() if t in pending]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            if abandoned:
+                log.warning("releasing %d unfinished activities at shutdown", len(abandoned))
+                await self.store.release_leases(self.worker_id, [], abandoned)
+
+    # ----- leases -------------------------------------------------------------------------------
+
+    async def _renewal_loop(self) -> None:
+        interval = self.lease_duration.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)
+            activity_ids = list(self._running_activities)
+            instance_ids = list(self._held_instances)
+            if not activity_ids and not instance_ids:
+                continue
+            try:
+                renewal = await self.store.renew_leases(
+                    self.worker_id, utc_now() + self.lease_duration, instance_ids, activity_ids
+                )
+            except Exception:
+                log.exception("renewing leases failed; retrying")
+                continue
+            for activity_id in renewal.lost_activity_ids:
+                log.warning("lease on activity %s was lost while it ran", activity_id)
