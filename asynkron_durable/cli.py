@@ -1,0 +1,316 @@
+"""The `asynkron-durable` command: run an app's orchestrations, host workers, steer instances.
+
+Data goes to stdout (`run` prints the output as JSON on its last line, `status` and `list` print
+JSON, `start` the instance id); progress and errors go to stderr, so scripts can pipe the results.
+Expected failures print one `error: ...` line and exit 2 (bad input) or 1 (the orchestration
+failed, was terminated or did not finish in time), never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+
+from asynkron_durable._app_loader import load_registry
+from asynkron_durable.client import OrchestrationClient, OrchestrationStatus
+from asynkron_durable.errors import DurableError, InstanceNotFound, OrchestrationTimeout
+from asynkron_durable.history import RuntimeStatus
+from asynkron_durable.runtime import DurableFunctionRuntime
+from asynkron_durable.stores import InstanceFilter, store_from_url
+
+DEFAULT_STORE = "sqlite:///./durable.db"
+STORE_ENV_VAR = "ASYNKRON_DURABLE_STORE"
+
+_stderr = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
+
+
+class _Failed(Exception):
+    """The orchestration itself did not succeed: reported with exit code 1, not as bad input."""
+
+
+class _Cli(click.Group):
+    """Turns the errors a user can cause into one `error: ...` line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (_Failed, OrchestrationTimeout) as exc:
+            _exit_with_error(ctx, str(exc), 1)
+        except (DurableError, ValueError, OSError) as exc:  # json.JSONDecodeError is a ValueError
+            _exit_with_error(ctx, str(exc), 2)
+
+
+def _exit_with_error(ctx: click.Context, message: str, code: int) -> NoReturn:
+    """Messages may span lines (validation errors); the error stays on one."""
+    click.echo(f"error: {' '.join(message.split())}", err=True)
+    ctx.exit(code)
+
+
+def _json_option(name: str, help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A raw-text option: parsed by `_parse_json`, because click's errors span several lines."""
+    return click.option(name, "payload", default=None, metavar="JSON", help=help)
+
+
+def _parse_json(text: str | None, option: str) -> Any:
+    """Decode an option's JSON here, so a typo is reported before anything is started."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{option} is not valid JSON: {exc}") from None
+
+
+_store_option = click.option(
+    "--store",
+    "store_url",
+    envvar=STORE_ENV_VAR,
+    default=DEFAULT_STORE,
+    show_default=True,
+    metavar="URL",
+    help=f"State store: sqlite:///path.db or memory:// (env: {STORE_ENV_VAR}).",
+)
+
+
+@asynccontextmanager
+async def _client(store_url: str) -> AsyncIterator[OrchestrationClient]:
+    """A client on an opened store, closed again afterwards."""
+    store = store_from_url(store_url)
+    await store.open()
+    try:
+        yield OrchestrationClient(store)
+    finally:
+        await store.close()
+
+
+def _runtime(app: str, store_url: str) -> DurableFunctionRuntime:
+    """A runtime on `store_url` with the orchestrators and activities of `app`."""
+    runtime = DurableFunctionRuntime(store_url)
+    runtime.registry.merge(load_registry(app))
+    return runtime
+
+
+def _status_json(status: OrchestrationStatus, show_history: bool = False) -> dict[str, Any]:
+    """Leave `history` out unless asked for: it is long, and `null` would read as "no history"."""
+    return status.model_dump(mode="json", exclude=None if show_history else {"history"})
+
+
+@click.group(cls=_Cli)
+@click.option("-v", "--verbose", is_flag=True, help="Log what the workers do.")
+def cli(verbose: bool) -> None:
+    """Self-hosted durable functions: run orchestrations and manage their instances."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=_stderr, show_path=False)],
+    )
+
+
+@cli.command()
+@click.argument("app")
+@click.argument("orchestrator")
+@_json_option("--input", "Orchestration input.")
+@_store_option
+@click.option("--instance-id", default=None, help="Instance id (default: a new UUID).")
+@click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="Give up (exit 1)."
+)
+def run(
+    app: str,
+    orchestrator: str,
+    payload: str | None,
+    store_url: str,
+    instance_id: str | None,
+    timeout: float | None,
+) -> None:
+    """Run ORCHESTRATOR of APP to completion in this process; print its output as JSON.
+
+    APP is path/to/file.py[:ATTR] or package.module[:ATTR], naming a DurableApp or a
+    DurableFunctionRuntime (default ATTR: app, then runtime).
+    """
+    input = _parse_json(payload, "--input")
+    runtime = _runtime(app, store_url)
+    runtime.registry.orchestrator(orchestrator)  # unknown names fail before the store is touched
+    started = time.monotonic()
+    status = asyncio.run(_run_to_completion(runtime, orchestrator, input, instance_id, timeout))
+    elapsed = time.monotonic() - started
+    if status.runtime_status is RuntimeStatus.FAILED:
+        failure = status.failure
+        reason = f"{failure.error_type}: {failure.message}" if failure else "no details"
+        raise _Failed(f"instance {status.instance_id} failed: {reason}")
+    if status.runtime_status is RuntimeStatus.TERMINATED:
+        reason = status.output or "no reason given"
+        raise _Failed(f"instance {status.instance_id} was terminated: {reason}")
+    _stderr.print(f"instance {status.instance_id} {status.runtime_status} in {elapsed:.2f}s")
+    click.echo(json.dumps(status.output))
+
+
+async def _run_to_completion(
+    runtime: DurableFunctionRuntime,
+    orchestrator: str,
+    input: Any,
+    instance_id: str | None,
+    timeout: float | None,
+) -> OrchestrationStatus:
+    """Start the instance on an in-process runtime and wait for it: one command, no worker."""
+    async with runtime:
+        instance_id = await runtime.client.start_new(orchestrator, input, instance_id)
+        _stderr.print(f"started {orchestrator} as instance {instance_id}")
+        return await runtime.client.wait_for_completion(
+            instance_id, timeout=float("inf") if timeout is None else timeout
+        )
+
+
+@cli.command()
+@click.argument("app")
+@_store_option
+def worker(app: str, store_url: str) -> None:
+    """Run the workers of APP against the store until SIGINT or SIGTERM, then stop gracefully."""
+    asyncio.run(_work(_runtime(app, store_url), store_url))
+
+
+async def _work(runtime: DurableFunctionRuntime, store_url: str) -> None:
+    """Signals only set the stop event, so in-flight work finishes or is handed back cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    _stderr.print(f"worker {runtime.worker_id} serving {store_url}; Ctrl-C to stop")
+    try:
+        await runtime.run_and_poll(stop)
+    finally:
+        await runtime.store.close()
+    _stderr.print("worker stopped")
+
+
+@cli.command()
+@click.argument("orchestrator")
+@_json_option("--input", "Orchestration input.")
+@_store_option
+@click.option("--instance-id", default=None, help="Instance id (default: a new UUID).")
+def start(orchestrator: str, payload: str | None, store_url: str, instance_id: str | None) -> None:
+    """Start ORCHESTRATOR and print the instance id; a worker runs it."""
+    input = _parse_json(payload, "--input")
+
+    async def go() -> str:
+        async with _client(store_url) as client:
+            return await client.start_new(orchestrator, input, instance_id)
+
+    click.echo(asyncio.run(go()))
+
+
+@cli.command()
+@click.argument("instance_id")
+@click.option("--show-history", is_flag=True, help="Include the history events.")
+@_store_option
+def status(instance_id: str, show_history: bool, store_url: str) -> None:
+    """Print the status of INSTANCE_ID as JSON."""
+
+    async def go() -> OrchestrationStatus | None:
+        async with _client(store_url) as client:
+            return await client.get_status(instance_id, show_history=show_history)
+
+    found = asyncio.run(go())
+    if found is None:
+        raise InstanceNotFound(instance_id)
+    click.echo(json.dumps(_status_json(found, show_history), indent=2))
+
+
+@cli.command(name="list")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice([s.value for s in RuntimeStatus], case_sensitive=False),
+    help="Only instances with this status (repeatable).",
+)
+@click.option("--prefix", default=None, help="Only instance ids starting with this.")
+@click.option("--top", type=click.IntRange(min=1), default=100, show_default=True, help="At most N.")
+@_store_option
+def list_instances(statuses: tuple[str, ...], prefix: str | None, top: int, store_url: str) -> None:
+    """Print the instances (oldest first) as a JSON list."""
+    filter = InstanceFilter(
+        runtime_status=frozenset(RuntimeStatus(s) for s in statuses) or None,
+        instance_id_prefix=prefix,
+    )
+
+    async def go() -> list[OrchestrationStatus]:
+        async with _client(store_url) as client:
+            return (await client.list_instances(filter, page_size=top)).instances
+
+    click.echo(json.dumps([_status_json(s) for s in asyncio.run(go())], indent=2))
+
+
+@cli.command(name="raise-event")
+@click.argument("instance_id")
+@click.argument("name")
+@_json_option("--data", "Event payload.")
+@_store_option
+def raise_event(instance_id: str, name: str, payload: str | None, store_url: str) -> None:
+    """Send external event NAME to INSTANCE_ID."""
+    data = _parse_json(payload, "--data")
+
+    async def go() -> None:
+        async with _client(store_url) as client:
+            await client.raise_event(instance_id, name, data)
+
+    asyncio.run(go())
+    _stderr.print(f"raised {name} on {instance_id}")
+
+
+_Steer = Callable[[OrchestrationClient, str, str | None], Awaitable[None]]
+
+
+def _steering_command(verb: str, past: str, steer: _Steer) -> None:
+    """Register `terminate`, `suspend` or `resume`: same arguments, one client call each."""
+
+    @cli.command(name=verb, help=steer.__doc__)
+    @click.argument("instance_id")
+    @click.option("--reason", default=None, help="Recorded with the instance.")
+    @_store_option
+    def command(instance_id: str, reason: str | None, store_url: str) -> None:
+        async def go() -> None:
+            async with _client(store_url) as client:
+                await steer(client, instance_id, reason)
+
+        asyncio.run(go())
+        _stderr.print(f"{past} {instance_id}")
+
+
+_steering_command("terminate", "terminated", OrchestrationClient.terminate)
+_steering_command("suspend", "suspended", OrchestrationClient.suspend)
+_steering_command("resume", "resumed", OrchestrationClient.resume)
+
+
+@cli.command()
+@click.argument("instance_id")
+@_store_option
+def purge(instance_id: str, store_url: str) -> None:
+    """Delete INSTANCE_ID with its history."""
+
+    async def go() -> int:
+        async with _client(store_url) as client:
+            return await client.purge(instance_id)
+
+    if not asyncio.run(go()):
+        raise InstanceNotFound(instance_id)
+    _stderr.print(f"purged {instance_id}")
+
+
+def main() -> None:
+    """Entry point of the `asynkron-durable` console script."""
+    cli(prog_name="asynkron-durable")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,279 @@
+"""The `asynkron-durable` command, run in real processes: bad input gets one `error:` line and a
+non-zero exit (never a traceback), and the instance commands work against a SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+HELLO = str(REPO / "samples" / "hello_cities.py")
+APPROVAL = str(REPO / "samples" / "human_interaction.py")
+COMMAND = [sys.executable, "-W", "error", "-m", "asynkron_durable.cli"]
+
+
+def durable(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*COMMAND, *args],
+        cwd=cwd,
+        env=_environment(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "ASYNKRON_DURABLE_STORE"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env | (extra or {})
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stdout
+
+
+def error_line(result: subprocess.CompletedProcess[str], exit_code: int) -> str:
+    """The single `error: ...` line of a failed command, after checking the exit code."""
+    assert result.returncode == exit_code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/d.db"
+
+
+def write(path: Path, source: str) -> str:
+    path.write_text(textwrap.dedent(source))
+    return str(path)
+
+
+# ----- bad input ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", HELLO, "nope"], "unknown orchestrator 'nope'; registered orchestrators: hello_cities"),
+        (["run", HELLO, "hello_cities", "--input", "{bad"], "--input is not valid JSON"),
+        (["run", "missing.py", "x"], "app file 'missing.py' not found"),
+        (["run", "no_such_module:app", "x"], "no module named 'no_such_module'"),
+        (["run", f"{HELLO}:nothing", "x"], "has no attribute 'nothing'"),
+        (["run", f"{HELLO}:say_hello", "x"], "is a function, not a DurableApp or DurableFunctionRuntime"),
+        (["worker", f"{HELLO}:RETRY"], "has no attribute 'RETRY'"),
+        (["status", "x", "--store", "postgres://db"], "unsupported store URL scheme 'postgres'"),
+        (["status", "x", "--store", "durable.db"], "store URL 'durable.db' has no scheme"),
+        (["list", "--store", "sqlite:///"], "has no file path"),
+        (["raise-event", "x", "Approval", "--data", "[1,"], "--data is not valid JSON"),
+        (["start", "x", "--input", "nope"], "--input is not valid JSON"),
+    ],
+)
+def test_bad_input_is_one_error_line(tmp_path: Path, args: list[str], message: str) -> None:
+    line = error_line(durable(*args, cwd=tmp_path), 2)
+    assert message in line
+    assert not list(tmp_path.iterdir()), "bad input must not create a store"
+
+
+@pytest.mark.parametrize("command", ["status", "terminate", "suspend", "resume", "purge"])
+def test_unknown_instance_id(tmp_path: Path, store_url: str, command: str) -> None:
+    line = error_line(durable(command, "ghost", "--store", store_url, cwd=tmp_path), 2)
+    assert line == "error: orchestration instance 'ghost' not found"
+
+
+def test_app_files_that_do_not_fit(tmp_path: Path) -> None:
+    none = write(tmp_path / "plain.py", "x = 1\n")
+    assert "defines neither 'app' nor 'runtime'" in error_line(
+        durable("run", none, "x", cwd=tmp_path), 2
+    )
+    wrong = write(tmp_path / "wrong.py", "app = 42\n")
+    assert "wrong.py:app is a int, not a DurableApp" in error_line(
+        durable("run", wrong, "x", cwd=tmp_path), 2
+    )
+    broken = write(tmp_path / "broken.py", "import json\n\njson.loads('{')\n")
+    line = error_line(durable("run", broken, "x", cwd=tmp_path), 2)
+    assert "loading" in line and "JSONDecodeError" in line and "(broken.py:3)" in line
+    write(tmp_path / "syntax.py", "def f(:\n")
+    assert "SyntaxError" in error_line(durable("run", "syntax", "x", cwd=tmp_path), 2)
+
+
+def test_an_unwritable_store_path(tmp_path: Path) -> None:
+    missing_dir = f"sqlite:///{tmp_path}/no/such/dir/d.db"
+    assert "unable to open database file" in error_line(
+        durable("list", "--store", missing_dir, cwd=tmp_path), 2
+    )
+
+
+# ----- run ---------------------------------------------------------------------------------------
+
+
+def test_a_failed_orchestration_exits_1(tmp_path: Path, store_url: str) -> None:
+    app = write(
+        tmp_path / "failing.py",
+        """
+        from asynkron_durable import DurableApp
+
+        app = DurableApp()
+
+        @app.activity()
+        def boom(n: int) -> int:
+            raise ValueError(f"boom {n}")
+
+        @app.orchestrator()
+        def fails(ctx):
+            return (yield ctx.call_activity(boom, 7))
+        """,
+    )
+    result = durable("run", app, "fails", "--instance-id", "f1", "--store", store_url, cwd=tmp_path)
+    line = error_line(result, 1)
+    assert line == "error: instance f1 failed: TaskFailedError: activity 'boom' failed: ValueError: boom 7"
+    assert result.stdout == ""
+
+
+def test_run_gives_up_after_its_timeout(tmp_path: Path, store_url: str) -> None:
+    result = durable("run", APPROVAL, "human_interaction", "--timeout", "0.2",
+                     "--instance-id", "slow", "--store", store_url, cwd=tmp_path)  # fmt: skip
+    assert error_line(result, 1) == "error: instance 'slow' still Running after 0.2s"
+
+
+def test_a_terminated_run_exits_1(tmp_path: Path, store_url: str) -> None:
+    run = subprocess.Popen(
+        [*COMMAND, "run", APPROVAL, "human_interaction", "--instance-id", "t1", "--store", store_url],
+        cwd=tmp_path, env=_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for_status("t1", "Running", store_url, tmp_path)
+        ok(durable("terminate", "t1", "--reason", "no longer needed", "--store", store_url, cwd=tmp_path))
+        stdout, stderr = run.communicate(timeout=30)
+    finally:
+        run.kill()
+    assert run.returncode == 1
+    assert "error: instance t1 was terminated: no longer needed" in stderr.splitlines()
+    assert "Traceback" not in stderr and stdout == ""
+
+
+def test_apps_by_module_name_and_runtime_objects(tmp_path: Path) -> None:
+    write(tmp_path / "helpers.py", "def greet(name: str) -> str:\n    return f'hi {name}'\n")
+    write(
+        tmp_path / "rt.py",
+        """
+        from asynkron_durable import DurableFunctionRuntime
+        from helpers import greet
+
+        runtime = DurableFunctionRuntime("memory://")
+        runtime.register_function("greet", greet)
+
+        @runtime.orchestrator()
+        def hi(ctx):
+            return (yield ctx.call_activity("greet", ctx.get_input()))
+        """,
+    )
+    by_module = durable("run", "rt", "hi", "--input", '"bob"', "--store", "memory://", cwd=tmp_path)
+    assert ok(by_module).splitlines()[-1] == '"hi bob"'
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    by_file = durable("run", "../rt.py:runtime", "hi", "--input", '"ann"',
+                      "--store", "memory://", cwd=elsewhere)  # fmt: skip
+    assert ok(by_file).splitlines()[-1] == '"hi ann"'
+
+
+def test_the_store_comes_from_the_environment(tmp_path: Path, store_url: str) -> None:
+    env = {"ASYNKRON_DURABLE_STORE": store_url}
+    ok(durable("run", HELLO, "hello_cities", "--instance-id", "h1", cwd=tmp_path, env=env))
+    status = json.loads(ok(durable("status", "h1", "--store", store_url, cwd=tmp_path)))
+    assert status["output"] == ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
+    assert not (tmp_path / "durable.db").exists()
+
+
+# ----- managing instances ------------------------------------------------------------------------
+
+
+def wait_for_status(instance_id: str, wanted: str, store_url: str, cwd: Path) -> Any:
+    """Poll `status` until the instance has status `wanted`; fail after 30 seconds."""
+    give_up = time.monotonic() + 30
+    while True:
+        result = durable("status", instance_id, "--store", store_url, cwd=cwd)
+        status = json.loads(result.stdout) if result.returncode == 0 else None
+        if status is not None and status["runtime_status"] == wanted:
+            return status
+        assert time.monotonic() < give_up, f"{instance_id} never became {wanted}: {status}"
+        time.sleep(0.05)
+
+
+@contextmanager
+def worker(app: str, store_url: str, tmp_path: Path) -> Iterator[None]:
+    """A worker process for the block; it must stop cleanly (exit 0) on SIGTERM."""
+    log = tmp_path / "worker.log"
+    with log.open("w") as log_file:
+        process = subprocess.Popen(
+            [*COMMAND, "worker", app, "--store", store_url],
+            cwd=tmp_path, env=_environment(), stdout=log_file, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            yield
+        finally:
+            process.send_signal(signal.SIGTERM)
+            exit_code = process.wait(timeout=30)
+    assert exit_code == 0, log.read_text()
+    assert "Traceback" not in log.read_text()
+
+
+def test_start_status_and_list(tmp_path: Path, store_url: str) -> None:
+    for n in range(3):
+        started = durable("start", "human_interaction", "--instance-id", f"batch-{n}", "--input",
+                          '{"timeout_seconds": 60}', "--store", store_url, cwd=tmp_path)  # fmt: skip
+        assert ok(started) == f"batch-{n}\n"
+    generated = ok(durable("start", "human_interaction", "--store", store_url, cwd=tmp_path)).strip()
+    assert len(generated) == 32
+
+    status = json.loads(ok(durable("status", "batch-1", "--store", store_url, cwd=tmp_path)))
+    assert status["runtime_status"] == "Pending"
+    assert status["input"] == {"timeout_seconds": 60}
+    assert "history" not in status
+    with_history = durable("status", "batch-1", "--show-history", "--store", store_url, cwd=tmp_path)
+    assert isinstance(json.loads(ok(with_history))["history"], list)
+
+    def listed(*args: str) -> list[str]:
+        result = durable("list", *args, "--store", store_url, cwd=tmp_path)
+        return [s["instance_id"] for s in json.loads(ok(result))]
+
+    assert listed("--prefix", "batch-") == ["batch-0", "batch-1", "batch-2"]
+    assert listed("--prefix", "batch-", "--top", "2") == ["batch-0", "batch-1"]
+    assert len(listed("--status", "Pending")) == 4
+    assert listed("--status", "completed", "--status", "Failed") == []
+
+
+def test_suspend_resume_terminate_and_purge(tmp_path: Path, store_url: str) -> None:
+    ok(durable("start", "human_interaction", "--instance-id", "a1", "--store", store_url, cwd=tmp_path))
+    with worker(APPROVAL, store_url, tmp_path):
+        wait_for_status("a1", "Running", store_url, tmp_path)
+        ok(durable("suspend", "a1", "--reason", "hold on", "--store", store_url, cwd=tmp_path))
+        wait_for_status("a1", "Suspended", store_url, tmp_path)
+        ok(durable("resume", "a1", "--store", store_url, cwd=tmp_path))
+        wait_for_status("a1", "Running", store_url, tmp_path)
+        ok(durable("terminate", "a1", "--reason", "not needed", "--store", store_url, cwd=tmp_path))
+        terminated = wait_for_status("a1", "Terminated", store_url, tmp_path)
+    assert terminated["output"] == "not needed"
+    listed = json.loads(ok(durable("list", "--status", "Terminated", "--store", store_url, cwd=tmp_path)))
+    assert [s["instance_id"] for s in listed] == ["a1"]
+
+    again = durable("terminate", "a1", "--store", store_url, cwd=tmp_path)
+    assert "already finished (Terminated)" in error_line(again, 2)
+    ok(durable("purge", "a1", "--store", store_url, cwd=tmp_path))
+    assert "not found" in error_line(durable("status", "a1", "--store", store_url, cwd=tmp_path), 2)
