@@ -127,7 +127,10 @@ class LeaseRenewal:
 
 @dataclass(frozen=True, slots=True)
 class InstanceFilter:
-    """Which instances a query or a bulk purge applies to; unset fields match everything."""
+    """Which instances a query or a bulk purge applies to; unset fields match everything.
+
+    `created_from` and `created_to` are inclusive; an empty `runtime_status` set matches nothing.
+    """
 
     runtime_status: frozenset[RuntimeStatus] | None = None
     created_from: datetime | None = None
@@ -174,7 +177,11 @@ class StateStore(Protocol):
     ) -> list[OrchestrationWorkItem]:
         """Lease up to `limit` instances that have inbox messages visible at `now` and no live
         lease (none, or expired before `now`), oldest message first. Each item carries every
-        visible message for its instance, in delivery order."""
+        visible message for its instance, in delivery order.
+
+        One corrupt row never blocks the rest: a stored backend moves an undecodable message aside
+        (logged, kept for inspection) and stops handing out an instance whose record it cannot
+        read (logged; `get_instance` raises `StoreError` naming it)."""
 
     async def load_histories(self, instance_ids: Sequence[str]) -> dict[str, list[HistoryEvent]]:
         """The current execution's history of each instance (missing ids map to empty lists).

@@ -52,6 +52,9 @@ from asynkron_durable.stores.base import (
     OrchestrationWorkItem,
 )
 
+QUARANTINED = "!unreadable"
+"""The lease owner of instances whose row cannot be decoded; nobody claims them."""
+
 SCHEMA_VERSION = 1
 """The schema version this code reads and writes; `open()` refuses files with a newer one."""
 
@@ -164,6 +167,21 @@ async def _apply_commit(conn: aiosqlite.Connection, owner: str, commit: EpisodeC
         for task in commit.activities
     ]
     return enqueued + await _execute_many(conn, "insert_activity", activities)
+
+
+async def _dead_letter(conn: aiosqlite.Connection, message_id: int, error: StoreError, now: float) -> None:
+    """Move an undecodable inbox row aside: it must not block every later claim, nor vanish."""
+    _log.error("moved inbox message %s to dead_letters: %s", message_id, error)
+    params = {"message_id": message_id, "error": str(error), "now": now}
+    await _execute(conn, "dead_letter_message", params)
+    await _execute(conn, "delete_message", {"message_id": message_id})
+
+
+async def _quarantine(conn: aiosqlite.Connection, instance_id: str, error: StoreError) -> None:
+    """Lease an unreadable instance row to nobody, for good: claims skip it, its data stays put."""
+    _log.error("instance %r is unreadable and no longer claimed: %s", instance_id, error)
+    params = {"owner": QUARANTINED, "lease_until": 1e18, "ids": json_list([instance_id])}
+    await _execute(conn, "lease_instances", params)
 
 
 def _probe(path: Path) -> None:
@@ -290,14 +308,22 @@ class SqliteStateStore:
             ids = json_list(order)
             lease = {"owner": owner, "lease_until": epoch(lease_until), "ids": ids}
             await _execute(conn, "lease_instances", lease)
-            records = {
-                row["instance_id"]: record_from_row(row)
-                for row in await _fetch(conn, "select_instances", {"ids": ids})
-            }
+            records: dict[str, InstanceRecord] = {}
+            for row in await _fetch(conn, "select_instances", {"ids": ids}):
+                try:
+                    records[row["instance_id"]] = record_from_row(row)
+                except StoreError as exc:
+                    await _quarantine(conn, row["instance_id"], exc)
+            order = [instance_id for instance_id in order if instance_id in records]
+            ids = json_list(order)
             inbox: dict[str, list[InboxMessage]] = {instance_id: [] for instance_id in order}
             for row in await _fetch(conn, "select_visible_messages", {"ids": ids, "now": at}):
                 where = f"inbox message {row['message_id']}"
-                event = decode_event(row["event"], row["instance_id"], where)
+                try:
+                    event = decode_event(row["event"], row["instance_id"], where)
+                except StoreError as exc:
+                    await _dead_letter(conn, row["message_id"], exc, at)
+                    continue
                 inbox[row["instance_id"]].append(InboxMessage(row["message_id"], event, row["execution_id"]))
         return [OrchestrationWorkItem(records[i], inbox[i]) for i in order]
 

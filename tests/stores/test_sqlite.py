@@ -145,15 +145,39 @@ async def test_corrupt_history_row_names_the_instance(sqlite_store: SqliteStateS
     assert len(await sqlite_store.get_history("fine")) == 1
 
 
-async def test_corrupt_inbox_row_names_the_instance(sqlite_store: SqliteStateStore, db: Path) -> None:
+async def test_corrupt_inbox_row_is_dead_lettered_and_blocks_nothing(
+    sqlite_store: SqliteStateStore, db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     await sqlite_store.create_instance(new_instance("broken"), replace=False)
     _sql(db, "UPDATE inbox SET event = 'not json'")
+    await sqlite_store.create_instance(new_instance("healthy"), replace=False)
 
-    with pytest.raises(StoreError, match=r"'broken'.*inbox message"):
-        await sqlite_store.claim_orchestrations("w1", T0, LATER, 10)
-    _sql(db, "UPDATE instances SET runtime_status = 'Bogus'")
+    items = await sqlite_store.claim_orchestrations("w1", T0, LATER, 10)
+
+    by_id = {item.record.instance_id: item for item in items}
+    assert len(by_id["healthy"].messages) == 1
+    assert by_id["broken"].messages == []
+    (dead,) = _sql(db, "SELECT instance_id, event, error FROM dead_letters")
+    assert dead[0] == "broken" and dead[1] == "not json"
+    assert "'broken'" in dead[2] and "inbox message" in dead[2]
+    assert "dead_letters" in caplog.text
+    assert await sqlite_store.claim_orchestrations("w2", T0, LATER, 10) == []
+
+
+async def test_corrupt_instance_row_names_the_instance(sqlite_store: SqliteStateStore, db: Path) -> None:
+    await sqlite_store.create_instance(new_instance("broken"), replace=False)
+    await sqlite_store.create_instance(new_instance("healthy"), replace=False)
+    _sql(db, "UPDATE instances SET runtime_status = 'Bogus' WHERE instance_id = 'broken'")
     with pytest.raises(StoreError, match="'broken'"):
         await sqlite_store.get_instance("broken")
+
+    items = await sqlite_store.claim_orchestrations("w1", T0, LATER, 10)
+
+    assert [item.record.instance_id for item in items] == ["healthy"]
+    assert _sql(db, "SELECT lease_owner FROM instances WHERE instance_id = 'broken'") == [("!unreadable",)]
+    much_later = LATER + timedelta(days=365)
+    again = await sqlite_store.claim_orchestrations("w2", much_later, much_later + timedelta(seconds=30), 10)
+    assert [item.record.instance_id for item in again] == ["healthy"]  # its lease expired; broken never
 
 
 async def test_two_store_objects_never_claim_the_same_instance(db: Path) -> None:

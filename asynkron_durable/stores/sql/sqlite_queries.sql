@@ -97,6 +97,13 @@ WHERE instance_id IN (SELECT value FROM json_each(:ids))
   AND (visible_at IS NULL OR visible_at <= :now)
 ORDER BY message_id;
 
+-- dead_letter_message --
+INSERT INTO dead_letters (message_id, instance_id, event, error, dead_at)
+SELECT message_id, instance_id, event, :error, :now FROM inbox WHERE message_id = :message_id;
+
+-- delete_message --
+DELETE FROM inbox WHERE message_id = :message_id;
+
 -- insert_activity --
 INSERT INTO activities (instance_id, execution_id, task_id, name, input)
 VALUES (:instance_id, :execution_id, :task_id, :name, :input);

@@ -60,4 +60,13 @@ CREATE TABLE IF NOT EXISTS activities (
 
 CREATE INDEX IF NOT EXISTS activities_by_instance ON activities (instance_id);
 
+-- Inbox rows that could not be decoded, moved aside so they neither block claims nor vanish.
+CREATE TABLE IF NOT EXISTS dead_letters (
+    message_id  INTEGER PRIMARY KEY,
+    instance_id TEXT    NOT NULL,
+    event       TEXT    NOT NULL,
+    error       TEXT    NOT NULL,
+    dead_at     REAL    NOT NULL
+);
+
 INSERT INTO schema_version (version) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM schema_version);
