@@ -133,10 +133,9 @@ class DurableFunctionRuntime(Registrations):
             await asyncio.gather(*loops, return_exceptions=True)
             await self._drain_activities()
             self._completions_ready.set()
-            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)  # exits once all is recorded
             renewer.cancel()
-            await asyncio.gather(flusher, renewer, return_exceptions=True)
-            await self._flush_completions()
+            await asyncio.gather(renewer, return_exceptions=True)
             self._threads.shutdown(wait=False, cancel_futures=True)
             log.info("worker %s stopped", self.worker_id)
 
@@ -280,15 +279,26 @@ class DurableFunctionRuntime(Registrations):
             self._slot_freed.set()
 
     async def _completion_loop(self) -> None:
+        """Record finished activities in batches; at shutdown, return once nothing is left."""
+        failures = 0
         while True:
             await self._completions_ready.wait()
             self._completions_ready.clear()
             try:
                 await self._flush_completions()
+                failures = 0
             except Exception:
+                failures += 1
                 log.exception("recording activity results failed; retrying")
+                if self._stopping and failures >= 3:
+                    log.error("giving up on %d results at shutdown; they rerun when their "
+                              "leases expire", len(self._completions))
+                    return
                 await asyncio.sleep(self.max_poll_interval)
                 self._completions_ready.set()
+                continue
+            if self._stopping and not self._running_activities and not self._completions:
+                return
 
     async def _flush_completions(self) -> None:
         if not self._completions:
