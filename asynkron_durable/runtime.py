@@ -9,7 +9,6 @@ in flight. A fourth drains finished activities to the store in batches. Idle loo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -56,8 +55,13 @@ class _Backoff:
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), timeout)
+    """Wait for `event` or `timeout` seconds, whichever first (a timer handle: cheaper than a task)."""
+    if not event.is_set():
+        timer = asyncio.get_running_loop().call_later(timeout, event.set)
+        try:
+            await event.wait()
+        finally:
+            timer.cancel()
     event.clear()
 
 

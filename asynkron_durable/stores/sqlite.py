@@ -184,6 +184,14 @@ async def _quarantine(conn: aiosqlite.Connection, instance_id: str, error: Store
     await _execute(conn, "lease_instances", params)
 
 
+def _open_probe(path: Path) -> sqlite3.Connection:
+    """A read-only connection used on the event loop itself for idle checks (see `_nothing_to_claim`)."""
+    probe = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    probe.execute("PRAGMA busy_timeout = 0")
+    probe.execute("PRAGMA query_only = ON")
+    return probe
+
+
 def _probe(path: Path) -> None:
     sqlite3.connect(path).close()
 
@@ -195,6 +203,7 @@ class SqliteStateStore:
         self._path = Path(path)
         self._busy_timeout_ms = busy_timeout_ms
         self._conn: aiosqlite.Connection | None = None
+        self._probe_conn: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
         self._callbacks: list[Callable[[], None]] = []
 
@@ -223,6 +232,7 @@ class SqliteStateStore:
                     await conn.close()
                     raise
             self._conn = conn
+            self._probe_conn = _open_probe(self._path)
 
     async def _ensure_schema(self, conn: aiosqlite.Connection) -> None:
         async with _transaction(conn):
@@ -242,6 +252,9 @@ class SqliteStateStore:
         """Close the connection. Idempotent."""
         async with self._lock:
             conn, self._conn = self._conn, None
+            probe, self._probe_conn = self._probe_conn, None
+            if probe is not None:
+                probe.close()
             if conn is not None:
                 with driver_errors(self._path):
                     await conn.close()
@@ -256,6 +269,17 @@ class SqliteStateStore:
                 callback()
             except Exception:
                 _log.exception("store subscriber %r failed", callback)
+
+    def _nothing_to_claim(self, query: str, params: Mapping[str, Any]) -> bool:
+        """True when an indexed read finds nothing claimable. Idle workers poll often: this read
+        runs synchronously (tens of microseconds; WAL readers never wait on writers), sparing each
+        poll a thread hop and a write transaction. Any doubt (a busy file) means "go and look"."""
+        if self._probe_conn is None:
+            return False
+        try:
+            return self._probe_conn.execute(QUERIES[query], params).fetchone() is None
+        except sqlite3.Error:
+            return False
 
     def _connection(self) -> aiosqlite.Connection:
         if self._conn is None:
@@ -300,6 +324,8 @@ class SqliteStateStore:
         if limit <= 0:
             return []
         at = epoch(now)
+        if self._nothing_to_claim("claim_candidates", {"now": at, "limit": 1}):
+            return []
         async with self._write() as conn:
             rows = await _fetch(conn, "claim_candidates", {"now": at, "limit": limit})
             order = [row["instance_id"] for row in rows]
@@ -363,6 +389,8 @@ class SqliteStateStore:
         if limit <= 0:
             return []
         params = {"owner": owner, "now": epoch(now), "lease_until": epoch(lease_until)}
+        if self._nothing_to_claim("any_claimable_activity", {"now": params["now"]}):
+            return []
         async with self._write() as conn:
             rows = await _fetch(conn, "claim_activities", {**params, "limit": limit})
         rows.sort(key=lambda row: int(row["activity_id"]))

@@ -119,6 +119,9 @@ WHERE activity_id IN (
 )
 RETURNING activity_id, instance_id, execution_id, task_id, name, input, attempt;
 
+-- any_claimable_activity --
+SELECT 1 FROM activities WHERE lease_owner IS NULL OR lease_expires_at < :now LIMIT 1;
+
 -- complete_activity --
 DELETE FROM activities WHERE activity_id = :activity_id AND lease_owner = :owner;
 
