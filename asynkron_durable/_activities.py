@@ -35,6 +35,11 @@ async def run_activity(
             task_scheduled_id=task.task_id,
             result=to_json(value, f"output of activity {task.name!r}"),
         )
+    except asyncio.CancelledError as exc:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # the worker is shutting down: the lease is released, the activity runs again
+        event = TaskFailed(task_scheduled_id=task.task_id, failure=FailureDetails.from_exception(exc))
     except Exception as exc:
         event = TaskFailed(task_scheduled_id=task.task_id, failure=FailureDetails.from_exception(exc))
     message = Message(task.instance_id, event, execution_id=task.execution_id)

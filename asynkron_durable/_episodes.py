@@ -31,6 +31,8 @@ from asynkron_durable.history import (
     RuntimeStatus,
     SubOrchestrationCompleted,
     SubOrchestrationFailed,
+    TaskCompleted,
+    TaskFailed,
     TimerFired,
 )
 from asynkron_durable.stores.base import (
@@ -60,12 +62,13 @@ def build_commit(
         m.event for m in item.messages if m.execution_id in (None, record.execution_id)
     ]
     if record.runtime_status.is_terminal:
-        rewinding = record.runtime_status is RuntimeStatus.FAILED and any(
-            isinstance(e, ExecutionRewound) for e in events
-        )
-        if not rewinding:
-            return EpisodeCommit(record, record.version, [], ack)
-        return _rewind(record, history, orchestrator, now, ack)
+        failed = record.runtime_status is RuntimeStatus.FAILED
+        if failed and any(isinstance(e, ExecutionRewound) for e in events):
+            return _rewind(record, [*history, *_outcomes(events)], orchestrator, now, ack)
+        # A failed instance keeps the results that arrive late, so a rewind does not wait for
+        # (or re-run) work that finished after the failure; finished instances just drop them.
+        late = _outcomes(events) if failed else []
+        return EpisodeCommit(record, record.version, late, ack)
 
     executor = OrchestrationExecutor(orchestrator, record.instance_id)
     executor.replay(history)
@@ -160,9 +163,10 @@ def _commit_from_result(
         again = result.continue_as_new
         reset_history = True
         new_history = [new_history[-1]]  # the ContinuedAsNew marker opens the next execution
-        update |= {"execution_id": again.execution_id, "input": again.input, "output": None}
+        execution_id = new_execution_id()
+        update |= {"execution_id": execution_id, "input": again.input, "output": None}
         messages = [m for m in messages if not isinstance(m.event, TimerFired)]
-        messages.insert(0, _restart_message(instance_id, started, again.input, again.execution_id, now))
+        messages.insert(0, _restart_message(instance_id, started, again.input, execution_id, now))
         messages.extend(Message(instance_id, e) for e in again.carried_events)
     elif result.status.is_terminal and started is not None and started.parent_instance_id:
         messages.append(_notify_parent(started, result, now))
@@ -244,6 +248,19 @@ def _notify_parent(started: ExecutionStarted, result: EpisodeResult, now: dateti
         )
         event = SubOrchestrationFailed(timestamp=now, task_scheduled_id=task_id, failure=failure)
     return Message(started.parent_instance_id, event, execution_id=started.parent_execution_id)
+
+
+_OUTCOMES = (
+    TaskCompleted,
+    TaskFailed,
+    SubOrchestrationCompleted,
+    SubOrchestrationFailed,
+    TimerFired,
+)
+
+
+def _outcomes(events: Sequence[HistoryEvent]) -> list[HistoryEvent]:
+    return [e for e in events if isinstance(e, _OUTCOMES)]
 
 
 def _execution_started(events: Sequence[HistoryEvent]) -> ExecutionStarted | None:

@@ -5,6 +5,7 @@ Payloads (`input`, `result`) are JSON text, stored once and decoded only where u
 
 from __future__ import annotations
 
+import traceback
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -48,14 +49,17 @@ class FailureDetails(BaseModel):
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> FailureDetails:
-        """Capture an exception (with its traceback) as storable details."""
-        import traceback
-
-        return cls(
-            error_type=type(exc).__name__,
-            message=str(exc),
-            details="".join(traceback.format_exception(exc)),
-        )
+        """Capture an exception (with its traceback) as storable details; never raises, even for
+        an exception whose `__str__` does."""
+        try:
+            message = str(exc)
+        except Exception as broken:
+            message = f"<str() of the exception failed: {type(broken).__name__}>"
+        try:
+            details = "".join(traceback.format_exception(exc))
+        except Exception:
+            details = ""
+        return cls(error_type=type(exc).__name__, message=message, details=details)
 
 
 class _Event(BaseModel):

@@ -9,6 +9,7 @@ in flight. A fourth drains finished activities to the store in batches. Idle loo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -65,6 +66,20 @@ async def _wait(event: asyncio.Event, timeout: float) -> None:
     event.clear()
 
 
+def _failed_commit(item: OrchestrationWorkItem, error: BaseException, now: datetime) -> EpisodeCommit:
+    """Fail an instance whose episode could not be run at all, consuming its messages."""
+    record = item.record
+    failed = record.model_copy(
+        update={
+            "runtime_status": RuntimeStatus.FAILED,
+            "failure": FailureDetails.from_exception(error),
+            "last_updated_at": now,
+            "version": record.version + 1,
+        }
+    )
+    return EpisodeCommit(failed, record.version, [], [m.message_id for m in item.messages])
+
+
 class DurableFunctionRuntime(Registrations):
     """Runs orchestrations and activities from a store. Many runtimes may share one store.
 
@@ -96,6 +111,7 @@ class DurableFunctionRuntime(Registrations):
         self.shutdown_timeout = shutdown_timeout
         self.client = OrchestrationClient(self.store, self.registry)
         self._stopping = False
+        self._drained = False
         self._orchestration_wake = asyncio.Event()
         self._activity_wake = asyncio.Event()
         self._completions_ready = asyncio.Event()
@@ -119,6 +135,7 @@ class DurableFunctionRuntime(Registrations):
         await self.store.open()
         self.store.subscribe(self._wake)
         self._stopping = False
+        self._drained = False
         self._threads = ThreadPoolExecutor(
             self.max_concurrent_activities, thread_name_prefix="durable-activity"
         )
@@ -136,6 +153,7 @@ class DurableFunctionRuntime(Registrations):
             self._wake()
             await asyncio.gather(*loops, return_exceptions=True)
             await self._drain_activities()
+            self._drained = True
             self._completions_ready.set()
             await asyncio.gather(flusher, return_exceptions=True)  # exits once all is recorded
             renewer.cancel()
@@ -191,7 +209,12 @@ class DurableFunctionRuntime(Registrations):
         try:
             histories = await self._load_histories(ids)
             commits = [self._episode(item, histories, now) for item in items]
-            rejected = await self.store.commit_episodes(self.worker_id, utc_now(), commits)
+            try:
+                rejected = await self.store.commit_episodes(self.worker_id, utc_now(), commits)
+            except Exception:
+                with contextlib.suppress(Exception):  # let others retry now, not after expiry
+                    await self.store.release_leases(self.worker_id, ids, [])
+                raise
             for instance_id in rejected:
                 log.warning("lease on %s was lost; its episode was dropped", instance_id)
         finally:
@@ -222,18 +245,12 @@ class DurableFunctionRuntime(Registrations):
         history = histories.get(record.instance_id, [])
         if isinstance(history, StoreError):
             log.error("instance %s has unreadable history: %s", record.instance_id, history)
-            failed = record.model_copy(
-                update={
-                    "runtime_status": RuntimeStatus.FAILED,
-                    "failure": FailureDetails.from_exception(history),
-                    "last_updated_at": now,
-                    "version": record.version + 1,
-                }
-            )
-            return EpisodeCommit(
-                failed, record.version, [], [m.message_id for m in item.messages]
-            )
-        return build_commit(item, history, self._orchestrator(record.name), now)
+            return _failed_commit(item, history, now)
+        try:
+            return build_commit(item, history, self._orchestrator(record.name), now)
+        except Exception as exc:  # one instance's trouble must not hold up the rest of the batch
+            log.exception("episode of instance %s failed", record.instance_id)
+            return _failed_commit(item, exc, now)
 
     def _orchestrator(self, name: str) -> Orchestrator:
         found = self.registry.orchestrators.get(name)
@@ -294,14 +311,14 @@ class DurableFunctionRuntime(Registrations):
             except Exception:
                 failures += 1
                 log.exception("recording activity results failed; retrying")
-                if self._stopping and failures >= 3:
+                if self._drained and failures >= 3:
                     log.error("giving up on %d results at shutdown; they rerun when their "
                               "leases expire", len(self._completions))
                     return
                 await asyncio.sleep(self.max_poll_interval)
                 self._completions_ready.set()
                 continue
-            if self._stopping and not self._running_activities and not self._completions:
+            if self._drained and not self._completions:
                 return
 
     async def _flush_completions(self) -> None:

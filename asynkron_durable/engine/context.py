@@ -120,7 +120,8 @@ class OrchestrationContext:
         self._all_actions: list[Action] = []
         self._open_tasks: dict[int, ScheduledTask] = {}
         self._event_waiters: dict[str, deque[ExternalEventTask]] = {}
-        self._event_buffer: dict[str, deque[str | None]] = {}
+        self._event_buffer: dict[str, deque[tuple[int, str | None]]] = {}
+        self._arrivals = 0
         self.logger = ReplaySafeLogger(
             logger or logging.getLogger(f"asynkron_durable.orchestration.{name or 'anonymous'}"),
             self,
@@ -212,7 +213,7 @@ class OrchestrationContext:
         event_task = ExternalEventTask(name)
         buffered = self._event_buffer.get(name)
         if buffered:
-            event_task._complete(from_json(buffered.popleft()))
+            event_task._complete(from_json(buffered.popleft()[1]))
             return event_task
         self._event_waiters.setdefault(name, deque()).append(event_task)
         if timeout is None:
@@ -277,7 +278,10 @@ class OrchestrationContext:
         if waiters:
             waiters.popleft()._complete(from_json(payload))
         else:
-            self._event_buffer.setdefault(name, deque()).append(payload)
+            self._event_buffer.setdefault(name, deque()).append((self._arrivals, payload))
+            self._arrivals += 1
 
     def _unprocessed_events(self) -> list[tuple[str, str | None]]:
-        return [(name, payload) for name, queue in self._event_buffer.items() for payload in queue]
+        """Buffered events in the order they arrived (across names), for continue-as-new."""
+        pending = [(n, name, p) for name, queue in self._event_buffer.items() for n, p in queue]
+        return [(name, payload) for _, name, payload in sorted(pending, key=lambda e: e[0])]

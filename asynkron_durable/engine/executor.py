@@ -8,10 +8,10 @@ applies the new events, so a cached executor skips the replay.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import logging
-import uuid
 from collections.abc import Callable, Coroutine, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +58,7 @@ Orchestrator = Callable[[OrchestrationContext], Any]
 _Driver = Generator[Any, Any, Any] | Coroutine[Any, Any, Any]
 
 _SCHEDULING = (TaskScheduled, SubOrchestrationCreated, TimerCreated, EventSent)
+_TERMINAL_RECORDS = (ExecutionCompleted, ExecutionFailed, ExecutionTerminated, ContinuedAsNew)
 _HELD_WHILE_SUSPENDED = (
     TaskCompleted,
     TaskFailed,
@@ -73,7 +74,6 @@ class ContinueAsNew:
     """The execution asked to restart itself with `input`; `carried_events` go to the new one."""
 
     input: str | None
-    execution_id: str
     preserve_events: bool
     carried_events: list[EventRaised]
 
@@ -89,6 +89,10 @@ class EpisodeResult:
     output: str | None = None
     failure: FailureDetails | None = None
     continue_as_new: ContinueAsNew | None = None
+
+
+_USER_ERRORS = (Exception, asyncio.CancelledError, GeneratorExit)
+"""What user code may raise into the engine; each fails the instance (only process exits pass)."""
 
 
 class _Finished(Exception):
@@ -115,6 +119,7 @@ class OrchestrationExecutor:
         self._failure: FailureDetails | None = None
         self._continue_as_new: ContinueAsNew | None = None
         self.nondeterminism: NonDeterminismError | None = None
+        self._terminal_recorded = False
 
     @property
     def is_finished(self) -> bool:
@@ -136,12 +141,11 @@ class OrchestrationExecutor:
     def run_episode(self, new_events: Sequence[HistoryEvent]) -> EpisodeResult:
         """Apply an episode's new events (starting with OrchestratorStarted) and collect the result."""
         self.context.is_replaying = False
-        finished_before = self.is_finished
         self._apply_all(new_events)
         now = self.context.current_utc_datetime
         new_history = list(new_events)
         actions: list[Action] = []
-        if self._status is not RuntimeStatus.TERMINATED:
+        if self._status is not RuntimeStatus.TERMINATED and self.nondeterminism is None:
             for action in self.context._pending_actions.values():
                 if isinstance(action, CreateTimer):
                     task = self.context._open_tasks.get(action.sequence)
@@ -151,7 +155,7 @@ class OrchestrationExecutor:
                 new_history.append(action.to_event(now))
         self.context._pending_actions.clear()
         new_history.append(OrchestratorCompleted(timestamp=now))
-        terminal = None if finished_before else self._terminal_event()
+        terminal = None if self._terminal_recorded else self._terminal_event()
         if terminal is not None:
             new_history.append(terminal)
         return EpisodeResult(
@@ -170,6 +174,10 @@ class OrchestrationExecutor:
         for event in events:
             if self.nondeterminism is not None:
                 return
+            if isinstance(event, _TERMINAL_RECORDS) and (
+                self._position > 0 or not isinstance(event, ContinuedAsNew)  # not the opening marker
+            ):
+                self._terminal_recorded = True
             if self.is_finished and not isinstance(event, _SCHEDULING):
                 self._carry_over(event)
                 continue
@@ -184,6 +192,8 @@ class OrchestrationExecutor:
                 self.nondeterminism = exc
                 self._finish_failed(exc)
                 return
+            except Exception as exc:  # e.g. a retry policy's arithmetic: the instance fails, not the worker
+                self._finish_failed(exc)
             finally:
                 self._position += 1
 
@@ -244,8 +254,13 @@ class OrchestrationExecutor:
     def _resume_held(self) -> None:
         self._suspended = False
         held, self._held = self._held, []
-        for event in held:
-            self._apply(event)
+        for position, event in enumerate(held):
+            try:
+                self._apply(event)
+            except _Finished:
+                for rest in held[position + 1 :]:
+                    self._carry_over(rest)
+                raise
 
     def _match_scheduled(self, event: HistoryEvent) -> None:
         seq = event.event_id
@@ -270,7 +285,7 @@ class OrchestrationExecutor:
             ctx.logger.logger = logging.getLogger(f"asynkron_durable.orchestration.{event.name}")
         try:
             returned = self._orchestrator(ctx)
-        except Exception as exc:
+        except _USER_ERRORS as exc:
             self._finish_failed(exc)
             raise _Finished from None
         if inspect.isgenerator(returned) or inspect.iscoroutine(returned):
@@ -294,7 +309,7 @@ class OrchestrationExecutor:
         except StopIteration as stop:
             self._finish_completed(stop.value)
             raise _Finished from None
-        except Exception as exc:
+        except _USER_ERRORS as exc:
             self._finish_failed(exc)
             raise _Finished from None
         if self.context._continue_as_new is not None:
@@ -320,9 +335,7 @@ class OrchestrationExecutor:
                 if preserve
                 else []
             )
-            self._continue_as_new = ContinueAsNew(
-                payload, self._new_execution_id(), preserve, carried
-            )
+            self._continue_as_new = ContinueAsNew(payload, preserve, carried)
             self._status = RuntimeStatus.CONTINUED_AS_NEW
             self._output = payload
         else:
@@ -351,10 +364,6 @@ class OrchestrationExecutor:
             # user `finally` blocks may raise while closing; the outcome stands
             with contextlib.suppress(Exception):
                 driver.close()
-
-    def _new_execution_id(self) -> str:
-        seed = f"{self._instance_id}_{self.context.current_utc_datetime.isoformat()}_continue"
-        return uuid.uuid5(uuid.NAMESPACE_URL, seed).hex
 
     def _terminal_event(self) -> HistoryEvent | None:
         now = self.context.current_utc_datetime

@@ -6,6 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+_LONGEST_WAIT = timedelta(days=3650)
+"""Without `max_retry_interval`, exponential back-off still stops growing here (ten years)."""
+
 
 @dataclass(frozen=True)
 class RetryOptions:
@@ -33,11 +36,15 @@ class RetryOptions:
             raise ValueError("backoff_coefficient must be at least 1.0")
 
     def delay_before_retry(self, failed_attempts: int) -> timedelta:
-        """The wait after `failed_attempts` failures (1-based)."""
-        delay = self.first_retry_interval * (self.backoff_coefficient ** (failed_attempts - 1))
-        if self.max_retry_interval is not None and delay > self.max_retry_interval:
-            return self.max_retry_interval
-        return delay
+        """The wait after `failed_attempts` failures (1-based), capped before it can overflow."""
+        cap = self.max_retry_interval or _LONGEST_WAIT
+        try:
+            seconds = self.first_retry_interval.total_seconds() * (
+                self.backoff_coefficient ** (failed_attempts - 1)
+            )
+        except OverflowError:
+            return cap
+        return cap if seconds >= cap.total_seconds() else timedelta(seconds=seconds)
 
     def should_retry(
         self, failed_attempts: int, exception: BaseException, elapsed: timedelta

@@ -1,0 +1,115 @@
+"""Worker-level robustness: one bad instance or activity never holds up the others."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Generator
+from datetime import timedelta
+from typing import Any
+
+from asynkron_durable import DurableFunctionRuntime, OrchestrationContext, RuntimeStatus, TaskFailedError
+from asynkron_durable.stores import StateStore
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+
+async def test_an_instance_that_cannot_be_reported_does_not_block_its_batch(store: StateStore) -> None:
+    runtime = DurableFunctionRuntime(store, lease_duration=timedelta(seconds=60), max_poll_interval=0.01)
+
+    @runtime.activity()
+    def echo(value: int) -> int:
+        return value
+
+    @runtime.orchestrator()
+    def bad(ctx: OrchestrationContext) -> Generator[Any, Any, None]:
+        yield ctx.call_activity(echo, 0)
+        raise Unprintable
+
+    @runtime.orchestrator()
+    def good(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
+        return (yield ctx.call_activity(echo, 1))
+
+    async with runtime:
+        await runtime.client.start_new("bad", instance_id="bad")
+        ids = [await runtime.client.start_new("good") for _ in range(5)]
+        statuses = [await runtime.client.wait_for_completion(i, timeout=20) for i in ids]
+        failed = await runtime.client.wait_for_completion("bad", timeout=20)
+    assert all(s.runtime_status is RuntimeStatus.COMPLETED for s in statuses)
+    assert failed.runtime_status is RuntimeStatus.FAILED
+    assert failed.failure is not None and failed.failure.error_type == "Unprintable"
+
+
+async def test_an_activity_raising_cancelled_error_fails_its_task_not_the_worker(store: StateStore) -> None:
+    runtime = DurableFunctionRuntime(store, max_poll_interval=0.01)
+
+    @runtime.activity()
+    async def cancels() -> None:
+        raise asyncio.CancelledError("inside the activity")
+
+    @runtime.orchestrator()
+    def caller(ctx: OrchestrationContext) -> Generator[Any, Any, str]:
+        try:
+            yield ctx.call_activity(cancels)
+        except TaskFailedError as exc:
+            return exc.error_type
+        return "no error"
+
+    async with runtime:
+        first = await runtime.client.start_new("caller")
+        second = await runtime.client.start_new("caller")
+        outputs = [(await runtime.client.wait_for_completion(i, timeout=20)).output for i in (first, second)]
+    assert outputs == ["CancelledError", "CancelledError"]
+
+
+async def test_rewind_receives_results_of_children_that_finished_after_the_failure(
+    store: StateStore,
+) -> None:
+    runtime = DurableFunctionRuntime(store, max_poll_interval=0.01)
+    failing = {"on": True}
+    release_siblings = asyncio.Event()
+
+    @runtime.activity()
+    async def work(n: int) -> int:
+        if n == 0 and failing["on"]:
+            raise RuntimeError("transient")
+        if n:
+            await release_siblings.wait()  # the siblings finish only after the parent failed
+        return n * 10
+
+    @runtime.orchestrator()
+    def child(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
+        return (yield ctx.call_activity(work, ctx.get_input()))
+
+    @runtime.orchestrator()
+    def parent(ctx: OrchestrationContext) -> Generator[Any, Any, list[int]]:
+        return (yield ctx.task_all([ctx.call_sub_orchestrator(child, n) for n in range(3)]))
+
+    async with runtime:
+        client = runtime.client
+        await client.start_new("parent", instance_id="p")
+        assert (await client.wait_for_completion("p", timeout=20)).runtime_status is RuntimeStatus.FAILED
+        release_siblings.set()
+        for sibling in ("p:1", "p:2"):
+            done = await client.wait_for_completion(sibling, timeout=20)
+            assert done.runtime_status is RuntimeStatus.COMPLETED
+        history = await client.get_status("p", show_history=True)
+        assert history is not None and history.history is not None
+        # wait until the late results are recorded on the failed parent
+        deadline = asyncio.get_running_loop().time() + 20
+        while sum(e.kind == "SubOrchestrationCompleted" for e in history.history) < 2:
+            assert asyncio.get_running_loop().time() < deadline, "late results never recorded"
+            await asyncio.sleep(0.02)
+            history = await client.get_status("p", show_history=True)
+            assert history is not None and history.history is not None
+        failing["on"] = False
+        await client.rewind("p")
+        deadline = asyncio.get_running_loop().time() + 20
+        while (await client.get_status("p")).runtime_status is RuntimeStatus.FAILED:  # type: ignore[union-attr]
+            assert asyncio.get_running_loop().time() < deadline, "rewind never picked up"
+            await asyncio.sleep(0.02)
+        final = await client.wait_for_completion("p", timeout=20)
+    assert final.runtime_status is RuntimeStatus.COMPLETED
+    assert final.output == [0, 10, 20]
