@@ -285,6 +285,8 @@ class DurableFunctionRuntime(Registrations):
                 continue
             idle.reset()
             for item in items:
+                if item.activity_id in self._running_activities:
+                    continue  # our own run whose lease lapsed and came back to us: never run it twice
                 self._running_activities[item.activity_id] = asyncio.create_task(
                     self._execute(item), name=f"activity-{item.task.name}"
                 )
