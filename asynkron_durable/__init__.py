@@ -27,7 +27,7 @@ from asynkron_durable.errors import (
 )
 from asynkron_durable.history import FailureDetails, HistoryEvent, InstanceRecord, RuntimeStatus
 from asynkron_durable.registry import ActivityContext
-from asynkron_durable.runtime import DurableFunctionRuntime
+from asynkron_durable.runtime import ConcurrentDurableFunctionRuntime, DurableFunctionRuntime
 from asynkron_durable.stores import (
     InMemoryStateStore,
     InstanceFilter,
@@ -35,9 +35,12 @@ from asynkron_durable.stores import (
     StateStore,
     store_from_url,
 )
+from asynkron_durable.stores.sqlite import ConcurrentSqliteStateStore
 
 __all__ = [
     "ActivityContext",
+    "ConcurrentDurableFunctionRuntime",
+    "ConcurrentSqliteStateStore",
     "DurableApp",
     "DurableError",
     "DurableFunctionRuntime",

@@ -367,3 +367,7 @@ class DurableFunctionRuntime(Registrations):
                 continue
             for activity_id in renewal.lost_activity_ids:
                 log.warning("lease on activity %s was lost while it ran", activity_id)
+
+
+ConcurrentDurableFunctionRuntime = DurableFunctionRuntime
+"""The seed's name for the multi-host-safe runtime. Every runtime here is multi-host safe."""

