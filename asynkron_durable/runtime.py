@@ -94,7 +94,7 @@ class DurableFunctionRuntime(Registrations):
         max_concurrent_activities: int = 32,
         max_concurrent_orchestrations: int = 64,
         lease_duration: timedelta = timedelta(seconds=30),
-        max_poll_interval: float = 0.05,
+        max_poll_interval: float | None = None,
         shutdown_timeout: float = 30.0,
     ) -> None:
         if max_concurrent_activities < 1 or max_concurrent_orchestrations < 1:
@@ -107,7 +107,9 @@ class DurableFunctionRuntime(Registrations):
         self.max_concurrent_activities = max_concurrent_activities
         self.max_concurrent_orchestrations = max_concurrent_orchestrations
         self.lease_duration = lease_duration
-        self.max_poll_interval = max_poll_interval
+        self.max_poll_interval = (
+            self.store.poll_interval_hint if max_poll_interval is None else max_poll_interval
+        )
         self.shutdown_timeout = shutdown_timeout
         self.client = OrchestrationClient(self.store, self.registry)
         self._stopping = False
@@ -195,7 +197,19 @@ class DurableFunctionRuntime(Registrations):
             if worked:
                 idle.reset()
             else:
-                await _wait(self._orchestration_wake, idle.next())
+                await _wait(self._orchestration_wake, await self._idle_delay(idle.next()))
+
+    async def _idle_delay(self, backoff: float) -> float:
+        """Sleep no longer than until the next durable timer is due, so timers fire on time
+        without fast polling."""
+        try:
+            due = await self.store.next_due(utc_now())
+        except Exception:
+            log.exception("asking the store for the next timer failed")
+            return min(backoff, 0.05)
+        if due is None:
+            return backoff
+        return max(0.0, min(backoff, (due - utc_now()).total_seconds()))
 
     async def _orchestration_round(self) -> bool:
         now = utc_now()
@@ -292,14 +306,21 @@ class DurableFunctionRuntime(Registrations):
                 )
 
     async def _execute(self, item: ActivityWorkItem) -> None:
+        """Run one activity. Its slot (and lease renewal) lasts until the result is recorded, so a
+        slow store cannot pile up finished-but-unrecorded work that a crash would lose."""
         assert self._threads is not None
         try:
             result = await run_activity(self.registry, item, self._threads)
-            self._completions.append(result)
-            self._completions_ready.set()
-        finally:
-            self._running_activities.pop(item.activity_id, None)
-            self._slot_freed.set()
+        except BaseException:
+            self._release_slots([item.activity_id])
+            raise
+        self._completions.append(result)
+        self._completions_ready.set()
+
+    def _release_slots(self, activity_ids: Sequence[int]) -> None:
+        for activity_id in activity_ids:
+            self._running_activities.pop(activity_id, None)
+        self._slot_freed.set()
 
     async def _completion_loop(self) -> None:
         """Record finished activities in batches; at shutdown, return once nothing is left."""
@@ -333,11 +354,12 @@ class DurableFunctionRuntime(Registrations):
         except BaseException:
             self._completions = batch + self._completions
             raise
+        self._release_slots([result.activity_id for result in batch])
         for activity_id in rejected:
             log.warning("lease on activity %s was lost; its result was dropped", activity_id)
 
     async def _drain_activities(self) -> None:
-        running = list(self._running_activities.values())
+        running = [task for task in self._running_activities.values() if not task.done()]
         if running:
             _, pending = await asyncio.wait(running, timeout=self.shutdown_timeout)
             abandoned = [a for a, t in self._running_activities.items() if t in pending]
@@ -366,7 +388,8 @@ class DurableFunctionRuntime(Registrations):
                 log.exception("renewing leases failed; retrying")
                 continue
             for activity_id in renewal.lost_activity_ids:
-                log.warning("lease on activity %s was lost while it ran", activity_id)
+                if activity_id in self._running_activities:  # not just recorded meanwhile
+                    log.warning("lease on activity %s was lost while it ran", activity_id)
 
 
 ConcurrentDurableFunctionRuntime = DurableFunctionRuntime

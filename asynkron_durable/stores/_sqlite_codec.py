@@ -68,7 +68,8 @@ def optional_epoch(value: datetime | None) -> float | None:
     return None if value is None else epoch(value)
 
 
-def _datetime(value: float) -> datetime:
+def from_epoch(value: float) -> datetime:
+    """REAL epoch seconds back to a timezone-aware UTC datetime."""
     return datetime.fromtimestamp(value, UTC)
 
 
@@ -126,8 +127,8 @@ def record_from_row(row: sqlite3.Row) -> InstanceRecord:
             output=row["output"],
             custom_status=row["custom_status"],
             failure=None if failure is None else FailureDetails.model_validate_json(failure),
-            created_at=_datetime(row["created_at"]),
-            last_updated_at=_datetime(row["last_updated_at"]),
+            created_at=from_epoch(row["created_at"]),
+            last_updated_at=from_epoch(row["last_updated_at"]),
             parent_instance_id=row["parent_instance_id"],
             version=row["version"],
         )

@@ -151,6 +151,11 @@ class InstancePage:
 class StateStore(Protocol):
     """What the runtime and the client need from storage. See the module docstring for the rules."""
 
+    poll_interval_hint: float
+    """Seconds between an idle worker's polls that suit this store: short where other processes'
+    writes are seen only by polling (SQLite), long where they are notified (PostgreSQL) or cannot
+    happen (memory). Delayed messages are not polled for: see `next_due`."""
+
     async def open(self) -> None:
         """Connect and create or migrate the schema. Idempotent."""
 
@@ -182,6 +187,10 @@ class StateStore(Protocol):
         One corrupt row never blocks the rest: a stored backend moves an undecodable message aside
         (logged, kept for inspection) and stops handing out an instance whose record it cannot
         read (logged; `get_instance` raises `StoreError` naming it)."""
+
+    async def next_due(self, now: datetime) -> datetime | None:
+        """The earliest time after `now` at which a delayed message (a durable timer, a scheduled
+        event) becomes visible, or None; idle workers sleep until then rather than poll for it."""
 
     async def load_histories(self, instance_ids: Sequence[str]) -> dict[str, list[HistoryEvent]]:
         """The current execution's history of each instance (missing ids map to empty lists).

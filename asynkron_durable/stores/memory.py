@@ -83,6 +83,9 @@ def _matches(record: InstanceRecord, query: InstanceFilter) -> bool:
 class InMemoryStateStore:
     """A `StateStore` in this process's memory; data lives as long as the object."""
 
+    poll_interval_hint = 1.0
+    """Only this process writes here, and every write wakes its workers: polls are a backstop."""
+
     def __init__(self) -> None:
         self._lock = asyncio.Lock()
         self._open = False
@@ -196,6 +199,18 @@ class InMemoryStateStore:
                 ]
                 items.append(OrchestrationWorkItem(instance.record, messages))
             return items
+
+    async def next_due(self, now: datetime) -> datetime | None:
+        """The earliest future `visible_at` in any inbox."""
+        async with self._lock:
+            self._check_open()
+            due = [
+                q.visible_at
+                for instance in self._instances.values()
+                for q in instance.inbox.values()
+                if q.visible_at is not None and q.visible_at > now
+            ]
+            return min(due, default=None)
 
     async def load_histories(self, instance_ids: Sequence[str]) -> dict[str, list[HistoryEvent]]:
         """Each instance's current history, in order."""

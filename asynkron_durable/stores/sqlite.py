@@ -33,6 +33,7 @@ from asynkron_durable.stores._sqlite_codec import (
     driver_errors,
     epoch,
     filter_params,
+    from_epoch,
     json_list,
     message_params,
     record_from_row,
@@ -199,6 +200,9 @@ def _probe(path: Path) -> None:
 class SqliteStateStore:
     """A `StateStore` on one SQLite file (WAL mode), safe to share between processes."""
 
+    poll_interval_hint = 0.05
+    """Other processes' writes are only seen by polling: keep pick-up within 50 ms."""
+
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 5000) -> None:
         self._path = Path(path)
         self._busy_timeout_ms = busy_timeout_ms
@@ -352,6 +356,17 @@ class SqliteStateStore:
                     continue
                 inbox[row["instance_id"]].append(InboxMessage(row["message_id"], event, row["execution_id"]))
         return [OrchestrationWorkItem(records[i], inbox[i]) for i in order]
+
+    async def next_due(self, now: datetime) -> datetime | None:
+        """The earliest future `visible_at` in any inbox (an indexed read, see `_nothing_to_claim`)."""
+        params = {"now": epoch(now)}
+        if self._probe_conn is not None:
+            with suppress(sqlite3.Error):
+                row = self._probe_conn.execute(QUERIES["next_due"], params).fetchone()
+                return None if row is None or row[0] is None else from_epoch(row[0])
+        async with self._read() as conn:
+            rows = await _fetch(conn, "next_due", params)
+        return None if not rows or rows[0][0] is None else from_epoch(rows[0][0])
 
     async def load_histories(self, instance_ids: Sequence[str]) -> dict[str, list[HistoryEvent]]:
         """Each instance's current history, in order; raises `StoreError` on a corrupt row."""

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Generator
-from datetime import timedelta
+from collections.abc import Generator, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from asynkron_durable import (
     ActivityContext,
     DurableApp,
     DurableFunctionRuntime,
+    InMemoryStateStore,
     OrchestrationContext,
     RuntimeStatus,
 )
-from asynkron_durable.stores import StateStore
+from asynkron_durable.stores import ActivityResult, ActivityWorkItem, StateStore
 
 
 async def test_max_concurrent_activities_is_respected(store: StateStore) -> None:
@@ -131,3 +132,46 @@ async def test_shutdown_releases_unfinished_activities_for_another_worker(store:
     # a 10-minute lease would have kept it from the second worker had it not been released
     assert status.runtime_status is RuntimeStatus.COMPLETED
     assert status.output == 2
+
+
+class _SlowCompletions(InMemoryStateStore):
+    """Records how many activities are claimed but not yet recorded, with slow result writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outstanding = 0
+        self.peak = 0
+
+    async def claim_activities(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[ActivityWorkItem]:
+        items = await super().claim_activities(owner, now, lease_until, limit)
+        self.outstanding += len(items)
+        self.peak = max(self.peak, self.outstanding)
+        return items
+
+    async def complete_activities(self, owner: str, results: Sequence[ActivityResult]) -> set[int]:
+        await asyncio.sleep(0.05)  # a slow or contended database
+        rejected = await super().complete_activities(owner, results)
+        self.outstanding -= len(results)
+        return rejected
+
+
+async def test_unrecorded_results_count_against_the_activity_limit() -> None:
+    store = _SlowCompletions()
+    runtime = DurableFunctionRuntime(store, max_concurrent_activities=2, max_poll_interval=0.01)
+
+    @runtime.activity()
+    def step(value: int) -> int:
+        return value + 1
+
+    @runtime.orchestrator()
+    def one(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
+        return (yield ctx.call_activity(step, ctx.get_input()))
+
+    async with runtime:
+        ids = [await runtime.client.start_new("one", n) for n in range(30)]
+        outputs = [(await runtime.client.wait_for_completion(i, timeout=30)).output for i in ids]
+    assert outputs == [n + 1 for n in range(30)]
+    # a crash loses at most the limit's worth of finished work, however slow the store is
+    assert store.peak <= 2

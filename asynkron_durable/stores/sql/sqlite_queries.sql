@@ -119,6 +119,9 @@ WHERE activity_id IN (
 )
 RETURNING activity_id, instance_id, execution_id, task_id, name, input, attempt;
 
+-- next_due --
+SELECT MIN(visible_at) FROM inbox WHERE visible_at > :now;
+
 -- any_claimable_activity --
 SELECT 1 FROM activities WHERE lease_owner IS NULL OR lease_expires_at < :now LIMIT 1;
 
