@@ -35,11 +35,13 @@ from asynkron_durable.stores import (
     StateStore,
     store_from_url,
 )
+from asynkron_durable.stores.postgres import ConcurrentPostgreSqlStateStore, PostgresStateStore
 from asynkron_durable.stores.sqlite import ConcurrentSqliteStateStore
 
 __all__ = [
     "ActivityContext",
     "ConcurrentDurableFunctionRuntime",
+    "ConcurrentPostgreSqlStateStore",
     "ConcurrentSqliteStateStore",
     "DurableApp",
     "DurableError",
@@ -60,6 +62,7 @@ __all__ = [
     "OrchestrationExecutor",
     "OrchestrationStatus",
     "OrchestrationTimeout",
+    "PostgresStateStore",
     "ReplayResult",
     "RetryOptions",
     "RuntimeStatus",

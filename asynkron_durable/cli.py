@@ -78,7 +78,10 @@ _store_option = click.option(
     default=DEFAULT_STORE,
     show_default=True,
     metavar="URL",
-    help=f"State store: sqlite:///path.db or memory:// (env: {STORE_ENV_VAR}).",
+    help=(
+        "State store: sqlite:///path.db, postgresql://user@host/db?schema=name or memory:// "
+        f"(env: {STORE_ENV_VAR})."
+    ),
 )
 
 

@@ -2,8 +2,7 @@
 
     python bench/core.py [--store sqlite|memory|postgres] [--runs 50]
 
-`postgres` uses ASYNKRON_DURABLE_PG_DSN and a fresh schema (dropped afterwards is up to you:
-`bench_<hex>`), so figures are for that server.
+`postgres` uses ASYNKRON_DURABLE_PG_DSN and a fresh schema `bench_<hex>`, dropped at the end.
 
 Prints one line per figure. The client uses its own store object (as another process would), so
 pickup latency includes the runtime's polling, not an in-process wake-up.
@@ -135,6 +134,12 @@ async def main(kind: str, runs: int) -> None:
               f"{2500 / elapsed:.0f} steps/s")
     if kind != "memory":
         await client_store.close()
+    if kind == "postgres":
+        import asyncpg  # type: ignore[import-untyped]
+
+        conn = await asyncpg.connect(os.environ["ASYNKRON_DURABLE_PG_DSN"])
+        await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        await conn.close()
 
 
 if __name__ == "__main__":

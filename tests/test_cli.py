@@ -78,7 +78,7 @@ def write(path: Path, source: str) -> str:
         (["run", f"{HELLO}:nothing", "x"], "has no attribute 'nothing'"),
         (["run", f"{HELLO}:say_hello", "x"], "is a function, not a DurableApp or DurableFunctionRuntime"),
         (["worker", f"{HELLO}:RETRY"], "has no attribute 'RETRY'"),
-        (["status", "x", "--store", "postgres://db"], "unsupported store URL scheme 'postgres'"),
+        (["status", "x", "--store", "redis://db"], "unsupported store URL scheme 'redis'"),
         (["status", "x", "--store", "durable.db"], "store URL 'durable.db' has no scheme"),
         (["list", "--store", "sqlite:///"], "has no file path"),
         (["raise-event", "x", "Approval", "--data", "[1,"], "--data is not valid JSON"),

@@ -6,6 +6,9 @@ string; the classes can also be constructed directly.
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from asynkron_durable.stores._postgres_codec import redact
 from asynkron_durable.stores.base import (
     ActivityResult,
     ActivityTask,
@@ -21,6 +24,7 @@ from asynkron_durable.stores.base import (
     StateStore,
 )
 from asynkron_durable.stores.memory import InMemoryStateStore
+from asynkron_durable.stores.postgres import PostgresStateStore
 from asynkron_durable.stores.sqlite import SqliteStateStore
 
 __all__ = [
@@ -36,16 +40,22 @@ __all__ = [
     "Message",
     "NewInstance",
     "OrchestrationWorkItem",
+    "PostgresStateStore",
     "SqliteStateStore",
     "StateStore",
     "store_from_url",
 ]
 
-_SUPPORTED = "memory:// or sqlite:///path/to/file.db (sqlite:////absolute/path.db)"
+_SUPPORTED = (
+    "memory://, sqlite:///path/to/file.db (sqlite:////absolute/path.db) or "
+    "postgresql://user@host/database?schema=name"
+)
 
 
 def store_from_url(url: str) -> StateStore:
-    """Make an unopened store from a URL: `memory://`, `sqlite:///relative.db`, `sqlite:////abs.db`.
+    """Make an unopened store from a URL: `memory://`, `sqlite:///relative.db`, `sqlite:////abs.db`,
+    `postgresql://user:password@host:port/database` (or `postgres://`); for PostgreSQL an optional
+    `?schema=NAME` picks the schema (default `asynkron_durable`), other parameters go to asyncpg.
 
     Raises `ValueError` naming what was wrong and what is supported.
     """
@@ -70,4 +80,22 @@ def store_from_url(url: str) -> StateStore:
                 "connections or processes; use memory:// for an in-memory store"
             )
         return SqliteStateStore(path)
+    if scheme in ("postgresql", "postgres"):
+        return _postgres_from_url(url)
     raise ValueError(f"unsupported store URL scheme {scheme!r} in {url!r}; use {_SUPPORTED}")
+
+
+def _postgres_from_url(url: str) -> PostgresStateStore:
+    """Split the store's own `schema` parameter off a PostgreSQL URL; the rest is asyncpg's DSN."""
+    parts = urlsplit(url)
+    params = parse_qsl(parts.query, keep_blank_values=True)
+    schemas = [value for key, value in params if key == "schema"]
+    if len(schemas) > 1:
+        raise ValueError(f"store URL {redact(url)!r} gives ?schema= more than once")
+    dsn = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in params if k != "schema"])))
+    if not schemas:
+        return PostgresStateStore(dsn)
+    try:
+        return PostgresStateStore(dsn, schema=schemas[0])
+    except ValueError as exc:
+        raise ValueError(f"store URL {redact(url)!r}: {exc}") from exc

@@ -7,9 +7,11 @@ from typing import Any
 
 from asynkron_durable import (
     ConcurrentDurableFunctionRuntime,
+    ConcurrentPostgreSqlStateStore,
     ConcurrentSqliteStateStore,
     DurableFunctionRuntime,
     OrchestrationContext,
+    PostgresStateStore,
     SqliteStateStore,
 )
 
@@ -17,6 +19,7 @@ from asynkron_durable import (
 async def test_the_seed_console_host_runs_on_the_concurrent_names(tmp_path: Path) -> None:
     assert ConcurrentSqliteStateStore is SqliteStateStore
     assert ConcurrentDurableFunctionRuntime is DurableFunctionRuntime
+    assert ConcurrentPostgreSqlStateStore is PostgresStateStore
     store = ConcurrentSqliteStateStore(tmp_path / "functions.db")
     runtime = ConcurrentDurableFunctionRuntime(store, max_poll_interval=0.01)
     runtime.register_json_function("SayHello", lambda _ctx, name: f"Greeted {name}")

@@ -1,0 +1,277 @@
+"""How the PostgreSQL store's SQL is loaded and how values cross it: rows, parameters and errors.
+
+Kept apart from the store so the transaction logic in `postgres.py` reads without the plumbing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from importlib.abc import Traversable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg  # type: ignore[import-untyped]
+
+from asynkron_durable.errors import StoreError
+from asynkron_durable.history import (
+    FailureDetails,
+    HistoryEvent,
+    InstanceRecord,
+    RuntimeStatus,
+    event_from_json,
+    event_to_json,
+)
+from asynkron_durable.stores._paging import PageKey
+from asynkron_durable.stores.base import (
+    ActivityTask,
+    InboxMessage,
+    InstanceFilter,
+    Message,
+    OrchestrationWorkItem,
+)
+
+_HEADER = re.compile(r"^-- ([a-z_]+) --$", re.MULTILINE)
+_MIGRATION_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_SCHEMA_NAME = re.compile(r"^(?!pg_)[a-z_][a-z0-9_]{0,47}$")
+
+
+def _sql_dir() -> Traversable:
+    return resources.files("asynkron_durable.stores") / "sql"
+
+
+def _load_queries() -> dict[str, str]:
+    parts = _HEADER.split((_sql_dir() / "postgres_queries.sql").read_text("utf-8"))
+    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def _load_migrations() -> dict[int, str]:
+    migrations: dict[int, str] = {}
+    for entry in (_sql_dir() / "postgres_migrations").iterdir():
+        match = _MIGRATION_FILE.match(entry.name)
+        if match:
+            migrations[int(match[1])] = entry.read_text("utf-8")
+    return dict(sorted(migrations.items()))
+
+
+_QUERIES = _load_queries()
+SCHEMA_SQL = (_sql_dir() / "postgres_schema.sql").read_text("utf-8")
+"""`sql/postgres_schema.sql`: the whole current schema, unqualified (run with search_path set)."""
+MIGRATIONS = _load_migrations()
+"""The files of `sql/postgres_migrations/` by number, in order."""
+LATEST_VERSION = max(MIGRATIONS)
+"""The schema version this code reads and writes; `open()` refuses schemas with a newer one."""
+TERMINAL = frozenset(status.value for status in RuntimeStatus if status.is_terminal)
+"""Stored `runtime_status` values of instances that a new one with the same id may replace."""
+
+DRIVER_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
+"""What asyncpg and the network raise; the store turns each into `StoreError` at one place."""
+RETRYABLE: tuple[type[BaseException], ...] = (
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.UniqueViolationError,
+)
+"""Errors of a transaction that lost a race (two creators of one id, a deadlock): rerun it."""
+BAD_VALUES: tuple[type[BaseException], ...] = (asyncpg.DataError, asyncpg.ProgramLimitExceededError)
+"""Errors caused by the values themselves (a NUL character, a key too long for an index)."""
+
+
+def check_schema_name(schema: str) -> str:
+    """`schema` if it is a plain lowercase identifier PostgreSQL accepts unquoted; else ValueError."""
+    if not isinstance(schema, str) or not _SCHEMA_NAME.match(schema):
+        raise ValueError(
+            f"invalid PostgreSQL schema name {schema!r}: use 1 to 48 lowercase letters, digits and "
+            "underscores, starting with a letter or underscore and not with 'pg_'"
+        )
+    return schema
+
+
+def queries_for(schema: str) -> dict[str, str]:
+    """The named statements of `sql/postgres_queries.sql` with their tables in `schema`."""
+    return {name: sql.replace("{schema}", f'"{schema}"') for name, sql in _QUERIES.items()}
+
+
+def advisory_key(schema: str) -> int:
+    """A stable signed 64-bit key for `pg_advisory_xact_lock`, one per schema: migrations of
+    different task hubs in one database never wait for each other."""
+    digest = hashlib.sha256(f"asynkron_durable:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def channel_for(schema: str) -> str:
+    """The NOTIFY channel of `schema` (at most 53 bytes: well under PostgreSQL's 63)."""
+    return f"{schema}_wake"
+
+
+def redact(dsn: str) -> str:
+    """`dsn` without its password, for error messages."""
+    try:
+        parts = urlsplit(dsn)
+        if parts.password is None:
+            return dsn
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return "<unparseable DSN>"
+
+
+def store_error(where: str, operation: str, exc: BaseException) -> StoreError:
+    """The `StoreError` for a driver error: which store, which operation, what went wrong."""
+    detail = str(exc) or repr(exc)
+    return StoreError(f"{where}: {operation} failed: {type(exc).__name__}: {detail}")
+
+
+def aware(value: datetime) -> datetime:
+    """A timezone-aware time as is; naive times are a caller bug (asyncpg would guess a zone)."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: stores need timezone-aware UTC times")
+    return value
+
+
+def _optional_aware(value: datetime | None) -> datetime | None:
+    return None if value is None else aware(value)
+
+
+def transpose(rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
+    """Rows as column arrays: the parameters of an `unnest(...)` insert or update."""
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+def record_columns(records: Sequence[tuple[InstanceRecord, int]]) -> list[list[Any]]:
+    """The 12 column arrays of instance rows (see the queries file), each record with the version
+    the store decided on."""
+    return transpose(_record_row(record, version) for record, version in records)
+
+
+def _record_row(record: InstanceRecord, version: int) -> tuple[Any, ...]:
+    return (
+        record.instance_id,
+        record.name,
+        record.execution_id,
+        record.runtime_status.value,
+        record.input,
+        record.output,
+        record.custom_status,
+        None if record.failure is None else record.failure.model_dump_json(),
+        aware(record.created_at),
+        aware(record.last_updated_at),
+        record.parent_instance_id,
+        version,
+    )
+
+
+def record_from_row(row: Any) -> InstanceRecord:
+    """Decode an instances row; raises `StoreError` naming the instance if it is corrupt."""
+    try:
+        failure = row["failure"]
+        return InstanceRecord(
+            instance_id=row["instance_id"],
+            name=row["name"],
+            execution_id=row["execution_id"],
+            runtime_status=RuntimeStatus(row["runtime_status"]),
+            input=row["input"],
+            output=row["output"],
+            custom_status=row["custom_status"],
+            failure=None if failure is None else FailureDetails.model_validate_json(failure),
+            created_at=row["created_at"],
+            last_updated_at=row["last_updated_at"],
+            parent_instance_id=row["parent_instance_id"],
+            version=row["version"],
+        )
+    except (ValueError, TypeError) as exc:
+        raise StoreError(f"instance {row['instance_id']!r}: corrupt instance row: {exc}") from exc
+
+
+def decode_event(text: str, instance_id: str, where: str) -> HistoryEvent:
+    """Decode a stored event; raises `StoreError` naming the instance and row if it is corrupt."""
+    try:
+        return event_from_json(text)
+    except (ValueError, TypeError) as exc:
+        raise StoreError(f"instance {instance_id!r}: cannot decode {where}: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """Claimed rows decoded: the work items, and what could not be read, with why."""
+
+    items: list[OrchestrationWorkItem]
+    unreadable: list[tuple[str, str]]
+    """(instance id, error) of instance rows that cannot be decoded: to quarantine."""
+    dead: list[tuple[int, str]]
+    """(message id, error) of inbox rows that cannot be decoded: to move to dead_letters."""
+
+
+def decode_claimed(rows: Iterable[Any]) -> Claimed:
+    """Decode `select_claimed` rows, setting aside the rows that cannot be read."""
+    claimed = Claimed([], [], [])
+    for row in rows:
+        instance_id = row["instance_id"]
+        try:
+            record = record_from_row(row)
+        except StoreError as exc:
+            claimed.unreadable.append((instance_id, str(exc)))
+            continue
+        messages: list[InboxMessage] = []
+        columns = (row["message_ids"] or [], row["execution_ids"] or [], row["events"] or [])
+        for message_id, execution_id, text in zip(*columns, strict=True):
+            try:
+                event = decode_event(text, instance_id, f"inbox message {message_id}")
+            except StoreError as exc:
+                claimed.dead.append((message_id, str(exc)))
+                continue
+            messages.append(InboxMessage(message_id, event, execution_id))
+        claimed.items.append(OrchestrationWorkItem(record, messages))
+    return claimed
+
+
+def message_columns(messages: Iterable[Message]) -> list[list[Any]]:
+    """The column arrays of `insert_messages`: instance ids, execution ids, events, visible_at."""
+    return transpose(
+        (m.instance_id, m.execution_id, event_to_json(m.event), _optional_aware(m.visible_at))
+        for m in messages
+    )
+
+
+def activity_columns(tasks: Iterable[ActivityTask]) -> list[list[Any]]:
+    """The column arrays of `insert_activities`: instance ids, execution ids, task ids, names, inputs."""
+    return transpose((t.instance_id, t.execution_id, t.task_id, t.name, t.input) for t in tasks)
+
+
+def activity_task(row: Any) -> ActivityTask:
+    """The task of a claimed activities row."""
+    return ActivityTask(
+        instance_id=row["instance_id"],
+        execution_id=row["execution_id"],
+        task_id=row["task_id"],
+        name=row["name"],
+        input=row["input"],
+    )
+
+
+def filter_args(query: InstanceFilter) -> list[Any]:
+    """The filter parameters of `filter_instances` and `purge_instances`: unset fields are NULL."""
+    statuses = query.runtime_status
+    return [
+        None if statuses is None else sorted(status.value for status in statuses),
+        _optional_aware(query.created_from),
+        _optional_aware(query.created_to),
+        query.instance_id_prefix or None,
+        query.name,
+    ]
+
+
+def page_args(after: PageKey | None) -> list[Any]:
+    """The keyset parameters of `filter_instances`: where the previous page ended (NULL: start)."""
+    if after is None:
+        return [None, None]
+    return [aware(after.created_at), after.instance_id]

@@ -1,0 +1,198 @@
+"""Deciding a batch of episode commits (or one creation) against the instance rows it locked, and
+writing the outcome.
+
+The PostgreSQL store locks every instance a batch touches, then decides here, commit by commit and
+in order, exactly what applying them one at a time would do: the compare-and-swap, conflicts with
+running instances, replacing finished ones, dropping messages to instances that do not exist. The
+outcome is written with one statement per kind of change, however many commits the batch holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from asynkron_durable.errors import StoreError
+from asynkron_durable.history import InstanceRecord, event_to_json
+from asynkron_durable.stores._postgres_codec import (
+    TERMINAL,
+    activity_columns,
+    message_columns,
+    record_columns,
+    transpose,
+)
+from asynkron_durable.stores.base import ActivityTask, EpisodeCommit, Message, NewInstance
+
+
+@dataclass(frozen=True, slots=True)
+class LockedRow:
+    """What the decisions need to know about one instance (as locked, or as decided so far)."""
+
+    runtime_status: str
+    version: int
+    lease_owner: str | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> LockedRow:
+        """From a `lock_instances` row."""
+        return cls(row["runtime_status"], row["version"], row["lease_owner"])
+
+    @property
+    def terminal(self) -> bool:
+        """Whether a new instance with this id may replace it."""
+        return self.runtime_status in TERMINAL
+
+
+def touched_ids(commits: Iterable[EpisodeCommit]) -> set[str]:
+    """Every instance a batch may read or write: its own, message targets, new instances."""
+    ids: set[str] = set()
+    for commit in commits:
+        ids.add(commit.record.instance_id)
+        ids.update(message.instance_id for message in commit.messages)
+        for new in commit.new_instances:
+            ids.add(new.record.instance_id)
+            if new.conflict_message is not None:
+                ids.add(new.conflict_message.instance_id)
+    return ids
+
+
+class CommitPlan:
+    """The writes of a batch, decided in order against `rows` (every touched instance that exists,
+    locked by the caller until its transaction ends)."""
+
+    def __init__(self, owner: str, rows: dict[str, LockedRow]) -> None:
+        self.owner = owner
+        self._existing = set(rows)
+        self._state = dict(rows)
+        self.rejected: set[str] = set()
+        self.committed: list[tuple[InstanceRecord, int, int]] = []
+        self.reset: list[str] = []
+        self.replaced: set[str] = set()
+        self.created: dict[str, tuple[InstanceRecord, int]] = {}
+        self.history: list[tuple[str, int, str]] = []
+        self.acks: list[tuple[str, int]] = []
+        self.messages: list[Message] = []
+        self.activities: list[ActivityTask] = []
+
+    def commit(self, commit: EpisodeCommit) -> None:
+        """Apply `commit` if the instance still has its version and the owner's lease, else reject it."""
+        instance_id = commit.record.instance_id
+        row = self._state.get(instance_id)
+        if row is None or row.version != commit.expected_version or row.lease_owner != self.owner:
+            self.rejected.add(instance_id)
+            return
+        version = commit.expected_version + 1
+        self._state[instance_id] = LockedRow(commit.record.runtime_status.value, version, None)
+        self.committed.append((commit.record, version, commit.expected_version))
+        if commit.reset_history:
+            self.reset.append(instance_id)
+        self.history += [(instance_id, n, event_to_json(e)) for n, e in enumerate(commit.new_history)]
+        self.acks += [(instance_id, message_id) for message_id in commit.acknowledged_message_ids]
+        for new in commit.new_instances:
+            old = self._state.get(new.record.instance_id)
+            if old is None or old.terminal:
+                self.create(new)
+            elif new.conflict_message is not None:
+                self.enqueue(new.conflict_message)
+        for message in commit.messages:
+            self.enqueue(message)
+        self.activities += commit.activities
+
+    def create(self, new: NewInstance) -> None:
+        """Create `new`, replacing any instance with its id. The version keeps growing across
+        replacements so a stale commit for the old instance can never match the new one."""
+        record = new.record
+        instance_id = record.instance_id
+        version = record.version
+        old = self._state.get(instance_id)
+        if old is not None:
+            version = max(version, old.version + 1)
+            self._wipe(instance_id)
+        self._state[instance_id] = LockedRow(record.runtime_status.value, version, None)
+        self.created[instance_id] = (record, version)
+        self.enqueue(Message(instance_id, new.start_event, execution_id=record.execution_id))
+
+    def enqueue(self, message: Message) -> None:
+        """Queue `message`, unless its instance does not exist at this point of the batch."""
+        if message.instance_id in self._state:
+            self.messages.append(message)
+
+    def _wipe(self, instance_id: str) -> None:
+        """Forget what the batch wrote so far for an instance it now replaces, as replacing deletes it."""
+        if instance_id in self._existing:
+            self.replaced.add(instance_id)
+        self.history = [h for h in self.history if h[0] != instance_id]
+        self.acks = [a for a in self.acks if a[0] != instance_id]
+        self.messages = [m for m in self.messages if m.instance_id != instance_id]
+        self.activities = [a for a in self.activities if a.instance_id != instance_id]
+
+    # ----- the column arrays of each statement --------------------------------------------------
+
+    def commit_columns(self) -> list[list[Any]]:
+        """`commit_instances`: the 12 record arrays, then the expected versions."""
+        records = [(record, version) for record, version, _ in self.committed]
+        return [*record_columns(records), [expected for _, _, expected in self.committed]]
+
+    def created_columns(self, *, existing: bool) -> list[list[Any]]:
+        """`replace_instances` (existing ids) or `insert_instances` (new ids): the record arrays."""
+        rows = [row for key, row in self.created.items() if (key in self._existing) == existing]
+        return record_columns(rows) if rows else []
+
+    def history_columns(self) -> list[list[Any]]:
+        """`append_history`: instance ids, positions among the instance's new events, events."""
+        return transpose(self.history)
+
+    def ack_columns(self) -> list[list[Any]]:
+        """`ack_messages`: instance ids, message ids."""
+        return transpose(self.acks)
+
+    def activity_columns(self) -> list[list[Any]]:
+        """`insert_activities`: the task arrays."""
+        return activity_columns(self.activities)
+
+
+
+@dataclass(frozen=True, slots=True)
+class Writer:
+    """Locks instances and writes plans and messages with one store's statements."""
+
+    queries: dict[str, str]
+    wake: tuple[str, str]
+    """The NOTIFY channel and payload every enqueueing statement sends when it added rows."""
+    where: str
+
+    async def lock(self, conn: Any, instance_ids: set[str]) -> dict[str, LockedRow]:
+        """Lock the existing ones of `instance_ids` (in id order) and read what decisions need."""
+        rows = await conn.fetch(self.queries["lock_instances"], sorted(instance_ids))
+        return {row["instance_id"]: LockedRow.from_row(row) for row in rows}
+
+    async def apply(self, conn: Any, plan: CommitPlan) -> int:
+        """Write a decided plan, one statement per kind of change; returns how much it enqueued."""
+        q = self.queries
+        if plan.committed:
+            status = await conn.execute(q["commit_instances"], plan.owner, *plan.commit_columns())
+            if status != f"UPDATE {len(plan.committed)}":
+                raise StoreError(f"{self.where}: locked instances changed during a commit ({status})")
+        if plan.replaced or plan.reset:
+            await conn.execute(q["wipe_instances"], sorted(plan.replaced), plan.reset)
+        for query, existing in (("insert_instances", False), ("replace_instances", True)):
+            columns = plan.created_columns(existing=existing)
+            if columns:
+                await conn.execute(q[query], *columns)
+        if plan.history:
+            await conn.execute(q["append_history"], *plan.history_columns())
+        if plan.acks:
+            await conn.execute(q["ack_messages"], *plan.ack_columns())
+        enqueued = await self.insert_messages(conn, plan.messages)
+        if plan.activities:
+            enqueued += await self._enqueue(conn, "insert_activities", plan.activity_columns())
+        return enqueued
+
+    async def insert_messages(self, conn: Any, messages: Sequence[Message]) -> int:
+        """Enqueue `messages` (dropping those to unknown instances); returns how many were."""
+        return await self._enqueue(conn, "insert_messages", message_columns(messages)) if messages else 0
+
+    async def _enqueue(self, conn: Any, query: str, columns: list[list[Any]]) -> int:
+        row = await conn.fetchrow(self.queries[query], *self.wake, *columns)
+        return int(row["enqueued"])

@@ -1,0 +1,489 @@
+"""The PostgreSQL state store: runtimes on many hosts share one database, one schema per task hub.
+
+Every operation is one short transaction on a pooled connection. Claims lease rows with
+`FOR UPDATE SKIP LOCKED`, so concurrent workers take different work without waiting for each other.
+Writers lock instance rows first and in id order (then activity rows, in id order), so they queue
+instead of deadlocking; a transaction that still loses a race (deadlock, serialization failure, two
+creators of one id) is rerun. Each transaction that enqueues work also NOTIFYs the schema's channel:
+a LISTEN connection held by every store wakes its subscribers when another process enqueues.
+
+Fresh schemas get `sql/postgres_schema.sql`; older ones are upgraded by `sql/postgres_migrations/`;
+every statement lives in `sql/postgres_queries.sql`. Driver errors never leave: `_run` turns them
+into `StoreError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import asyncpg  # type: ignore[import-untyped]
+
+from asynkron_durable.errors import InstanceAlreadyExists, StoreError
+from asynkron_durable.history import HistoryEvent, InstanceRecord
+from asynkron_durable.stores._paging import PageKey, decode_token, encode_token
+from asynkron_durable.stores._postgres_codec import (
+    BAD_VALUES,
+    DRIVER_ERRORS,
+    LATEST_VERSION,
+    MIGRATIONS,
+    RETRYABLE,
+    SCHEMA_SQL,
+    activity_task,
+    advisory_key,
+    aware,
+    channel_for,
+    check_schema_name,
+    decode_claimed,
+    decode_event,
+    filter_args,
+    page_args,
+    queries_for,
+    record_from_row,
+    redact,
+    store_error,
+    transpose,
+)
+from asynkron_durable.stores._postgres_listener import Listener
+from asynkron_durable.stores._postgres_plan import CommitPlan, Writer, touched_ids
+from asynkron_durable.stores.base import (
+    ActivityResult,
+    ActivityWorkItem,
+    EpisodeCommit,
+    InstanceFilter,
+    InstancePage,
+    LeaseRenewal,
+    Message,
+    NewInstance,
+    OrchestrationWorkItem,
+)
+
+QUARANTINED = "!unreadable"
+"""The lease owner of instances whose row cannot be decoded; nobody claims them."""
+
+_ATTEMPTS = 5
+"""How often an operation that lost a race (deadlock, serialization failure, duplicate key) runs."""
+
+_log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Connection = Any
+"""An asyncpg connection (asyncpg ships no type information)."""
+
+
+class PostgresStateStore:
+    """A `StateStore` on PostgreSQL: every table lives in `schema`, so task hubs share a database.
+
+    `dsn_or_pool` is a DSN (the store makes and closes its own pool, one connection larger than
+    `max_pool_size` for LISTEN) or an asyncpg pool, which the store uses but never closes.
+    """
+
+    poll_interval_hint = 1.0
+    """Other processes' work arrives by NOTIFY; polling is only the fallback."""
+
+    def __init__(
+        self,
+        dsn_or_pool: str | asyncpg.Pool,
+        *,
+        schema: str = "asynkron_durable",
+        min_pool_size: int = 1,
+        max_pool_size: int = 10,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self._schema = check_schema_name(schema)
+        if not 0 <= min_pool_size <= max_pool_size or max_pool_size < 1:
+            raise ValueError(
+                f"pool sizes must satisfy 0 <= min_pool_size <= max_pool_size and max_pool_size >= 1, "
+                f"got min_pool_size={min_pool_size}, max_pool_size={max_pool_size}"
+            )
+        if isinstance(dsn_or_pool, str):
+            self._dsn: str | None = dsn_or_pool
+            self._given_pool: asyncpg.Pool | None = None
+            self._where = f"PostgreSQL store (schema {schema!r} at {redact(dsn_or_pool)})"
+        else:
+            self._dsn, self._given_pool = None, dsn_or_pool
+            self._where = f"PostgreSQL store (schema {schema!r} on a caller's pool)"
+        self._min_pool_size = min_pool_size
+        self._max_pool_size = max_pool_size
+        self._connect_timeout = connect_timeout
+        self._q = queries_for(schema)
+        self._token = uuid.uuid4().hex  # the NOTIFY payload by which we recognise our own wake-ups
+        self._wake_args = (channel_for(schema), self._token)
+        self._writer = Writer(self._q, self._wake_args, self._where)
+        self._pool: asyncpg.Pool | None = None
+        self._listener: Listener | None = None
+        self._lock = asyncio.Lock()
+        self._callbacks: list[Callable[[], None]] = []
+
+    @property
+    def schema(self) -> str:
+        """The schema holding this store's tables."""
+        return self._schema
+
+    # ----- lifecycle ----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, create or migrate the schema, start listening. Idempotent."""
+        async with self._lock:
+            if self._pool is not None:
+                return
+            pool = self._given_pool
+            if pool is not None and pool.get_max_size() < 2:
+                raise ValueError(f"{self._where}: the pool needs 2 connections or more (one LISTENs)")
+            try:
+                if pool is None:
+                    pool = await asyncpg.create_pool(
+                        self._dsn,
+                        min_size=self._min_pool_size,
+                        max_size=self._max_pool_size + 1,
+                        timeout=self._connect_timeout,
+                    )
+                async with pool.acquire() as conn:
+                    await self._migrate(conn)
+                listener = Listener(pool, *self._wake_args, self._notify, self._where)
+                await listener.start()
+            except BaseException as exc:
+                if pool is not None and self._given_pool is None:
+                    pool.terminate()
+                if isinstance(exc, DRIVER_ERRORS):
+                    raise store_error(self._where, "open", exc) from exc
+                raise
+            self._pool = pool
+            self._listener = listener
+
+    async def _migrate(self, conn: Connection) -> None:
+        """Bring the schema to LATEST_VERSION; the advisory lock makes concurrent openers take turns."""
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", advisory_key(self._schema))
+            # Only DDL when needed: a role without CREATE rights can use a schema set up for it.
+            if await conn.fetchval("SELECT to_regclass($1) IS NULL", f'"{self._schema}".schema_version'):
+                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
+                await conn.execute(self._q["create_schema_version"])
+            applied = [row["version"] for row in await conn.fetch(self._q["get_schema_versions"])]
+            if applied and applied[-1] > LATEST_VERSION:
+                raise StoreError(
+                    f"{self._where} has schema version {applied[-1]}, but this version of "
+                    f"asynkron-durable only knows up to {LATEST_VERSION}: upgrade it"
+                )
+            missing = [version for version in MIGRATIONS if version not in applied]
+            if not missing:
+                return
+            await conn.execute(f'SET LOCAL search_path TO "{self._schema}"')
+            for script in [SCHEMA_SQL] if not applied else [MIGRATIONS[v] for v in missing]:
+                await conn.execute(script)
+            await conn.execute(self._q["record_schema_versions"], missing)
+
+    async def close(self) -> None:
+        """Stop listening and close the pool (unless the caller passed it in). Idempotent."""
+        async with self._lock:
+            pool, self._pool = self._pool, None
+            listener, self._listener = self._listener, None
+            if listener is not None:
+                await listener.stop()
+            if pool is not None and self._given_pool is None:
+                try:
+                    await pool.close()
+                except DRIVER_ERRORS as exc:
+                    raise store_error(self._where, "close", exc) from exc
+
+    # ----- wake-ups -----------------------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after this store enqueued work, and when another process did (NOTIFY)."""
+        self._callbacks.append(callback)
+
+    def _notify(self) -> None:
+        for callback in list(self._callbacks):
+            try:
+                callback()
+            except Exception:
+                _log.exception("store subscriber %r failed", callback)
+
+    # ----- the error boundary -------------------------------------------------------------------
+
+    async def _run(
+        self, operation: str, body: Callable[[Connection], Awaitable[T]], *, transaction: bool = True
+    ) -> T:
+        """Run `body` on a pooled connection (in a transaction unless told otherwise), rerun it when
+        it lost a race, and turn every driver error into a `StoreError` naming the operation."""
+        pool = self._pool
+        if pool is None:
+            raise StoreError(f"{self._where} is not open: call open() first")
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with pool.acquire() as conn:
+                    if not transaction:
+                        return await body(conn)
+                    async with conn.transaction():
+                        return await body(conn)
+            except DRIVER_ERRORS as exc:
+                if isinstance(exc, RETRYABLE) and attempt < _ATTEMPTS:
+                    _log.debug("%s: %s lost a race (%s); running it again", self._where, operation, exc)
+                    continue
+                raise store_error(self._where, operation, exc) from exc
+
+    async def _fetch(self, operation: str, query: str, *args: Any) -> list[Any]:
+        """Run one statement on its own (atomic without a transaction); returns its rows."""
+
+        async def body(conn: Connection) -> list[Any]:
+            return list(await conn.fetch(self._q[query], *args))
+
+        return await self._run(operation, body, transaction=False)
+
+    # ----- instances and messages ---------------------------------------------------------------
+
+    async def create_instance(self, new: NewInstance, *, replace: bool) -> None:
+        """Create (or replace) an instance and enqueue its start message."""
+        instance_id = new.record.instance_id
+
+        async def body(conn: Connection) -> None:
+            rows = await self._writer.lock(conn, {instance_id})
+            old = rows.get(instance_id)
+            if old is not None and not replace and not old.terminal:
+                raise InstanceAlreadyExists(instance_id, old.runtime_status)
+            plan = CommitPlan("", rows)
+            plan.create(new)
+            await self._writer.apply(conn, plan)
+
+        await self._run("create_instance", body)
+        self._notify()
+
+    async def send_messages(self, messages: Sequence[Message]) -> None:
+        """Enqueue messages; those for unknown instances are dropped by the insert itself."""
+
+        async def body(conn: Connection) -> int:
+            return await self._writer.insert_messages(conn, messages)
+
+        if messages and await self._run("send_messages", body) > 0:
+            self._notify()
+
+    async def claim_orchestrations(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[OrchestrationWorkItem]:
+        """Lease instances with visible messages, oldest message first."""
+        if limit <= 0:
+            return []
+        args = (owner, aware(now), aware(lease_until), limit)
+
+        async def body(conn: Connection) -> list[OrchestrationWorkItem]:
+            leased = await conn.fetch(self._q["claim_orchestrations"], *args)
+            if not leased:
+                return []
+            order = {row["instance_id"]: row["first_id"] for row in leased}
+            rows = await conn.fetch(self._q["select_claimed"], list(order), now)
+            items = await self._decode_claimed(conn, owner, rows, now)
+            return sorted(items, key=lambda item: order[item.record.instance_id])
+
+        return await self._run("claim_orchestrations", body)
+
+    async def _decode_claimed(
+        self, conn: Connection, owner: str, rows: Sequence[Any], now: datetime
+    ) -> list[OrchestrationWorkItem]:
+        """Work items from claimed rows. One corrupt row blocks nothing: an unreadable instance is
+        quarantined, an undecodable message moved to dead_letters; both logged and kept.
+
+        The previous owner can acknowledge a message the claim saw just before the row lock was
+        granted: an instance left with nothing to deliver is given straight back."""
+        idle = [row["instance_id"] for row in rows if row["message_ids"] is None]
+        if idle:
+            await conn.execute(self._q["release_instance_leases"], owner, idle, *self._wake_args)
+        claimed = decode_claimed(row for row in rows if row["message_ids"] is not None)
+        for instance_id, error in claimed.unreadable:
+            _log.error("instance %r is unreadable and no longer claimed: %s", instance_id, error)
+        for message_id, error in claimed.dead:
+            _log.error("moved inbox message %s to dead_letters: %s", message_id, error)
+        if claimed.unreadable:
+            ids = [instance_id for instance_id, _ in claimed.unreadable]
+            await conn.execute(self._q["quarantine_instances"], QUARANTINED, ids)
+        if claimed.dead:
+            await conn.execute(self._q["dead_letter_messages"], *transpose(claimed.dead), now)
+        return claimed.items
+
+    async def next_due(self, now: datetime) -> datetime | None:
+        """The earliest future `visible_at` in any inbox (an index-only read)."""
+        due: datetime | None = (await self._fetch("next_due", "next_due", aware(now)))[0]["due"]
+        return due
+
+    async def load_histories(self, instance_ids: Sequence[str]) -> dict[str, list[HistoryEvent]]:
+        """Each instance's current history, in order; raises `StoreError` on a corrupt row."""
+        histories: dict[str, list[HistoryEvent]] = {i: [] for i in instance_ids}
+        if not histories:
+            return histories
+        for row in await self._fetch("load_histories", "select_histories", list(histories)):
+            where = f"history row seq={row['seq']}"
+            histories[row["instance_id"]].append(decode_event(row["event"], row["instance_id"], where))
+        return histories
+
+    async def commit_episodes(self, owner: str, now: datetime, commits: Sequence[EpisodeCommit]) -> set[str]:
+        """Apply the commits in one transaction, each checked (version + lease) on its own.
+
+        If PostgreSQL refuses a value of one commit (a NUL character in an instance id, say), the
+        batch is redone with a savepoint per commit: the others land, and the refused one is logged
+        and reported as rejected, so it cannot hold up the rest of its batch."""
+        if not commits:
+            return set()
+
+        async def batch(conn: Connection) -> tuple[set[str], int]:
+            return await self._commit(conn, owner, commits)
+
+        async def one_by_one(conn: Connection) -> tuple[set[str], int]:
+            rejected: set[str] = set()
+            enqueued = 0
+            for commit in commits:
+                try:
+                    async with conn.transaction():  # a savepoint
+                        lost, added = await self._commit(conn, owner, [commit])
+                except BAD_VALUES as exc:
+                    _log.error("commit of instance %r cannot be stored: %s", commit.record.instance_id, exc)
+                    lost, added = {commit.record.instance_id}, 0
+                rejected |= lost
+                enqueued += added
+            return rejected, enqueued
+
+        try:
+            rejected, enqueued = await self._run("commit_episodes", batch)
+        except StoreError as exc:
+            if len(commits) == 1 or not isinstance(exc.__cause__, BAD_VALUES):
+                raise
+            rejected, enqueued = await self._run("commit_episodes", one_by_one)
+        if enqueued:
+            self._notify()
+        return rejected
+
+    async def _commit(
+        self, conn: Connection, owner: str, commits: Sequence[EpisodeCommit]
+    ) -> tuple[set[str], int]:
+        plan = CommitPlan(owner, await self._writer.lock(conn, touched_ids(commits)))
+        for commit in commits:
+            plan.commit(commit)
+        return plan.rejected, await self._writer.apply(conn, plan)
+
+    # ----- activities ---------------------------------------------------------------------------
+
+    async def claim_activities(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[ActivityWorkItem]:
+        """Lease the oldest unleased (or expired) activities."""
+        if limit <= 0:
+            return []
+        args = (owner, aware(now), aware(lease_until), limit)
+        rows = await self._fetch("claim_activities", "claim_activities", *args)
+        return sorted(
+            (ActivityWorkItem(row["activity_id"], activity_task(row), row["attempt"]) for row in rows),
+            key=lambda item: item.activity_id,
+        )
+
+    async def complete_activities(self, owner: str, results: Sequence[ActivityResult]) -> set[int]:
+        """Delete each still-leased activity and enqueue its result message, atomically."""
+        if not results:
+            return set()
+
+        async def body(conn: Connection) -> tuple[set[int], int]:
+            await self._writer.lock(conn, {r.message.instance_id for r in results})
+            rows = await conn.fetch(self._q["complete_activities"], owner, [r.activity_id for r in results])
+            done = {row["activity_id"] for row in rows}
+            rejected: set[int] = set()
+            messages: list[Message] = []
+            for result in results:
+                if result.activity_id in done:
+                    done.discard(result.activity_id)
+                    messages.append(result.message)
+                else:
+                    rejected.add(result.activity_id)
+            return rejected, await self._writer.insert_messages(conn, messages)
+
+        rejected, enqueued = await self._run("complete_activities", body)
+        if enqueued:
+            self._notify()
+        return rejected
+
+    # ----- leases -------------------------------------------------------------------------------
+
+    async def renew_leases(
+        self,
+        owner: str,
+        lease_until: datetime,
+        instance_ids: Sequence[str],
+        activity_ids: Sequence[int],
+    ) -> LeaseRenewal:
+        """Extend the leases `owner` still holds; report the rest as lost (one statement per kind,
+        instances first, like every writer)."""
+        renewal = (owner, aware(lease_until))
+        kept_instances: set[str] = set()
+        kept_activities: set[int] = set()
+        if instance_ids:
+            rows = await self._fetch("renew_leases", "renew_instance_leases", *renewal, list(instance_ids))
+            kept_instances = {row["instance_id"] for row in rows}
+        if activity_ids:
+            rows = await self._fetch("renew_leases", "renew_activity_leases", *renewal, list(activity_ids))
+            kept_activities = {row["activity_id"] for row in rows}
+        return LeaseRenewal(
+            lost_instance_ids=set(instance_ids) - kept_instances,
+            lost_activity_ids=set(activity_ids) - kept_activities,
+        )
+
+    async def release_leases(
+        self, owner: str, instance_ids: Sequence[str], activity_ids: Sequence[int]
+    ) -> None:
+        """Drop `owner`'s leases so the work can be claimed again at once (other processes hear
+        of it by NOTIFY)."""
+        releases = (("release_instance_leases", instance_ids), ("release_activity_leases", activity_ids))
+        for query, ids in releases:
+            if ids:
+                await self._fetch("release_leases", query, owner, list(ids), *self._wake_args)
+
+    # ----- queries and purges -------------------------------------------------------------------
+
+    async def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        """The instance's record, or None; raises `StoreError` naming it if its row is corrupt."""
+        rows = await self._fetch("get_instance", "select_instance", instance_id)
+        return record_from_row(rows[0]) if rows else None
+
+    async def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        """The current execution's history; raises `StoreError` on a corrupt row."""
+        rows = await self._fetch("get_history", "select_history", instance_id)
+        return [decode_event(row["event"], instance_id, f"history row seq={row['seq']}") for row in rows]
+
+    async def query_instances(
+        self, filter: InstanceFilter, page_size: int, continuation_token: str | None
+    ) -> InstancePage:
+        """One page of matching instances by (created_at, instance_id), keyset-paged."""
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, got {page_size}")
+        after = None if continuation_token is None else decode_token(continuation_token)
+        args = [*page_args(after), *filter_args(filter), page_size + 1]
+        rows = await self._fetch("query_instances", "filter_instances", *args)
+        records = [record_from_row(row) for row in rows[:page_size]]
+        token = None
+        if len(rows) > page_size:
+            token = encode_token(PageKey(records[-1].created_at, records[-1].instance_id))
+        return InstancePage(records, token)
+
+    async def purge_instance(self, instance_id: str) -> bool:
+        """Delete one instance and everything it owns."""
+
+        async def body(conn: Connection) -> bool:
+            await self._writer.lock(conn, {instance_id})
+            return bool(await conn.fetch(self._q["delete_instances"], [instance_id]))
+
+        return await self._run("purge_instance", body)
+
+    async def purge_instances(self, filter: InstanceFilter) -> int:
+        """Delete every matching instance and everything they own; returns how many."""
+
+        async def body(conn: Connection) -> int:
+            rows = await conn.fetch(self._q["lock_matching_instances"], *filter_args(filter))
+            ids = [row["instance_id"] for row in rows]
+            return len(await conn.fetch(self._q["delete_instances"], ids)) if ids else 0
+
+        return await self._run("purge_instances", body)
+
+
+ConcurrentPostgreSqlStateStore = PostgresStateStore
+"""The seed's name for the multi-host-safe PostgreSQL store. Every store here is multi-host safe."""

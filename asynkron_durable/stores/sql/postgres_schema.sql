@@ -1,0 +1,76 @@
+-- Schema of the PostgreSQL state store: the source of truth. open() runs this file on a fresh
+-- schema (with search_path set to it, so names here are unqualified); existing schemas are upgraded
+-- by the numbered files in postgres_migrations/, which must produce exactly this (a test checks).
+-- Times are timestamptz; events and payloads are JSON text, decoded only in Python.
+-- instance_id columns use the "C" collation: code-point order, as in the SQLite store and Python.
+
+CREATE TABLE instances (
+    instance_id        text COLLATE "C" NOT NULL PRIMARY KEY,
+    name               text        NOT NULL,
+    execution_id       text        NOT NULL,
+    runtime_status     text        NOT NULL,
+    input              text,
+    output             text,
+    custom_status      text,
+    failure            text,
+    created_at         timestamptz NOT NULL,
+    last_updated_at    timestamptz NOT NULL,
+    parent_instance_id text,
+    version            bigint      NOT NULL,
+    lease_owner        text,
+    lease_expires_at   timestamptz,
+    -- The smallest id among this instance's inbox messages that wait for no timer (NULL: none).
+    -- Every statement that adds or removes inbox rows keeps it current, so a claim walks an index
+    -- of ready instances instead of grouping the whole inbox.
+    ready_message_id   bigint
+);
+
+CREATE INDEX instances_by_created ON instances (created_at, instance_id);
+CREATE INDEX instances_ready ON instances (ready_message_id) WHERE ready_message_id IS NOT NULL;
+
+-- The current execution's history; seq is the event's position in it.
+CREATE TABLE history (
+    instance_id text COLLATE "C" NOT NULL,
+    seq         integer NOT NULL,
+    event       text    NOT NULL,
+    PRIMARY KEY (instance_id, seq)
+);
+
+-- Message ids only ever grow, so they order delivery and are never reused.
+CREATE TABLE inbox (
+    message_id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    instance_id  text COLLATE "C" NOT NULL,
+    execution_id text,
+    event        text NOT NULL,
+    visible_at   timestamptz
+);
+
+CREATE INDEX inbox_by_instance ON inbox (instance_id, message_id);
+-- Delayed messages (timers): claims read the due ones from here; future ones cost nothing.
+CREATE INDEX inbox_delayed ON inbox (visible_at, instance_id, message_id) WHERE visible_at IS NOT NULL;
+
+-- Claims walk the primary key: leased rows (bounded by worker concurrency) are all they skip.
+CREATE TABLE activities (
+    activity_id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    instance_id      text COLLATE "C" NOT NULL,
+    execution_id     text    NOT NULL,
+    task_id          bigint  NOT NULL,
+    name             text    NOT NULL,
+    input            text,
+    lease_owner      text,
+    lease_expires_at timestamptz,
+    attempt          integer NOT NULL DEFAULT 0
+);
+
+CREATE INDEX activities_by_instance ON activities (instance_id);
+
+-- Inbox rows that could not be decoded, moved aside so they neither block claims nor vanish.
+CREATE TABLE dead_letters (
+    message_id   bigint      NOT NULL PRIMARY KEY,
+    instance_id  text COLLATE "C" NOT NULL,
+    execution_id text,
+    event        text        NOT NULL,
+    visible_at   timestamptz,
+    error        text        NOT NULL,
+    dead_at      timestamptz NOT NULL
+);

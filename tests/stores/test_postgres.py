@@ -1,0 +1,472 @@
+"""PostgreSQL-only behaviour: schema and migrations, isolation, NOTIFY, SKIP LOCKED, corrupt rows,
+pools, connection errors, URLs. Tests that need the server take `pg_dsn`/`pg_schemas` (conftest) and
+skip without ASYNKRON_DURABLE_PG_DSN; the others run everywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+
+from asynkron_durable.errors import StoreError
+from asynkron_durable.history import (
+    EventRaised,
+    ExecutionStarted,
+    InstanceRecord,
+    OrchestratorStarted,
+    RuntimeStatus,
+    event_to_json,
+)
+from asynkron_durable.stores import (
+    ActivityResult,
+    ActivityTask,
+    EpisodeCommit,
+    Message,
+    NewInstance,
+    OrchestrationWorkItem,
+    PostgresStateStore,
+    store_from_url,
+)
+from asynkron_durable.stores._postgres_codec import MIGRATIONS, queries_for
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+LATER = T0 + timedelta(seconds=30)
+DEADLINE = 5.0
+"""Seconds a test waits for a notification before it fails (they arrive in milliseconds)."""
+
+
+def new_instance(instance_id: str) -> NewInstance:
+    record = InstanceRecord(
+        instance_id=instance_id,
+        name="orch",
+        execution_id=f"{instance_id}:1",
+        runtime_status=RuntimeStatus.PENDING,
+        created_at=T0,
+        last_updated_at=T0,
+    )
+    return NewInstance(record, ExecutionStarted(name="orch", execution_id=f"{instance_id}:1"))
+
+
+def commit_for(item: OrchestrationWorkItem, **changes: Any) -> EpisodeCommit:
+    return EpisodeCommit(
+        record=item.record.model_copy(update={"runtime_status": RuntimeStatus.RUNNING}),
+        expected_version=item.record.version,
+        new_history=[OrchestratorStarted(timestamp=T0)],
+        acknowledged_message_ids=[m.message_id for m in item.messages],
+        **changes,
+    )
+
+
+@pytest.fixture
+async def pg(pg_dsn: str) -> AsyncIterator[Any]:
+    """A plain asyncpg connection to the test server, for looking behind the store's back."""
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def pg_store(pg_dsn: str, pg_schemas: Callable[[], str]) -> AsyncIterator[PostgresStateStore]:
+    store = PostgresStateStore(pg_dsn, schema=pg_schemas(), max_pool_size=4)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def _schema_shape(conn: Any, schema: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Columns, indexes and constraints of `schema`, with the schema's name taken out."""
+    columns = await conn.fetch(
+        """SELECT table_name, column_name, ordinal_position, data_type, is_nullable, column_default,
+                  collation_name, is_identity, identity_generation
+           FROM information_schema.columns WHERE table_schema = $1 ORDER BY 1, 3""",
+        schema,
+    )
+    indexes = await conn.fetch(
+        "SELECT tablename, indexname, replace(indexdef, $1, 'S') FROM pg_indexes "
+        "WHERE schemaname = $1 ORDER BY 1, 2",
+        schema,
+    )
+    constraints = await conn.fetch(
+        "SELECT conrelid::regclass::text, conname, contype, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE connamespace = $1::regnamespace ORDER BY 2",
+        schema,
+    )
+    return {
+        "columns": [tuple(r) for r in columns],
+        "indexes": [tuple(r) for r in indexes],
+        "constraints": [(r[0].replace(f"{schema}.", "S."), *tuple(r)[1:]) for r in constraints],
+    }
+
+
+# --- schema and migrations -----------------------------------------------------------------
+
+
+async def test_migrations_build_exactly_the_schema_file(
+    pg: Any, pg_dsn: str, pg_schemas: Callable[[], str]
+) -> None:
+    fresh, migrated = pg_schemas(), pg_schemas()
+    store = PostgresStateStore(pg_dsn, schema=fresh)
+    await store.open()  # a fresh schema gets postgres_schema.sql
+    await store.close()
+    async with pg.transaction():
+        await pg.execute(f'CREATE SCHEMA "{migrated}"')
+        await pg.execute(f'SET LOCAL search_path TO "{migrated}"')
+        for script in MIGRATIONS.values():
+            await pg.execute(script)
+        await pg.execute(queries_for(migrated)["create_schema_version"])
+        await pg.execute(queries_for(migrated)["record_schema_versions"], list(MIGRATIONS))
+
+    assert await _schema_shape(pg, migrated) == await _schema_shape(pg, fresh)
+    tables = {row[0] for row in (await _schema_shape(pg, fresh))["columns"]}
+    assert tables == {"activities", "dead_letters", "history", "inbox", "instances", "schema_version"}
+    upgraded = PostgresStateStore(pg_dsn, schema=migrated)  # a migrated schema is used as it is
+    await upgraded.open()
+    try:
+        await upgraded.create_instance(new_instance("a"), replace=False)
+        assert await upgraded.get_instance("a") is not None
+    finally:
+        await upgraded.close()
+
+
+async def test_concurrent_first_opens_migrate_once(
+    pg: Any, pg_dsn: str, pg_schemas: Callable[[], str]
+) -> None:
+    schema = pg_schemas()
+    stores = [PostgresStateStore(pg_dsn, schema=schema, max_pool_size=1) for _ in range(8)]
+    try:
+        await asyncio.gather(*(store.open() for store in stores))
+        await stores[0].open()  # idempotent
+        await stores[0].create_instance(new_instance("a"), replace=False)
+        assert await stores[7].get_instance("a") is not None
+    finally:
+        await asyncio.gather(*(store.close() for store in stores))
+    rows = await pg.fetch(f'SELECT version FROM "{schema}".schema_version')
+    assert [row["version"] for row in rows] == list(MIGRATIONS)
+
+
+async def test_refuses_a_newer_schema(pg: Any, pg_dsn: str, pg_schemas: Callable[[], str]) -> None:
+    schema = pg_schemas()
+    store = PostgresStateStore(pg_dsn, schema=schema)
+    await store.open()
+    await store.close()
+    newer = max(MIGRATIONS) + 1
+    await pg.execute(f'INSERT INTO "{schema}".schema_version (version) VALUES ($1)', newer)
+
+    with pytest.raises(StoreError, match=f"schema version {newer}.*only knows up to {max(MIGRATIONS)}"):
+        await PostgresStateStore(pg_dsn, schema=schema).open()
+
+
+async def test_schemas_in_one_database_are_isolated(pg_dsn: str, pg_schemas: Callable[[], str]) -> None:
+    first = PostgresStateStore(pg_dsn, schema=pg_schemas())
+    second = PostgresStateStore(pg_dsn, schema=pg_schemas())
+    await first.open()
+    await second.open()
+    try:
+        await first.create_instance(new_instance("a"), replace=False)
+        await second.create_instance(new_instance("b"), replace=False)
+
+        assert await second.get_instance("a") is None
+        assert [i.record.instance_id for i in await second.claim_orchestrations("w", T0, LATER, 10)] == ["b"]
+        assert [i.record.instance_id for i in await first.claim_orchestrations("w", T0, LATER, 10)] == ["a"]
+    finally:
+        await first.close()
+        await second.close()
+
+
+# --- NOTIFY ----------------------------------------------------------------------------------
+
+
+async def test_notify_wakes_a_subscriber_of_another_store_object(
+    pg: Any, pg_dsn: str, pg_schemas: Callable[[], str]
+) -> None:
+    schema = pg_schemas()
+    sender, receiver = PostgresStateStore(pg_dsn, schema=schema), PostgresStateStore(pg_dsn, schema=schema)
+    await sender.open()
+    await receiver.open()
+    woke = asyncio.Event()
+    receiver.subscribe(woke.set)
+    try:
+        await sender.create_instance(new_instance("a"), replace=False)
+        await asyncio.wait_for(woke.wait(), DEADLINE)
+
+        woke.clear()  # a dropped LISTEN connection comes back, and says so by waking subscribers
+        killed = await pg.fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1",
+            f'LISTEN "{schema}_wake"',
+        )
+        assert len(killed) == 2
+        await asyncio.wait_for(woke.wait(), DEADLINE)
+        woke.clear()
+        await sender.send_messages([Message("a", EventRaised(name="e"))])
+        await asyncio.wait_for(woke.wait(), DEADLINE)
+    finally:
+        await sender.close()
+        await receiver.close()
+
+
+# --- SKIP LOCKED -----------------------------------------------------------------------------
+
+
+async def test_two_store_objects_never_claim_the_same_work(
+    pg_dsn: str, pg_schemas: Callable[[], str]
+) -> None:
+    schema = pg_schemas()
+    first, second = PostgresStateStore(pg_dsn, schema=schema), PostgresStateStore(pg_dsn, schema=schema)
+    await first.open()
+    await second.open()
+    try:
+        for n in range(30):
+            await first.create_instance(new_instance(f"i{n:02}"), replace=False)
+        claims = await asyncio.gather(
+            *(
+                store.claim_orchestrations(owner, T0, LATER, 3)
+                for _ in range(6)
+                for owner, store in (("p1", first), ("p2", second))
+            )
+        )
+        claimed = [item.record.instance_id for batch in claims for item in batch]
+        assert sorted(claimed) == [f"i{n:02}" for n in range(30)]
+
+        await first.create_instance(new_instance("acts"), replace=False)
+        [item] = await second.claim_orchestrations("p3", T0, LATER, 10)
+        tasks = [ActivityTask("acts", "acts:1", n, "act", None) for n in range(30)]
+        assert await first.commit_episodes("p3", T0, [commit_for(item, activities=tasks)]) == set()
+        activities = await asyncio.gather(
+            *(store.claim_activities("a", T0, LATER, 2) for _ in range(8) for store in (first, second))
+        )
+        ids = [a.activity_id for batch in activities for a in batch]
+        assert len(ids) == len(set(ids)) == 30
+    finally:
+        await first.close()
+        await second.close()
+
+
+# --- corrupt rows and refused values ---------------------------------------------------------
+
+
+async def test_corrupt_rows_are_named_set_aside_and_block_nothing(
+    pg_store: PostgresStateStore, pg: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    schema = f'"{pg_store.schema}"'
+    for instance_id in ("bad_history", "bad_inbox", "bad_record", "fine"):
+        await pg_store.create_instance(new_instance(instance_id), replace=False)
+    items = {i.record.instance_id: i for i in await pg_store.claim_orchestrations("w", T0, LATER, 10)}
+    assert await pg_store.commit_episodes("w", T0, [commit_for(i) for i in items.values()]) == set()
+    await pg_store.send_messages([Message(i, EventRaised(name="go")) for i in items])
+    await pg.execute(f"""UPDATE {schema}.history SET event = '{{"kind": "Nope"}}'
+                         WHERE instance_id = 'bad_history'""")
+    await pg.execute(f"UPDATE {schema}.inbox SET event = 'not json' WHERE instance_id = 'bad_inbox'")
+    await pg.execute(f"UPDATE {schema}.instances SET runtime_status = 'Bad' WHERE instance_id = 'bad_record'")
+
+    with pytest.raises(StoreError, match=r"'bad_history'.*seq=0"):
+        await pg_store.load_histories(["fine", "bad_history"])
+    with pytest.raises(StoreError, match="'bad_history'"):
+        await pg_store.get_history("bad_history")
+    with pytest.raises(StoreError, match="'bad_record'"):
+        await pg_store.get_instance("bad_record")
+
+    claimed = {i.record.instance_id: i for i in await pg_store.claim_orchestrations("w", T0, LATER, 10)}
+
+    assert sorted(claimed) == ["bad_history", "bad_inbox", "fine"]
+    assert claimed["bad_inbox"].messages == []
+    dead = await pg.fetch(f"SELECT instance_id, event, error FROM {schema}.dead_letters")
+    assert [(r["instance_id"], r["event"]) for r in dead] == [("bad_inbox", "not json")]
+    assert "inbox message" in dead[0]["error"] and "dead_letters" in caplog.text
+    owner = await pg.fetchval(f"SELECT lease_owner FROM {schema}.instances WHERE instance_id = 'bad_record'")
+    assert owner == "!unreadable"
+    much_later = LATER + timedelta(days=365)  # leases expired; the quarantine never does
+    again = await pg_store.claim_orchestrations("w2", much_later, much_later + timedelta(seconds=30), 10)
+    assert sorted(i.record.instance_id for i in again) == ["bad_history", "fine"]
+
+
+async def test_a_commit_postgres_refuses_does_not_hold_up_its_batch(
+    pg_store: PostgresStateStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    for instance_id in ("good", "poison"):
+        await pg_store.create_instance(new_instance(instance_id), replace=False)
+    items = {i.record.instance_id: i for i in await pg_store.claim_orchestrations("w", T0, LATER, 10)}
+    poison = commit_for(items["poison"], new_instances=[new_instance("child\x00with a NUL")])
+
+    with caplog.at_level(logging.ERROR):
+        rejected = await pg_store.commit_episodes("w", T0, [commit_for(items["good"]), poison])
+
+    assert rejected == {"poison"}
+    assert "'poison' cannot be stored" in caplog.text
+    good = await pg_store.get_instance("good")
+    assert good is not None and good.version == 1
+    assert await pg_store.get_history("poison") == []
+
+
+# --- pools, connection errors, names ---------------------------------------------------------
+
+
+async def test_a_pool_passed_in_is_shared_and_never_closed(
+    pg_dsn: str, pg_schemas: Callable[[], str]
+) -> None:
+    pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=4)
+    try:
+        first = PostgresStateStore(pool, schema=pg_schemas())
+        second = PostgresStateStore(pool, schema=pg_schemas())
+        await first.open()
+        await second.open()
+        await first.create_instance(new_instance("a"), replace=False)
+        # The same statement text on the same pooled connections must still hit each store's tables.
+        assert await second.get_instance("a") is None
+        assert await first.get_instance("a") is not None
+        await first.close()
+        await second.close()
+        await first.close()
+
+        assert await pool.fetchval("SELECT 1") == 1
+        with pytest.raises(StoreError, match="not open"):
+            await first.get_instance("a")
+    finally:
+        await pool.close()
+
+
+async def test_an_unknown_database_is_a_store_error(pg_dsn: str) -> None:
+    dsn = pg_dsn.rsplit("/", 1)[0] + "/no_such_database_here"
+    with pytest.raises(StoreError, match=r"open failed.*no_such_database_here") as caught:
+        await PostgresStateStore(dsn, connect_timeout=5).open()
+    assert isinstance(caught.value.__cause__, asyncpg.PostgresError)
+
+
+async def test_unreachable_servers_fail_fast_with_a_store_error() -> None:
+    with pytest.raises(StoreError, match=r"127\.0\.0\.1:1/db.*open failed"):
+        await PostgresStateStore("postgresql://u:secret@127.0.0.1:1/db", connect_timeout=2).open()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accepts the connection, never answers
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        store = PostgresStateStore(f"postgresql://u:secret@127.0.0.1:{port}/db", connect_timeout=0.3)
+        with pytest.raises(StoreError, match="TimeoutError") as caught:
+            await asyncio.wait_for(store.open(), DEADLINE)
+        assert "secret" not in str(caught.value) and "u:***@" in str(caught.value)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize("schema", ["Upper", "1st", "has-dash", "pg_catalog", "x" * 49, ""])
+def test_schema_names_are_checked(schema: str) -> None:
+    with pytest.raises(ValueError, match="invalid PostgreSQL schema name"):
+        PostgresStateStore("postgresql://localhost/db", schema=schema)
+
+
+def test_pool_sizes_are_checked() -> None:
+    with pytest.raises(ValueError, match="min_pool_size=3, max_pool_size=2"):
+        PostgresStateStore("postgresql://localhost/db", min_pool_size=3, max_pool_size=2)
+
+
+def test_store_from_url() -> None:
+    store = store_from_url("postgresql://u:pw@db.example:5433/hub?schema=orders&sslmode=disable")
+    assert isinstance(store, PostgresStateStore)
+    assert store.schema == "orders"
+    default = store_from_url("postgres://localhost/db")
+    assert isinstance(default, PostgresStateStore) and default.schema == "asynkron_durable"
+    with pytest.raises(ValueError, match="more than once"):
+        store_from_url("postgresql://localhost/db?schema=a&schema=b")
+    with pytest.raises(ValueError, match=r"postgresql://u:\*\*\*@localhost/db.*invalid PostgreSQL schema"):
+        store_from_url("postgresql://u:pw@localhost/db?schema=Bad")
+
+
+# --- claim plans -----------------------------------------------------------------------------
+
+
+async def test_claims_walk_indexes_not_the_inbox(pg_store: PostgresStateStore, pg: Any) -> None:
+    """20,000 instances: 10,000 with a ready message, 10,000 waiting on a future timer."""
+    schema = f'"{pg_store.schema}"'
+    event = event_to_json(EventRaised(name="e", timestamp=T0))
+    await pg.execute(f"""
+        INSERT INTO {schema}.instances (instance_id, name, execution_id, runtime_status, created_at,
+                                        last_updated_at, version)
+        SELECT 'i' || n, 'orch', 'e', 'Running', now(), now(), 1 FROM generate_series(1, 20000) AS n;
+        INSERT INTO {schema}.inbox (instance_id, event, visible_at)
+        SELECT 'i' || n, '{event}', CASE WHEN n % 2 = 0 THEN now() + interval '1 day' END
+        FROM generate_series(1, 20000) AS n;
+        UPDATE {schema}.instances AS i SET ready_message_id = m.message_id
+        FROM {schema}.inbox AS m WHERE m.instance_id = i.instance_id AND m.visible_at IS NULL;
+        ANALYZE {schema}.instances; ANALYZE {schema}.inbox;
+    """)
+    now = datetime.now(UTC)
+    query = queries_for(pg_store.schema)["claim_orchestrations"]
+    plan = "\n".join(row[0] for row in await pg.fetch("EXPLAIN " + query, "w", now, LATER, 64))
+
+    assert "instances_ready" in plan and "inbox_delayed" in plan
+    assert "Seq Scan" not in plan
+    items = await pg_store.claim_orchestrations("w", now, now + timedelta(seconds=30), 64)
+    assert len(items) == 64 and [i.messages[0].message_id for i in items] == list(range(1, 128, 2))
+
+
+# --- many writers --------------------------------------------------------------------------
+
+
+async def _busy_worker(store: PostgresStateStore, owner: str, ids: list[str], rounds: int) -> None:
+    """Claim, commit (with messages, activities and new instances), complete, purge, recreate."""
+    rng = random.Random(owner)
+    for _ in range(rounds):
+        now = datetime.now(UTC)
+        commits = [
+            commit_for(
+                item,
+                messages=[Message(i, EventRaised(name="x")) for i in rng.sample(ids, 3)],
+                activities=[ActivityTask(item.record.instance_id, item.record.execution_id, 1, "a", None)],
+                new_instances=[new_instance(rng.choice(ids))] if rng.random() < 0.2 else [],
+            )
+            for item in await store.claim_orchestrations(owner, now, now + timedelta(seconds=30), 4)
+        ]
+        await store.commit_episodes(owner, now, commits)
+        activities = await store.claim_activities(owner, now, now + timedelta(seconds=30), 4)
+        await store.renew_leases(owner, now + timedelta(minutes=1), [], [a.activity_id for a in activities])
+        done = EventRaised(name="done")
+        await store.complete_activities(
+            owner, [ActivityResult(a.activity_id, Message(rng.choice(ids), done)) for a in activities]
+        )
+        if rng.random() < 0.2:
+            await store.purge_instance(rng.choice(ids))
+        if rng.random() < 0.2:
+            await store.create_instance(new_instance(rng.choice(ids)), replace=True)
+
+
+async def test_many_writers_leave_no_orphans_and_a_true_ready_index(
+    pg: Any, pg_dsn: str, pg_schemas: Callable[[], str]
+) -> None:
+    schema = pg_schemas()
+    stores = [PostgresStateStore(pg_dsn, schema=schema, max_pool_size=3) for _ in range(3)]
+    for store in stores:
+        await store.open()
+    ids = [f"i{n}" for n in range(30)]
+    try:
+        for instance_id in ids:
+            await stores[0].create_instance(new_instance(instance_id), replace=False)
+        await asyncio.gather(*(_busy_worker(stores[n % 3], f"w{n}", ids, 15) for n in range(6)))
+    finally:
+        for store in stores:
+            await store.close()
+
+    s = f'"{schema}"'
+    for table in ("inbox", "history", "activities"):
+        orphans = await pg.fetchval(
+            f"SELECT count(*) FROM {s}.{table} AS t "
+            f"WHERE NOT EXISTS (SELECT FROM {s}.instances AS i WHERE i.instance_id = t.instance_id)"
+        )
+        assert orphans == 0, f"{table} rows of deleted instances"
+    wrong = await pg.fetch(f"""
+        SELECT instance_id FROM {s}.instances AS i WHERE ready_message_id IS DISTINCT FROM (
+            SELECT min(message_id) FROM {s}.inbox AS m
+            WHERE m.instance_id = i.instance_id AND m.visible_at IS NULL)""")
+    assert wrong == []
