@@ -17,6 +17,7 @@ from pathlib import Path
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
+from asynkron_durable import DurableFunctionRuntime
 from asynkron_durable.stores import InMemoryStateStore, PostgresStateStore, SqliteStateStore, StateStore
 
 PG_DSN_VARIABLE = "ASYNKRON_DURABLE_PG_DSN"
@@ -98,3 +99,9 @@ async def pg_schemas() -> AsyncIterator[Callable[[], str]]:
 def pg_dsn() -> str:
     """The DSN of the test server (skips when ASYNKRON_DURABLE_PG_DSN is unset)."""
     return postgres_dsn()
+
+
+@pytest.fixture
+async def runtime(store: StateStore) -> AsyncIterator[DurableFunctionRuntime]:
+    """A runtime on the parameterised store; tests start it with `async with runtime:`."""
+    yield DurableFunctionRuntime(store, max_poll_interval=0.02, shutdown_timeout=5.0)

@@ -3,72 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from support.orchestrations import completed, wait_for_history, wait_for_status
 
 from asynkron_durable import (
     DurableFunctionRuntime,
     EventTimeoutError,
-    OrchestrationClient,
     OrchestrationContext,
-    OrchestrationStatus,
     RuntimeStatus,
-    StateStore,
 )
 
 STYLES = ["generator", "async"]
-
-# ----- shared helpers -------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def runtime(store: StateStore) -> AsyncIterator[DurableFunctionRuntime]:
-    """A runtime on the parameterised store; tests start it with `async with runtime:`."""
-    yield DurableFunctionRuntime(store, max_poll_interval=0.02, shutdown_timeout=5.0)
-
-
-async def wait_for_status(
-    client: OrchestrationClient,
-    instance_id: str,
-    *statuses: RuntimeStatus,
-    timeout: float = 10.0,
-) -> OrchestrationStatus:
-    """Poll until the instance is in one of `statuses`; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = await client.get_status(instance_id)
-        if status is not None and status.runtime_status in statuses:
-            return status
-        if time.monotonic() > deadline:
-            seen = None if status is None else (status.runtime_status, status.failure)
-            raise AssertionError(f"{instance_id} never reached {statuses}; last seen {seen}")
-        await asyncio.sleep(0.01)
-
-
-async def wait_for_history(
-    client: OrchestrationClient, instance_id: str, kind: str, count: int = 1, timeout: float = 10.0
-) -> OrchestrationStatus:
-    """Poll until the instance's history holds at least `count` events of `kind`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = await client.get_status(instance_id, show_history=True)
-        history = [] if status is None else status.history or []
-        if status is not None and sum(e.kind == kind for e in history) >= count:
-            return status
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{instance_id} never recorded {count} x {kind}")
-        await asyncio.sleep(0.01)
-
-
-def completed(status: OrchestrationStatus) -> Any:
-    """The output of a Completed instance (with the failure in the message otherwise)."""
-    assert status.runtime_status is RuntimeStatus.COMPLETED, status.failure
-    return status.output
-
 
 # ----- wait_for_external_event ------------------------------------------------------------------
 
@@ -228,9 +176,7 @@ async def test_wait_with_timeout_gets_an_event_that_arrives_in_time(
 
 
 @pytest.mark.parametrize("style", STYLES)
-async def test_continue_as_new_loops_with_fresh_history(
-    runtime: DurableFunctionRuntime, style: str
-) -> None:
+async def test_continue_as_new_loops_with_fresh_history(runtime: DurableFunctionRuntime, style: str) -> None:
     executions: list[int] = []
 
     @runtime.activity()
@@ -337,9 +283,7 @@ async def test_continue_as_new_preserves_events_that_arrive_in_the_same_batch(
 
 
 @pytest.mark.parametrize("style", STYLES)
-async def test_custom_status_is_visible_while_running(
-    runtime: DurableFunctionRuntime, style: str
-) -> None:
+async def test_custom_status_is_visible_while_running(runtime: DurableFunctionRuntime, style: str) -> None:
     if style == "generator":
 
         def reporter(ctx: OrchestrationContext) -> Any:

@@ -1,34 +1,30 @@
 """Orchestration context features, end to end through a runtime, on every store backend.
 
 Activities (sync and async, typed inputs), task_all / task_any, sub-orchestrations, durable timers,
-the deterministic context (time, uuids, is_replaying), retries, activity failures and the
-replay-safe logger. External events, continue-as-new and custom status live in
-test_orchestration_events.py; the client API and bad input in test_orchestration_lifecycle.py.
+the deterministic context (time, uuids, is_replaying). Retries, activity failures and the
+replay-safe logger live in test_orchestration_failures.py; external events, continue-as-new and
+custom status in test_orchestration_events.py; the client API and bad input in
+test_orchestration_lifecycle.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import threading
-import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from support.orchestrations import completed, run, wait_for_history
 
 from asynkron_durable import (
     DurableFunctionRuntime,
-    OrchestrationClient,
     OrchestrationContext,
-    OrchestrationStatus,
     RetryOptions,
     RuntimeStatus,
-    StateStore,
     TaskFailedError,
     replay_history,
 )
@@ -36,61 +32,7 @@ from asynkron_durable.engine import ScheduleActivity
 
 STYLES = ["generator", "async"]
 
-# ----- shared helpers -------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def runtime(store: StateStore) -> AsyncIterator[DurableFunctionRuntime]:
-    """A runtime on the parameterised store; tests start it with `async with runtime:`."""
-    yield DurableFunctionRuntime(store, max_poll_interval=0.02, shutdown_timeout=5.0)
-
-
-async def wait_for_status(
-    client: OrchestrationClient,
-    instance_id: str,
-    *statuses: RuntimeStatus,
-    timeout: float = 10.0,
-    show_history: bool = False,
-) -> OrchestrationStatus:
-    """Poll until the instance is in one of `statuses`; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = await client.get_status(instance_id, show_history=show_history)
-        if status is not None and status.runtime_status in statuses:
-            return status
-        if time.monotonic() > deadline:
-            seen = None if status is None else (status.runtime_status, status.failure)
-            raise AssertionError(f"{instance_id} never reached {statuses}; last seen {seen}")
-        await asyncio.sleep(0.01)
-
-
-async def wait_for_history(
-    client: OrchestrationClient, instance_id: str, kind: str, count: int = 1, timeout: float = 10.0
-) -> OrchestrationStatus:
-    """Poll until the instance's history holds at least `count` events of `kind`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = await client.get_status(instance_id, show_history=True)
-        history = [] if status is None else status.history or []
-        if status is not None and sum(e.kind == kind for e in history) >= count:
-            return status
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{instance_id} never recorded {count} x {kind}")
-        await asyncio.sleep(0.01)
-
-
-async def run(
-    runtime: DurableFunctionRuntime, name: str, input: Any = None, timeout: float = 10.0
-) -> OrchestrationStatus:
-    """Start `name` on the (running) runtime and wait for it to finish."""
-    instance_id = await runtime.client.start_new(name, input)
-    return await runtime.client.wait_for_completion(instance_id, timeout=timeout)
-
-
-def completed(status: OrchestrationStatus) -> Any:
-    """The output of a Completed instance (with the failure in the message otherwise)."""
-    assert status.runtime_status is RuntimeStatus.COMPLETED, status.failure
-    return status.output
+# ----- local helpers --------------------------------------------------------------------------
 
 
 class Point(BaseModel):
@@ -268,9 +210,7 @@ async def test_task_all_fails_with_the_first_failure(runtime: DurableFunctionRun
 
 
 @pytest.mark.parametrize("style", STYLES)
-async def test_task_any_returns_the_winning_task(
-    runtime: DurableFunctionRuntime, style: str
-) -> None:
+async def test_task_any_returns_the_winning_task(runtime: DurableFunctionRuntime, style: str) -> None:
     gate = asyncio.Event()
 
     @runtime.activity()
@@ -450,9 +390,7 @@ async def test_call_sub_orchestrator_with_retry_retries_until_the_child_succeeds
     def parent(ctx: OrchestrationContext) -> Any:
         options = RetryOptions(timedelta(seconds=0.02), max_number_of_attempts=5)
         child_id = f"{ctx.instance_id}-child" if explicit_id else None
-        result = yield ctx.call_sub_orchestrator_with_retry(
-            shaky_child, options, None, instance_id=child_id
-        )
+        result = yield ctx.call_sub_orchestrator_with_retry(shaky_child, options, None, instance_id=child_id)
         return result
 
     runtime.register_orchestrator(shaky_child)
@@ -645,227 +583,3 @@ async def test_new_uuid_is_stable_across_replays(runtime: DurableFunctionRuntime
     assert replay.status is RuntimeStatus.COMPLETED
     replayed = [json.loads(a.input) for a in replay.actions if isinstance(a, ScheduleActivity)]
     assert replayed == output[:3]
-
-
-# ----- retries ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("style", STYLES)
-async def test_call_activity_with_retry_succeeds_on_the_third_attempt_after_durable_backoff(
-    runtime: DurableFunctionRuntime, style: str
-) -> None:
-    attempts = {"n": 0}
-
-    @runtime.activity()
-    def flaky(x: int) -> int:
-        attempts["n"] += 1
-        if attempts["n"] < 3:
-            raise ValueError(f"flake {attempts['n']}")
-        return x * 100
-
-    options = RetryOptions(
-        first_retry_interval=timedelta(seconds=0.05),
-        max_number_of_attempts=5,
-        backoff_coefficient=2.0,
-        handle=lambda exc: isinstance(exc, TaskFailedError) and exc.error_type == "ValueError",
-    )
-
-    if style == "generator":
-
-        def retrying(ctx: OrchestrationContext) -> Any:
-            result = yield ctx.call_activity_with_retry(flaky, options, 7)
-            return result
-
-    else:
-
-        async def retrying(ctx: OrchestrationContext) -> Any:
-            return await ctx.call_activity_with_retry("flaky", options, 7)
-
-    runtime.register_orchestrator(retrying, "retrying")
-    async with runtime:
-        instance_id = await runtime.client.start_new("retrying")
-        await runtime.client.wait_for_completion(instance_id, timeout=10)
-        status = await runtime.client.get_status(instance_id, show_history=True)
-    assert status is not None and status.history is not None
-    assert completed(status) == 700
-    assert attempts["n"] == 3
-    scheduling = [e for e in status.history if e.kind in ("TaskScheduled", "TimerCreated")]
-    assert [e.kind for e in scheduling] == [
-        "TaskScheduled",
-        "TimerCreated",
-        "TaskScheduled",
-        "TimerCreated",
-        "TaskScheduled",
-    ]
-    waits = [e.fire_at - e.timestamp for e in scheduling if e.kind == "TimerCreated"]
-    assert waits == [timedelta(seconds=0.05), timedelta(seconds=0.1)]
-    assert sum(e.kind == "TimerFired" for e in status.history) == 2
-
-
-async def test_exhausted_retries_fail_the_instance_with_the_remote_error(
-    runtime: DurableFunctionRuntime,
-) -> None:
-    attempts = {"n": 0}
-
-    @runtime.activity()
-    def always_fails() -> None:
-        attempts["n"] += 1
-        raise ValueError(f"nope #{attempts['n']}")
-
-    def give_up(ctx: OrchestrationContext) -> Any:
-        options = RetryOptions(timedelta(seconds=0.02), max_number_of_attempts=3)
-        yield ctx.call_activity_with_retry(always_fails, options)
-
-    runtime.register_orchestrator(give_up)
-    async with runtime:
-        status = await run(runtime, "give_up")
-    assert status.runtime_status is RuntimeStatus.FAILED
-    assert attempts["n"] == 3
-    assert status.failure is not None
-    assert "ValueError" in status.failure.message
-    assert "nope #3" in status.failure.message
-    assert "always_fails" in status.failure.message
-    assert "always_fails" in status.failure.details  # the remote traceback came along
-
-
-async def test_retry_handle_returning_false_stops_retrying_at_once(
-    runtime: DurableFunctionRuntime,
-) -> None:
-    attempts = {"n": 0}
-    handled: list[str] = []
-
-    class PermanentError(Exception):
-        pass
-
-    @runtime.activity()
-    def permanent() -> None:
-        attempts["n"] += 1
-        raise PermanentError("do not retry me")
-
-    def handle(exc: BaseException) -> bool:
-        assert isinstance(exc, TaskFailedError)
-        handled.append(exc.error_type)
-        return exc.error_type != "PermanentError"
-
-    def no_retry(ctx: OrchestrationContext) -> Any:
-        options = RetryOptions(timedelta(seconds=0.02), max_number_of_attempts=5, handle=handle)
-        try:
-            yield ctx.call_activity_with_retry(permanent, options)
-        except TaskFailedError as exc:
-            return exc.error_type
-        return "no failure"
-
-    runtime.register_orchestrator(no_retry)
-    async with runtime:
-        instance_id = await runtime.client.start_new("no_retry")
-        status = await runtime.client.wait_for_completion(instance_id, timeout=10)
-        history = await runtime.store.get_history(instance_id)
-    assert completed(status) == "PermanentError"
-    assert attempts["n"] == 1
-    assert "PermanentError" in handled
-    assert not any(e.kind == "TimerCreated" for e in history)
-
-
-# ----- activity failures ------------------------------------------------------------------------
-
-
-def explode_in_activity(x: int) -> int:
-    raise ValueError(f"bad value {x}")
-
-
-@pytest.mark.parametrize("style", STYLES)
-async def test_activity_failure_is_a_task_failed_error_with_remote_details(
-    runtime: DurableFunctionRuntime, style: str
-) -> None:
-    runtime.register_function("explode_in_activity", explode_in_activity)
-
-    def describe(exc: TaskFailedError) -> dict[str, Any]:
-        return {
-            "type": exc.error_type,
-            "message": exc.error_message,
-            "fn_in_traceback": "explode_in_activity" in exc.details,
-            "task": exc.task_name,
-        }
-
-    if style == "generator":
-
-        def catcher(ctx: OrchestrationContext) -> Any:
-            try:
-                yield ctx.call_activity(explode_in_activity, 7)
-            except TaskFailedError as exc:
-                return describe(exc)
-            return None
-
-    else:
-
-        async def catcher(ctx: OrchestrationContext) -> Any:
-            try:
-                await ctx.call_activity(explode_in_activity, 7)
-            except TaskFailedError as exc:
-                return describe(exc)
-            return None
-
-    runtime.register_orchestrator(catcher, "catcher")
-    async with runtime:
-        output = completed(await run(runtime, "catcher"))
-    assert output["type"] == "ValueError"
-    assert output["message"] == "bad value 7"
-    assert output["fn_in_traceback"] is True
-    assert "explode_in_activity" in output["task"]
-
-
-async def test_uncaught_activity_failure_fails_the_instance_with_remote_details(
-    runtime: DurableFunctionRuntime,
-) -> None:
-    runtime.register_function("explode_in_activity", explode_in_activity)
-
-    def no_catch(ctx: OrchestrationContext) -> Any:
-        yield ctx.call_activity(explode_in_activity, 9)
-        return "unreachable"
-
-    runtime.register_orchestrator(no_catch)
-    async with runtime:
-        status = await run(runtime, "no_catch")
-    assert status.runtime_status is RuntimeStatus.FAILED
-    failure = status.failure
-    assert failure is not None
-    assert failure.error_type == "TaskFailedError"
-    assert "ValueError" in failure.message and "bad value 9" in failure.message
-    assert "explode_in_activity" in failure.details  # the activity's own traceback
-    assert "no_catch" in failure.details  # and where the orchestrator received it
-    assert status.output is None
-
-
-# ----- replay-safe logging ----------------------------------------------------------------------
-
-
-async def test_replay_safe_logger_emits_each_line_once(
-    runtime: DurableFunctionRuntime, caplog: pytest.LogCaptureFixture
-) -> None:
-    @runtime.activity()
-    def tick(i: int) -> int:
-        return i
-
-    def chatty(ctx: OrchestrationContext) -> Any:
-        ctx.logger.info("starting %s", ctx.instance_id)
-        for i in range(3):
-            yield ctx.call_activity(tick, i)
-            ctx.logger.info("after step %d", i)
-        ctx.logger.warning("finished")
-        return "done"
-
-    runtime.register_orchestrator(chatty)
-    caplog.set_level(logging.INFO, logger="asynkron_durable.orchestration")
-    async with runtime:
-        instance_id = await runtime.client.start_new("chatty")
-        assert completed(await runtime.client.wait_for_completion(instance_id, timeout=10)) == "done"
-    lines = [
-        r.getMessage() for r in caplog.records if r.name.startswith("asynkron_durable.orchestration")
-    ]
-    assert lines == [
-        f"starting {instance_id}",
-        "after step 0",
-        "after step 1",
-        "after step 2",
-        "finished",
-    ]

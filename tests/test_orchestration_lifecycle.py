@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from support.orchestrations import completed, wait_for_status
 
 from asynkron_durable import (
     DurableFunctionRuntime,
@@ -20,41 +20,15 @@ from asynkron_durable import (
     InvalidOperation,
     OrchestrationClient,
     OrchestrationContext,
-    OrchestrationStatus,
     OrchestrationTimeout,
     RuntimeStatus,
     SerializationError,
-    StateStore,
     TaskFailedError,
     UnknownFunction,
 )
 from asynkron_durable.history import utc_now
 
-# ----- shared helpers -------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def runtime(store: StateStore) -> AsyncIterator[DurableFunctionRuntime]:
-    """A runtime on the parameterised store; tests start it with `async with runtime:`."""
-    yield DurableFunctionRuntime(store, max_poll_interval=0.02, shutdown_timeout=5.0)
-
-
-async def wait_for_status(
-    client: OrchestrationClient,
-    instance_id: str,
-    *statuses: RuntimeStatus,
-    timeout: float = 10.0,
-) -> OrchestrationStatus:
-    """Poll until the instance is in one of `statuses`; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = await client.get_status(instance_id)
-        if status is not None and status.runtime_status in statuses:
-            return status
-        if time.monotonic() > deadline:
-            seen = None if status is None else (status.runtime_status, status.failure)
-            raise AssertionError(f"{instance_id} never reached {statuses}; last seen {seen}")
-        await asyncio.sleep(0.01)
+# ----- local helpers --------------------------------------------------------------------------
 
 
 async def later_than(moment: datetime) -> datetime:
@@ -64,12 +38,6 @@ async def later_than(moment: datetime) -> datetime:
     now = utc_now()
     assert now > target
     return now
-
-
-def completed(status: OrchestrationStatus) -> Any:
-    """The output of a Completed instance (with the failure in the message otherwise)."""
-    assert status.runtime_status is RuntimeStatus.COMPLETED, status.failure
-    return status.output
 
 
 def register_basics(runtime: DurableFunctionRuntime) -> None:
@@ -371,9 +339,7 @@ async def test_purge_by_id_and_by_filter(runtime: DurableFunctionRuntime) -> Non
         assert await client.purge("purge-0") == 0
 
         purged = await client.purge(
-            InstanceFilter(
-                instance_id_prefix="purge-", runtime_status=frozenset({RuntimeStatus.COMPLETED})
-            )
+            InstanceFilter(instance_id_prefix="purge-", runtime_status=frozenset({RuntimeStatus.COMPLETED}))
         )
         assert purged == 2
         remaining = await client.list_instances()
