@@ -8,7 +8,6 @@ the SQL stores, so code tested against it behaves the same on disk.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +15,7 @@ from datetime import datetime
 from asynkron_durable.errors import InstanceAlreadyExists, StoreError
 from asynkron_durable.history import HistoryEvent, InstanceRecord
 from asynkron_durable.stores._paging import PageKey, decode_token, encode_token
+from asynkron_durable.stores._subscribers import Subscribers
 from asynkron_durable.stores.base import (
     ActivityResult,
     ActivityTask,
@@ -29,8 +29,6 @@ from asynkron_durable.stores.base import (
     NewInstance,
     OrchestrationWorkItem,
 )
-
-_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +91,7 @@ class InMemoryStateStore:
         self._activities: dict[int, _Activity] = {}
         self._last_message_id = 0
         self._last_activity_id = 0
-        self._callbacks: list[Callable[[], None]] = []
+        self._subscribers = Subscribers()
 
     async def open(self) -> None:
         """Mark the store usable. Idempotent."""
@@ -105,14 +103,8 @@ class InMemoryStateStore:
 
     def subscribe(self, callback: Callable[[], None]) -> None:
         """Call `callback` after every operation that enqueued work."""
-        self._callbacks.append(callback)
+        self._subscribers.add(callback)
 
-    def _notify(self) -> None:
-        for callback in list(self._callbacks):
-            try:
-                callback()
-            except Exception:
-                _log.exception("store subscriber %r failed", callback)
 
     def _check_open(self) -> None:
         if not self._open:
@@ -163,7 +155,7 @@ class InMemoryStateStore:
             if old is not None and not replace and not old.record.runtime_status.is_terminal:
                 raise InstanceAlreadyExists(old.record.instance_id, old.record.runtime_status.value)
             self._put(new)
-        self._notify()
+        self._subscribers.notify()
 
     async def send_messages(self, messages: Sequence[Message]) -> None:
         """Enqueue messages; those for unknown instances are dropped."""
@@ -171,7 +163,7 @@ class InMemoryStateStore:
             self._check_open()
             enqueued = [self._enqueue(message) for message in messages]
         if any(enqueued):
-            self._notify()
+            self._subscribers.notify()
 
     async def claim_orchestrations(
         self, owner: str, now: datetime, lease_until: datetime, limit: int
@@ -258,7 +250,7 @@ class InMemoryStateStore:
                 else:
                     enqueued |= outcome
         if enqueued:
-            self._notify()
+            self._subscribers.notify()
         return rejected
 
     async def claim_activities(
@@ -291,7 +283,7 @@ class InMemoryStateStore:
                 del self._activities[result.activity_id]
                 enqueued |= self._enqueue(result.message)
         if enqueued:
-            self._notify()
+            self._subscribers.notify()
         return rejected
 
     async def renew_leases(

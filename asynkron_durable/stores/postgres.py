@@ -50,6 +50,7 @@ from asynkron_durable.stores._postgres_codec import (
 )
 from asynkron_durable.stores._postgres_listener import Listener
 from asynkron_durable.stores._postgres_plan import CommitPlan, Writer, touched_ids
+from asynkron_durable.stores._subscribers import Subscribers
 from asynkron_durable.stores.base import (
     ActivityResult,
     ActivityWorkItem,
@@ -117,7 +118,7 @@ class PostgresStateStore:
         self._pool: asyncpg.Pool | None = None
         self._listener: Listener | None = None
         self._lock = asyncio.Lock()
-        self._callbacks: list[Callable[[], None]] = []
+        self._subscribers = Subscribers()
 
     @property
     def schema(self) -> str:
@@ -144,7 +145,7 @@ class PostgresStateStore:
                     )
                 async with pool.acquire() as conn:
                     await self._migrate(conn)
-                listener = Listener(pool, *self._wake_args, self._notify, self._where)
+                listener = Listener(pool, *self._wake_args, self._subscribers.notify, self._where)
                 await listener.start()
             except BaseException as exc:
                 if pool is not None and self._given_pool is None:
@@ -194,14 +195,8 @@ class PostgresStateStore:
 
     def subscribe(self, callback: Callable[[], None]) -> None:
         """Call `callback` after this store enqueued work, and when another process did (NOTIFY)."""
-        self._callbacks.append(callback)
+        self._subscribers.add(callback)
 
-    def _notify(self) -> None:
-        for callback in list(self._callbacks):
-            try:
-                callback()
-            except Exception:
-                _log.exception("store subscriber %r failed", callback)
 
     # ----- the error boundary -------------------------------------------------------------------
 
@@ -252,7 +247,7 @@ class PostgresStateStore:
             await self._writer.apply(conn, plan)
 
         await self._run("create_instance", body)
-        self._notify()
+        self._subscribers.notify()
 
     async def send_messages(self, messages: Sequence[Message]) -> None:
         """Enqueue messages; those for unknown instances are dropped by the insert itself."""
@@ -261,7 +256,7 @@ class PostgresStateStore:
             return await self._writer.insert_messages(conn, messages)
 
         if messages and await self._run("send_messages", body) > 0:
-            self._notify()
+            self._subscribers.notify()
 
     async def claim_orchestrations(
         self, owner: str, now: datetime, lease_until: datetime, limit: int
@@ -353,7 +348,7 @@ class PostgresStateStore:
                 raise
             rejected, enqueued = await self._run("commit_episodes", one_by_one)
         if enqueued:
-            self._notify()
+            self._subscribers.notify()
         return rejected
 
     async def _commit(
@@ -400,7 +395,7 @@ class PostgresStateStore:
 
         rejected, enqueued = await self._run("complete_activities", body)
         if enqueued:
-            self._notify()
+            self._subscribers.notify()
         return rejected
 
     # ----- leases -------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from asynkron_durable.stores._sqlite_codec import (
     record_from_row,
     record_params,
 )
+from asynkron_durable.stores._subscribers import Subscribers
 from asynkron_durable.stores.base import (
     ActivityResult,
     ActivityTask,
@@ -209,7 +210,7 @@ class SqliteStateStore:
         self._conn: aiosqlite.Connection | None = None
         self._probe_conn: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
-        self._callbacks: list[Callable[[], None]] = []
+        self._subscribers = Subscribers()
 
     @property
     def path(self) -> Path:
@@ -265,14 +266,8 @@ class SqliteStateStore:
 
     def subscribe(self, callback: Callable[[], None]) -> None:
         """Call `callback` after every transaction of this store object that enqueued work."""
-        self._callbacks.append(callback)
+        self._subscribers.add(callback)
 
-    def _notify(self) -> None:
-        for callback in list(self._callbacks):
-            try:
-                callback()
-            except Exception:
-                _log.exception("store subscriber %r failed", callback)
 
     def _nothing_to_claim(self, query: str, params: Mapping[str, Any]) -> bool:
         """True when an indexed read finds nothing claimable. Idle workers poll often: this read
@@ -310,7 +305,7 @@ class SqliteStateStore:
             if old is not None and not replace and not old.runtime_status.is_terminal:
                 raise InstanceAlreadyExists(old.instance_id, old.runtime_status.value)
             await _put_instance(conn, new, old)
-        self._notify()
+        self._subscribers.notify()
 
     async def send_messages(self, messages: Sequence[Message]) -> None:
         """Enqueue messages; those for unknown instances are dropped by the insert itself."""
@@ -319,7 +314,7 @@ class SqliteStateStore:
         async with self._write() as conn:
             enqueued = await _insert_messages(conn, messages)
         if enqueued:
-            self._notify()
+            self._subscribers.notify()
 
     async def claim_orchestrations(
         self, owner: str, now: datetime, lease_until: datetime, limit: int
@@ -394,7 +389,7 @@ class SqliteStateStore:
                 else:
                     enqueued += outcome
         if enqueued:
-            self._notify()
+            self._subscribers.notify()
         return rejected
 
     async def claim_activities(
@@ -438,7 +433,7 @@ class SqliteStateStore:
                 else:
                     enqueued += await _insert_messages(conn, [result.message])
         if enqueued:
-            self._notify()
+            self._subscribers.notify()
         return rejected
 
     async def renew_leases(
