@@ -13,9 +13,7 @@ from asynkron_durable.serialization import coerce, from_json, to_json
 from asynkron_durable.stores.base import ActivityResult, ActivityWorkItem, Message
 
 
-async def run_activity(
-    registry: Registry, item: ActivityWorkItem, threads: Executor
-) -> ActivityResult:
+async def run_activity(registry: Registry, item: ActivityWorkItem, threads: Executor) -> ActivityResult:
     """Execute the activity; any exception (unknown name, bad input, user error) becomes TaskFailed."""
     task = item.task
     try:

@@ -58,9 +58,7 @@ def build_commit(
     """Run one episode for a claimed instance and describe everything it changes."""
     record = item.record
     ack = [m.message_id for m in item.messages]
-    events = [
-        m.event for m in item.messages if m.execution_id in (None, record.execution_id)
-    ]
+    events = [m.event for m in item.messages if m.execution_id in (None, record.execution_id)]
     if record.runtime_status.is_terminal:
         failed = record.runtime_status is RuntimeStatus.FAILED
         if failed and any(isinstance(e, ExecutionRewound) for e in events):
@@ -87,9 +85,7 @@ def _rewind(
     plan = plan_rewind(history)
     executor = OrchestrationExecutor(orchestrator, record.instance_id)
     executor.replay(plan.history)
-    result = executor.run_episode(
-        [OrchestratorStarted(timestamp=now), ExecutionRewound(timestamp=now)]
-    )
+    result = executor.run_episode([OrchestratorStarted(timestamp=now), ExecutionRewound(timestamp=now)])
     commit = _commit_from_result(
         record.model_copy(update={"failure": None, "output": None}),
         result,

@@ -117,9 +117,7 @@ class OrchestrationClient:
             created_at=now,
             last_updated_at=now,
         )
-        start = ExecutionStarted(
-            timestamp=now, name=name, input=payload, execution_id=execution_id
-        )
+        start = ExecutionStarted(timestamp=now, name=name, input=payload, execution_id=execution_id)
         await self.store.create_instance(NewInstance(record, start), replace=replace)
 
     async def get_status(
@@ -141,9 +139,7 @@ class OrchestrationClient:
         """Instances matching `filter` (status, created range, id prefix), one page at a time."""
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
-        page = await self.store.query_instances(
-            filter or InstanceFilter(), page_size, continuation_token
-        )
+        page = await self.store.query_instances(filter or InstanceFilter(), page_size, continuation_token)
         return StatusPage(
             instances=[OrchestrationStatus.from_record(r) for r in page.instances],
             continuation_token=page.continuation_token,
@@ -219,8 +215,7 @@ class OrchestrationClient:
             raise InstanceNotFound(instance_id)
         if not terminal_ok and record.runtime_status.is_terminal:
             raise InvalidOperation(
-                f"cannot {verb} instance {instance_id!r}: it already finished "
-                f"({record.runtime_status})"
+                f"cannot {verb} instance {instance_id!r}: it already finished ({record.runtime_status})"
             )
         return record
 

@@ -65,9 +65,7 @@ class EventTimeoutError(DurableError, TimeoutError):
     """`wait_for_external_event(name, timeout=...)` expired before the event arrived."""
 
     def __init__(self, event_name: str, timeout_seconds: float) -> None:
-        super().__init__(
-            f"external event {event_name!r} did not arrive within {timeout_seconds:g} seconds"
-        )
+        super().__init__(f"external event {event_name!r} did not arrive within {timeout_seconds:g} seconds")
         self.event_name = event_name
 
 

@@ -242,9 +242,7 @@ class DurableFunctionRuntime(Registrations):
             histories: dict[str, list[HistoryEvent] | StoreError] = {}
             for instance_id in ids:  # find the unreadable instance(s), keep the rest going
                 try:
-                    histories[instance_id] = (await self.store.load_histories([instance_id]))[
-                        instance_id
-                    ]
+                    histories[instance_id] = (await self.store.load_histories([instance_id]))[instance_id]
                 except StoreError as exc:
                     histories[instance_id] = exc
             return histories
@@ -335,8 +333,10 @@ class DurableFunctionRuntime(Registrations):
                 failures += 1
                 log.exception("recording activity results failed; retrying")
                 if self._drained and failures >= 3:
-                    log.error("giving up on %d results at shutdown; they rerun when their "
-                              "leases expire", len(self._completions))
+                    log.error(
+                        "giving up on %d results at shutdown; they rerun when their leases expire",
+                        len(self._completions),
+                    )
                     return
                 await asyncio.sleep(self.max_poll_interval)
                 self._completions_ready.set()

@@ -103,20 +103,28 @@ async def main(kind: str, runs: int) -> None:
             latencies.append((picked[instance_id] - started) * 1000)
             claims.append((picked[f"orchestration:{instance_id}"] - started) * 1000)
             await asyncio.sleep(0.2)  # idle again before the next start
-        print(f"{kind}: start -> orchestrator running (pick-up): p50 {percentile(claims, 0.5):.1f} ms, "
-              f"p99 {percentile(claims, 0.99):.1f} ms")
-        print(f"{kind}: start -> activity running: p50 {percentile(latencies, 0.5):.1f} ms, "
-              f"p99 {percentile(latencies, 0.99):.1f} ms ({runs} runs, worker idle before each)")
-        print(f"{kind}: start -> completed (one-activity orchestration): "
-              f"p50 {percentile(totals, 0.5):.1f} ms, p99 {percentile(totals, 0.99):.1f} ms")
+        print(
+            f"{kind}: start -> orchestrator running (pick-up): p50 {percentile(claims, 0.5):.1f} ms, "
+            f"p99 {percentile(claims, 0.99):.1f} ms"
+        )
+        print(
+            f"{kind}: start -> activity running: p50 {percentile(latencies, 0.5):.1f} ms, "
+            f"p99 {percentile(latencies, 0.99):.1f} ms ({runs} runs, worker idle before each)"
+        )
+        print(
+            f"{kind}: start -> completed (one-activity orchestration): "
+            f"p50 {percentile(totals, 0.5):.1f} ms, p99 {percentile(totals, 0.99):.1f} ms"
+        )
 
         lateness = []
         ids = [await client.start_new("timer") for _ in range(20)]
         for instance_id in ids:
             status = await client.wait_for_completion(instance_id, timeout=30)
             lateness.append(status.output * 1000)
-        print(f"{kind}: timer fired late by: p50 {percentile(lateness, 0.5):.1f} ms, "
-              f"max {max(lateness):.1f} ms (20 timers of 200 ms)")
+        print(
+            f"{kind}: timer fired late by: p50 {percentile(lateness, 0.5):.1f} ms, "
+            f"max {max(lateness):.1f} ms (20 timers of 200 ms)"
+        )
 
         await asyncio.sleep(1.0)
         before = resource.getrusage(resource.RUSAGE_SELF)
@@ -135,8 +143,10 @@ async def main(kind: str, runs: int) -> None:
         for instance_id in ids:
             await client.wait_for_completion(instance_id, timeout=300)
         elapsed = time.perf_counter() - started
-        print(f"{kind}: 500 five-step chains: {elapsed:.2f} s, {500 / elapsed:.0f} orchestrations/s, "
-              f"{2500 / elapsed:.0f} steps/s")
+        print(
+            f"{kind}: 500 five-step chains: {elapsed:.2f} s, {500 / elapsed:.0f} orchestrations/s, "
+            f"{2500 / elapsed:.0f} steps/s"
+        )
     if kind != "memory":
         await client_store.close()
     if kind == "postgres":

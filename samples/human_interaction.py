@@ -37,9 +37,7 @@ async def human_interaction(ctx: OrchestrationContext) -> str:
     timeout_seconds = (ctx.get_input() or {}).get("timeout_seconds", 30)
     ctx.set_custom_status(await ctx.call_activity(request_approval, timeout_seconds))
     try:
-        approver = await ctx.wait_for_external_event(
-            "Approval", timeout=timedelta(seconds=timeout_seconds)
-        )
+        approver = await ctx.wait_for_external_event("Approval", timeout=timedelta(seconds=timeout_seconds))
     except EventTimeoutError:
         ctx.set_custom_status(await ctx.call_activity(escalate, ctx.instance_id))
         return "escalated"

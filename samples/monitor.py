@@ -34,7 +34,5 @@ async def monitor(ctx: OrchestrationContext) -> dict[str, object] | None:
     if checks_left <= 1 or readings[-1].endswith("down"):
         return {"checks": len(readings), "readings": readings}
     await ctx.create_timer(timedelta(seconds=interval))
-    ctx.continue_as_new(
-        {"checks_left": checks_left - 1, "interval_seconds": interval, "readings": readings}
-    )
+    ctx.continue_as_new({"checks_left": checks_left - 1, "interval_seconds": interval, "readings": readings})
     return None

@@ -99,9 +99,7 @@ def test_unknown_instance_id(tmp_path: Path, store_url: str, command: str) -> No
 
 def test_app_files_that_do_not_fit(tmp_path: Path) -> None:
     none = write(tmp_path / "plain.py", "x = 1\n")
-    assert "defines neither 'app' nor 'runtime'" in error_line(
-        durable("run", none, "x", cwd=tmp_path), 2
-    )
+    assert "defines neither 'app' nor 'runtime'" in error_line(durable("run", none, "x", cwd=tmp_path), 2)
     wrong = write(tmp_path / "wrong.py", "app = 42\n")
     assert "wrong.py:app is a int, not a DurableApp" in error_line(
         durable("run", wrong, "x", cwd=tmp_path), 2

@@ -158,9 +158,7 @@ class OrchestrationContext:
         """Run an activity; the task's result is its return value."""
         activity = function_name(name)
         payload = to_json(input, f"input of activity {activity!r}")
-        return self._schedule(
-            lambda seq: ScheduleActivity(seq, activity, payload), f"activity {activity!r}"
-        )
+        return self._schedule(lambda seq: ScheduleActivity(seq, activity, payload), f"activity {activity!r}")
 
     def call_activity_with_retry(
         self, name: str | Callable[..., Any], retry_options: RetryOptions, input: Any = None

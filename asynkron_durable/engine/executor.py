@@ -214,14 +214,16 @@ class OrchestrationExecutor:
                 self._start(event)
             case TaskScheduled() | SubOrchestrationCreated() | TimerCreated() | EventSent():
                 self._match_scheduled(event)
-            case TaskCompleted(task_scheduled_id=seq, result=result) | SubOrchestrationCompleted(
-                task_scheduled_id=seq, result=result
+            case (
+                TaskCompleted(task_scheduled_id=seq, result=result)
+                | SubOrchestrationCompleted(task_scheduled_id=seq, result=result)
             ):
                 task = self.context._open_tasks.pop(seq, None)
                 if task is not None:
                     task._complete(from_json(result))
-            case TaskFailed(task_scheduled_id=seq, failure=f) | SubOrchestrationFailed(
-                task_scheduled_id=seq, failure=f
+            case (
+                TaskFailed(task_scheduled_id=seq, failure=f)
+                | SubOrchestrationFailed(task_scheduled_id=seq, failure=f)
             ):
                 task = self.context._open_tasks.pop(seq, None)
                 if task is not None:
@@ -303,9 +305,7 @@ class OrchestrationExecutor:
     def _step(self, value: Any, exception: BaseException | None) -> None:
         assert self._driver is not None
         try:
-            yielded = (
-                self._driver.throw(exception) if exception is not None else self._driver.send(value)
-            )
+            yielded = self._driver.throw(exception) if exception is not None else self._driver.send(value)
         except StopIteration as stop:
             self._finish_completed(stop.value)
             raise _Finished from None

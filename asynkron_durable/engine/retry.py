@@ -46,9 +46,7 @@ class RetryOptions:
             return cap
         return cap if seconds >= cap.total_seconds() else timedelta(seconds=seconds)
 
-    def should_retry(
-        self, failed_attempts: int, exception: BaseException, elapsed: timedelta
-    ) -> bool:
+    def should_retry(self, failed_attempts: int, exception: BaseException, elapsed: timedelta) -> bool:
         """Whether to try again after `failed_attempts` failures, `elapsed` since the first try."""
         if failed_attempts >= self.max_number_of_attempts:
             return False

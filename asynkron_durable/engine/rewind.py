@@ -44,9 +44,7 @@ def plan_rewind(history: Sequence[HistoryEvent]) -> RewindPlan:
     from (a caught error, a retry that scheduled its next attempt) stay, so replay stays
     deterministic, and only the failed work at the end is retried.
     """
-    last_scheduling = max(
-        (i for i, e in enumerate(history) if isinstance(e, _SCHEDULING)), default=-1
-    )
+    last_scheduling = max((i for i, e in enumerate(history) if isinstance(e, _SCHEDULING)), default=-1)
     kept: list[HistoryEvent] = []
     for position, event in enumerate(history):
         if isinstance(event, ExecutionFailed):
@@ -70,8 +68,6 @@ def plan_rewind(history: Sequence[HistoryEvent]) -> RewindPlan:
         activities=[e for e in kept if isinstance(e, TaskScheduled) and e.event_id not in finished],
         timers=[e for e in kept if isinstance(e, TimerCreated) and e.event_id not in fired],
         children=[
-            e
-            for e in kept
-            if isinstance(e, SubOrchestrationCreated) and e.event_id in failed_children
+            e for e in kept if isinstance(e, SubOrchestrationCreated) and e.event_id in failed_children
         ],
     )

@@ -152,7 +152,6 @@ class CommitPlan:
         return activity_columns(self.activities)
 
 
-
 @dataclass(frozen=True, slots=True)
 class Writer:
     """Locks instances and writes plans and messages with one store's statements."""

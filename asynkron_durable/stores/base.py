@@ -196,9 +196,7 @@ class StateStore(Protocol):
         """The current execution's history of each instance (missing ids map to empty lists).
         Raises `StoreError` naming the instance if a stored event cannot be decoded."""
 
-    async def commit_episodes(
-        self, owner: str, now: datetime, commits: Sequence[EpisodeCommit]
-    ) -> set[str]:
+    async def commit_episodes(self, owner: str, now: datetime, commits: Sequence[EpisodeCommit]) -> set[str]:
         """Apply the commits (see `EpisodeCommit`) in as few transactions as is safe.
 
         Returns the instance ids whose commit was rejected because the version moved or the lease
@@ -209,9 +207,7 @@ class StateStore(Protocol):
     ) -> list[ActivityWorkItem]:
         """Lease up to `limit` queued activities with no live lease, oldest first."""
 
-    async def complete_activities(
-        self, owner: str, results: Sequence[ActivityResult]
-    ) -> set[int]:
+    async def complete_activities(self, owner: str, results: Sequence[ActivityResult]) -> set[int]:
         """For each result still leased by `owner`: delete the activity and enqueue its message,
         atomically. Returns the activity ids rejected because the lease was lost (nothing of
         those is applied)."""

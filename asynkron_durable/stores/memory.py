@@ -105,7 +105,6 @@ class InMemoryStateStore:
         """Call `callback` after every operation that enqueued work."""
         self._subscribers.add(callback)
 
-
     def _check_open(self) -> None:
         if not self._open:
             raise StoreError("in-memory store is not open: call open() first")

@@ -197,7 +197,6 @@ class PostgresStateStore:
         """Call `callback` after this store enqueued work, and when another process did (NOTIFY)."""
         self._subscribers.add(callback)
 
-
     # ----- the error boundary -------------------------------------------------------------------
 
     async def _run(

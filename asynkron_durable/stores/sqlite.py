@@ -268,7 +268,6 @@ class SqliteStateStore:
         """Call `callback` after every transaction of this store object that enqueued work."""
         self._subscribers.add(callback)
 
-
     def _nothing_to_claim(self, query: str, params: Mapping[str, Any]) -> bool:
         """True when an indexed read finds nothing claimable. Idle workers poll often: this read
         runs synchronously (tens of microseconds; WAL readers never wait on writers), sparing each

@@ -68,9 +68,7 @@ async def test_seed_style_json_functions_get_an_activity_context(store: StateSto
         instance_id = await runtime.client.start_new("greeter", "Ada")
         status = await runtime.client.wait_for_completion(instance_id, timeout=20)
     assert status.output == "Greeted Ada"
-    assert [(c.instance_id, c.name, c.task_id, c.attempt) for c in seen] == [
-        (instance_id, "SayHello", 0, 1)
-    ]
+    assert [(c.instance_id, c.name, c.task_id, c.attempt) for c in seen] == [(instance_id, "SayHello", 0, 1)]
 
 
 async def test_a_durable_app_registers_on_a_runtime(store: StateStore) -> None:

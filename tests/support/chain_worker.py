@@ -20,9 +20,7 @@ STEP_SECONDS = 0.25
 
 
 def build(store_url: str, log_path: Path) -> DurableFunctionRuntime:
-    runtime = DurableFunctionRuntime(
-        store_url, lease_duration=timedelta(seconds=1), max_poll_interval=0.02
-    )
+    runtime = DurableFunctionRuntime(store_url, lease_duration=timedelta(seconds=1), max_poll_interval=0.02)
 
     @runtime.activity()
     def step(value: int) -> int:
