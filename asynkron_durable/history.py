@@ -38,6 +38,11 @@ class RuntimeStatus(StrEnum):
 _TERMINAL = {RuntimeStatus.COMPLETED, RuntimeStatus.FAILED, RuntimeStatus.TERMINATED}
 
 
+def _storable(text: str) -> str:
+    """Text any store can encode: lone surrogates (from undecodable file names, say) escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class FailureDetails(BaseModel):
     """Why something failed: the exception's type name, message and traceback text."""
 
@@ -59,7 +64,7 @@ class FailureDetails(BaseModel):
             details = "".join(traceback.format_exception(exc))
         except Exception:
             details = ""
-        return cls(error_type=type(exc).__name__, message=message, details=details)
+        return cls(error_type=type(exc).__name__, message=_storable(message), details=_storable(details))
 
 
 class _Event(BaseModel):

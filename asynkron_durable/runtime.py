@@ -154,7 +154,10 @@ class DurableFunctionRuntime(Registrations):
             self._stopping = True
             self._wake()
             await asyncio.gather(*loops, return_exceptions=True)
-            await self._drain_activities()
+            try:
+                await self._drain_activities()
+            except Exception:  # the rest of the shutdown must still happen
+                log.exception("releasing unfinished activities at shutdown failed")
             self._drained = True
             self._completions_ready.set()
             await asyncio.gather(flusher, return_exceptions=True)  # exits once all is recorded
@@ -175,10 +178,12 @@ class DurableFunctionRuntime(Registrations):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._stop_event is not None and self._background is not None:
-            self._stop_event.set()
-            await self._background
-        await self.store.close()
+        try:
+            if self._stop_event is not None and self._background is not None:
+                self._stop_event.set()
+                await self._background
+        finally:
+            await self.store.close()
 
     def _wake(self) -> None:
         self._orchestration_wake.set()
@@ -206,7 +211,7 @@ class DurableFunctionRuntime(Registrations):
             due = await self.store.next_due(utc_now())
         except Exception:
             log.exception("asking the store for the next timer failed")
-            return min(backoff, 0.05)
+            return backoff
         if due is None:
             return backoff
         return max(0.0, min(backoff, (due - utc_now()).total_seconds()))
@@ -221,9 +226,9 @@ class DurableFunctionRuntime(Registrations):
         ids = [item.record.instance_id for item in items]
         self._held_instances.update(ids)
         try:
-            histories = await self._load_histories(ids)
-            commits = [self._episode(item, histories, now) for item in items]
             try:
+                histories = await self._load_histories(ids)
+                commits = [self._episode(item, histories, now) for item in items]
                 rejected = await self.store.commit_episodes(self.worker_id, utc_now(), commits)
             except Exception:
                 with contextlib.suppress(Exception):  # let others retry now, not after expiry

@@ -7,7 +7,16 @@ from collections.abc import Generator
 from datetime import timedelta
 from typing import Any
 
-from asynkron_durable import DurableFunctionRuntime, OrchestrationContext, RuntimeStatus, TaskFailedError
+import pytest
+
+from asynkron_durable import (
+    DurableFunctionRuntime,
+    InMemoryStateStore,
+    OrchestrationContext,
+    RuntimeStatus,
+    StoreError,
+    TaskFailedError,
+)
 from asynkron_durable.stores import StateStore
 
 
@@ -113,3 +122,63 @@ async def test_rewind_receives_results_of_children_that_finished_after_the_failu
         final = await client.wait_for_completion("p", timeout=20)
     assert final.runtime_status is RuntimeStatus.COMPLETED
     assert final.output == [0, 10, 20]
+
+
+async def test_error_text_any_store_cannot_encode_is_escaped_not_fatal(store: StateStore) -> None:
+    runtime = DurableFunctionRuntime(store, max_concurrent_activities=2, max_poll_interval=0.01)
+    undecodable = "report-\udcff.csv"  # a lone surrogate, as os.listdir gives for non-UTF-8 names
+
+    @runtime.activity()
+    def read(name: str) -> str:
+        if name == "bad":
+            raise ValueError(f"cannot read {undecodable}")
+        return name
+
+    @runtime.orchestrator()
+    def reader(ctx: OrchestrationContext) -> Generator[Any, Any, str]:
+        name = ctx.get_input()
+        if name == "crash":
+            raise ValueError(f"orchestrator saw {undecodable}")
+        try:
+            return str((yield ctx.call_activity(read, name)))
+        except TaskFailedError as exc:
+            return exc.error_message
+
+    async with runtime:
+        ids = {
+            name: await runtime.client.start_new("reader", name) for name in ("bad", "crash", "ok", "fine")
+        }
+        statuses = {n: await runtime.client.wait_for_completion(i, timeout=20) for n, i in ids.items()}
+    assert statuses["ok"].output == "ok" and statuses["fine"].output == "fine"
+    assert statuses["bad"].output == "cannot read report-\\udcff.csv"
+    crashed = statuses["crash"]
+    assert crashed.runtime_status is RuntimeStatus.FAILED
+    assert crashed.failure is not None and "report-\\udcff.csv" in crashed.failure.message
+
+
+class _BrokenRelease(InMemoryStateStore):
+    async def release_leases(self, owner: str, instance_ids: Any, activity_ids: Any) -> None:
+        raise StoreError("database went away")
+
+
+async def test_shutdown_finishes_and_closes_the_store_even_when_the_store_fails() -> None:
+    store = _BrokenRelease()
+    runtime = DurableFunctionRuntime(store, shutdown_timeout=0.1, max_poll_interval=0.01)
+    started = asyncio.Event()
+
+    @runtime.activity()
+    async def forever() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    @runtime.orchestrator()
+    def stuck(ctx: OrchestrationContext) -> Generator[Any, Any, None]:
+        yield ctx.call_activity(forever)
+
+    async with runtime:
+        await runtime.client.start_new("stuck")
+        await asyncio.wait_for(started.wait(), timeout=20)
+    leftovers = [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("durable-")]
+    assert leftovers == []
+    with pytest.raises(StoreError, match="not open"):
+        await store.get_instance("anything")
