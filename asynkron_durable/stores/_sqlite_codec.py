@@ -17,11 +17,7 @@ from typing import Any
 
 from asynkron_durable.errors import StoreError
 from asynkron_durable.history import (
-    FailureDetails,
-    HistoryEvent,
     InstanceRecord,
-    RuntimeStatus,
-    event_from_json,
     event_to_json,
 )
 from asynkron_durable.stores._paging import PageKey
@@ -112,36 +108,6 @@ def record_params(record: InstanceRecord, version: int) -> dict[str, Any]:
         "parent_instance_id": record.parent_instance_id,
         "version": version,
     }
-
-
-def record_from_row(row: sqlite3.Row) -> InstanceRecord:
-    """Decode an instances row; raises `StoreError` naming the instance if it is corrupt."""
-    try:
-        failure = row["failure"]
-        return InstanceRecord(
-            instance_id=row["instance_id"],
-            name=row["name"],
-            execution_id=row["execution_id"],
-            runtime_status=RuntimeStatus(row["runtime_status"]),
-            input=row["input"],
-            output=row["output"],
-            custom_status=row["custom_status"],
-            failure=None if failure is None else FailureDetails.model_validate_json(failure),
-            created_at=from_epoch(row["created_at"]),
-            last_updated_at=from_epoch(row["last_updated_at"]),
-            parent_instance_id=row["parent_instance_id"],
-            version=row["version"],
-        )
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise StoreError(f"instance {row['instance_id']!r}: corrupt instance row: {exc}") from exc
-
-
-def decode_event(text: Any, instance_id: str, where: str) -> HistoryEvent:
-    """Decode a stored event; raises `StoreError` naming the instance and row if it is corrupt."""
-    try:
-        return event_from_json(text)
-    except (ValueError, TypeError) as exc:
-        raise StoreError(f"instance {instance_id!r}: cannot decode {where}: {exc}") from exc
 
 
 def message_params(message: Message) -> dict[str, Any]:

@@ -39,17 +39,16 @@ from asynkron_durable.stores._postgres_codec import (
     channel_for,
     check_schema_name,
     decode_claimed,
-    decode_event,
     filter_args,
     page_args,
     queries_for,
-    record_from_row,
     redact,
     store_error,
     transpose,
 )
 from asynkron_durable.stores._postgres_listener import Listener
 from asynkron_durable.stores._postgres_plan import CommitPlan, Writer, touched_ids
+from asynkron_durable.stores._rows import decode_event, record_from_row
 from asynkron_durable.stores._subscribers import Subscribers
 from asynkron_durable.stores.base import (
     ActivityResult,

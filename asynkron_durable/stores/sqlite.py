@@ -26,17 +26,16 @@ from asynkron_durable.history import (
     event_to_json,
 )
 from asynkron_durable.stores._paging import PageKey, decode_token, encode_token
+from asynkron_durable.stores._rows import decode_event, record_from_row
 from asynkron_durable.stores._sqlite_codec import (
     QUERIES,
     SCHEMA,
-    decode_event,
     driver_errors,
     epoch,
     filter_params,
     from_epoch,
     json_list,
     message_params,
-    record_from_row,
     record_params,
 )
 from asynkron_durable.stores._subscribers import Subscribers
@@ -98,7 +97,7 @@ async def _fetch(conn: aiosqlite.Connection, query: str, params: Mapping[str, An
 
 async def _get_record(conn: aiosqlite.Connection, instance_id: str) -> InstanceRecord | None:
     rows = await _fetch(conn, "select_instance", {"instance_id": instance_id})
-    return record_from_row(rows[0]) if rows else None
+    return record_from_row(rows[0], from_epoch) if rows else None
 
 
 async def _delete_instances(conn: aiosqlite.Connection, instance_ids: Sequence[str]) -> int:
@@ -335,7 +334,7 @@ class SqliteStateStore:
             records: dict[str, InstanceRecord] = {}
             for row in await _fetch(conn, "select_instances", {"ids": ids}):
                 try:
-                    records[row["instance_id"]] = record_from_row(row)
+                    records[row["instance_id"]] = record_from_row(row, from_epoch)
                 except StoreError as exc:
                     await _quarantine(conn, row["instance_id"], exc)
             order = [instance_id for instance_id in order if instance_id in records]
@@ -495,7 +494,7 @@ class SqliteStateStore:
         after = None if continuation_token is None else decode_token(continuation_token)
         async with self._read() as conn:
             rows = await _fetch(conn, "filter_instances", filter_params(filter, after, page_size + 1))
-        records = [record_from_row(row) for row in rows[:page_size]]
+        records = [record_from_row(row, from_epoch) for row in rows[:page_size]]
         token = None
         if len(rows) > page_size:
             token = encode_token(PageKey(records[-1].created_at, records[-1].instance_id))
