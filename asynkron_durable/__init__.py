@@ -3,6 +3,7 @@
 from asynkron_durable.app import DurableApp
 from asynkron_durable.client import OrchestrationClient, OrchestrationStatus, StatusPage
 from asynkron_durable.engine import (
+    CriticalSection,
     OrchestrationContext,
     OrchestrationExecutor,
     ReplayResult,
@@ -10,6 +11,14 @@ from asynkron_durable.engine import (
     Task,
     TimerTask,
     replay_history,
+)
+from asynkron_durable.entities import (
+    EntityContext,
+    EntityId,
+    EntityMetadata,
+    EntityPage,
+    EntityStateResponse,
+    current_entity,
 )
 from asynkron_durable.errors import (
     DurableError,
@@ -43,9 +52,15 @@ __all__ = [
     "ConcurrentDurableFunctionRuntime",
     "ConcurrentPostgreSqlStateStore",
     "ConcurrentSqliteStateStore",
+    "CriticalSection",
     "DurableApp",
     "DurableError",
     "DurableFunctionRuntime",
+    "EntityContext",
+    "EntityId",
+    "EntityMetadata",
+    "EntityPage",
+    "EntityStateResponse",
     "EventTimeoutError",
     "FailureDetails",
     "HistoryEvent",
@@ -75,6 +90,7 @@ __all__ = [
     "TaskFailedError",
     "TimerTask",
     "UnknownFunction",
+    "current_entity",
     "replay_history",
     "store_from_url",
 ]

@@ -10,17 +10,29 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from asynkron_durable.engine import (
+    CallEntity,
     CreateTimer,
     EpisodeResult,
+    LockEntities,
     OrchestrationExecutor,
     Orchestrator,
     ScheduleActivity,
     ScheduleSubOrchestration,
     SendEvent,
+    SignalEntity,
+    UnlockEntities,
     plan_rewind,
 )
+from asynkron_durable.entities.document import entity_message
+from asynkron_durable.entities.ids import EntityId
 from asynkron_durable.errors import InstanceAlreadyExists
 from asynkron_durable.history import (
+    EntityCallCompleted,
+    EntityCallFailed,
+    EntityLockGranted,
+    EntityLockRequest,
+    EntityOperation,
+    EntityUnlock,
     EventRaised,
     ExecutionRewound,
     ExecutionStarted,
@@ -38,6 +50,7 @@ from asynkron_durable.history import (
 from asynkron_durable.stores.base import (
     ActivityTask,
     EpisodeCommit,
+    InboxMessage,
     Message,
     NewInstance,
     OrchestrationWorkItem,
@@ -58,7 +71,8 @@ def build_commit(
     """Run one episode for a claimed instance and describe everything it changes."""
     record = item.record
     ack = [m.message_id for m in item.messages]
-    events = [m.event for m in item.messages if m.execution_id in (None, record.execution_id)]
+    current = [m for m in item.messages if m.execution_id in (None, record.execution_id)]
+    events = [m.event for m in current]
     if record.runtime_status.is_terminal:
         failed = record.runtime_status is RuntimeStatus.FAILED
         if failed and any(isinstance(e, ExecutionRewound) for e in events):
@@ -66,13 +80,46 @@ def build_commit(
         # A failed instance keeps the results that arrive late, so a rewind does not wait for
         # (or re-run) work that finished after the failure; finished instances just drop them.
         late = _outcomes(events) if failed else []
-        return EpisodeCommit(record, record.version, late, ack)
+        return EpisodeCommit(record, record.version, late, ack, messages=_late_grants(item.messages, record))
 
     executor = OrchestrationExecutor(orchestrator, record.instance_id)
     executor.replay(history)
     result = executor.run_episode([OrchestratorStarted(timestamp=now), *events])
     started = _execution_started([*history, *events])
-    return _commit_from_result(record, result, started, now, ack, list(result.new_history))
+    commit = _commit_from_result(record, result, started, now, ack, list(result.new_history))
+    stale = [m for m in item.messages if m not in current]  # for an execution that has ended
+    commit.messages.extend(_late_grants(stale, record))
+    return commit
+
+
+def _late_grants(messages: Sequence[InboxMessage], record: InstanceRecord) -> list[Message]:
+    """Critical sections granted to an execution that has ended: unlock them at once, or their
+    entities would stay locked for good."""
+    return [
+        unlock
+        for m in messages
+        if isinstance(m.event, EntityLockGranted)
+        for unlock in _unlocks(
+            record.instance_id,
+            m.execution_id or record.execution_id,
+            m.event.task_scheduled_id,
+            m.event.entity_ids,
+        )
+    ]
+
+
+def _unlocks(
+    instance_id: str, execution_id: str, lock_sequence: int, entity_ids: Sequence[str]
+) -> list[Message]:
+    return [
+        Message(
+            entity_id,
+            EntityUnlock(
+                owner_instance_id=instance_id, owner_execution_id=execution_id, task_id=lock_sequence
+            ),
+        )
+        for entity_id in entity_ids
+    ]
 
 
 def _rewind(
@@ -146,6 +193,22 @@ def _commit_from_result(
                 children.append(_child(record, action, now))
             case SendEvent(instance_id=target, name=name, input=payload):
                 messages.append(Message(target, EventRaised(timestamp=now, name=name, input=payload)))
+            case CallEntity() | SignalEntity():
+                messages.append(_entity_operation(record, action, now))
+            case LockEntities(sequence=seq, entity_ids=ids):
+                request = EntityLockRequest(
+                    timestamp=now,
+                    owner_instance_id=instance_id,
+                    owner_execution_id=execution_id,
+                    task_id=seq,
+                    entity_ids=ids,
+                    position=0,
+                )
+                messages.append(entity_message(EntityId.from_instance_id(ids[0]), request, now))
+            case UnlockEntities(entity_ids=ids, lock_sequence=lock_seq):
+                messages.extend(_unlocks(instance_id, execution_id, lock_seq, ids))
+    for lock_seq, ids in result.released_locks:
+        messages.extend(_unlocks(instance_id, execution_id, lock_seq, ids))
 
     update: dict[str, object] = {
         "runtime_status": result.status,
@@ -177,6 +240,20 @@ def _commit_from_result(
         activities=activities,
         new_instances=children,
     )
+
+
+def _entity_operation(record: InstanceRecord, action: CallEntity | SignalEntity, now: datetime) -> Message:
+    is_call = isinstance(action, CallEntity)
+    operation = EntityOperation(
+        timestamp=now,
+        operation=action.operation,
+        input=action.input,
+        source_instance_id=record.instance_id,
+        source_execution_id=record.execution_id,
+        task_id=action.sequence if is_call else None,
+    )
+    visible_at = None if isinstance(action, CallEntity) else action.scheduled_time
+    return entity_message(EntityId.from_instance_id(action.entity_id), operation, now, visible_at)
 
 
 def _child(parent: InstanceRecord, action: ScheduleSubOrchestration, now: datetime) -> NewInstance:
@@ -252,6 +329,8 @@ _OUTCOMES = (
     SubOrchestrationCompleted,
     SubOrchestrationFailed,
     TimerFired,
+    EntityCallCompleted,
+    EntityCallFailed,
 )
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from asynkron_durable.entities.document import EntityDocument, entity_message
+from asynkron_durable.entities.ids import EntityId, is_entity_instance
+from asynkron_durable.entities.views import EntityMetadata, EntityPage, EntityStateResponse
 from asynkron_durable.errors import (
     InstanceNotFound,
     InvalidOperation,
@@ -17,6 +21,8 @@ from asynkron_durable.errors import (
     UnknownFunction,
 )
 from asynkron_durable.history import (
+    ENTITY_ID_PREFIX,
+    EntityOperation,
     EventRaised,
     ExecutionResumed,
     ExecutionRewound,
@@ -30,7 +36,7 @@ from asynkron_durable.history import (
     utc_now,
 )
 from asynkron_durable.registry import Registry
-from asynkron_durable.serialization import from_json, to_json
+from asynkron_durable.serialization import coerce, from_json, to_json
 from asynkron_durable.stores.base import InstanceFilter, Message, NewInstance, StateStore
 
 
@@ -100,6 +106,10 @@ class OrchestrationClient:
             raise UnknownFunction("orchestrator", name, list(self._registry.orchestrators))
         if instance_id is not None and not instance_id.strip():
             raise ValueError("instance_id must not be empty")
+        if instance_id is not None and is_entity_instance(instance_id):
+            raise ValueError(
+                f"instance_id {instance_id!r} starts with {ENTITY_ID_PREFIX!r}, which marks entity ids"
+            )
         payload = to_json(input, f"input of orchestrator {name!r}")
         instance_id = instance_id or uuid.uuid4().hex
         await self._create(name, payload, instance_id, replace)
@@ -139,7 +149,7 @@ class OrchestrationClient:
         """Instances matching `filter` (status, created range, id prefix), one page at a time."""
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
-        page = await self.store.query_instances(filter or InstanceFilter(), page_size, continuation_token)
+        page = await self.store.query_instances(_orchestrations(filter), page_size, continuation_token)
         return StatusPage(
             instances=[OrchestrationStatus.from_record(r) for r in page.instances],
             continuation_token=page.continuation_token,
@@ -183,10 +193,81 @@ class OrchestrationClient:
         return new_id
 
     async def purge(self, target: str | InstanceFilter) -> int:
-        """Delete one instance (by id) or every instance matching a filter; returns how many."""
+        """Delete one instance (by id) or every instance matching a filter; returns how many.
+        A filter leaves entities alone unless it sets `entities=True` (see `purge_entities`)."""
         if isinstance(target, str):
             return 1 if await self.store.purge_instance(target) else 0
-        return await self.store.purge_instances(target)
+        return await self.store.purge_instances(_orchestrations(target))
+
+    # ----- entities -----------------------------------------------------------------------------
+
+    async def signal_entity(
+        self,
+        entity_id: EntityId | str,
+        operation: str,
+        input: Any = None,
+        *,
+        scheduled_time: datetime | None = None,
+    ) -> None:
+        """Send `operation` to an entity (created by its first signal), delivered no earlier than
+        `scheduled_time` when given. One way: nothing comes back."""
+        target = EntityId.parse(entity_id)
+        if self._registry is not None and target.name not in self._registry.entities:
+            raise UnknownFunction("entity", target.name, list(self._registry.entities))
+        payload = to_json(input, f"input of operation {operation!r} on entity {target}")
+        if scheduled_time is not None and scheduled_time.tzinfo is None:
+            scheduled_time = scheduled_time.replace(tzinfo=UTC)
+        now = utc_now()
+        event = EntityOperation(timestamp=now, operation=operation, input=payload)
+        await self.store.send_messages([entity_message(target, event, now, scheduled_time)])
+
+    async def read_entity_state(self, entity_id: EntityId | str, type: Any = None) -> EntityStateResponse:
+        """The entity's current state (validated into `type` when given); `exists` is False for an
+        entity that was never created or whose state was deleted."""
+        target = EntityId.parse(entity_id)
+        record = await self.store.get_instance(target.instance_id)
+        document = EntityDocument() if record is None else EntityDocument.from_record(record)
+        if not document.exists:
+            return EntityStateResponse(exists=False)
+        state = coerce(from_json(document.state), type, f"state of entity {target}")
+        return EntityStateResponse(exists=True, state=state)
+
+    async def list_entities(
+        self,
+        name_prefix: str | None = None,
+        page_size: int = 100,
+        continuation_token: str | None = None,
+        *,
+        include_state: bool = False,
+        include_deleted: bool = False,
+    ) -> EntityPage:
+        """Entities whose name starts with `name_prefix`, one page at a time. Entities without
+        state are left out unless `include_deleted` (a page may then hold fewer than `page_size`)."""
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        prefix = ENTITY_ID_PREFIX + (name_prefix or "").lower()
+        query = InstanceFilter(instance_id_prefix=prefix, entities=True)
+        page = await self.store.query_instances(query, page_size, continuation_token)
+        entities = [EntityMetadata.from_record(r, include_state) for r in page.instances]
+        if not include_deleted:
+            entities = [e for e in entities if e.exists]
+        return EntityPage(entities=entities, continuation_token=page.continuation_token)
+
+    async def purge_entities(self) -> int:
+        """Delete the stored rows of entities left empty: no state, no lock, nothing queued or on
+        its way. Returns how many were removed; an entity that receives a message meanwhile stays."""
+        purged = 0
+        token: str | None = None
+        while True:
+            page = await self.store.query_instances(InstanceFilter(entities=True), 500, token)
+            for record in page.instances:
+                if EntityDocument.from_record(record).is_idle and await self.store.purge_instance(
+                    record.instance_id, expected_version=record.version
+                ):
+                    purged += 1
+            token = page.continuation_token
+            if token is None:
+                return purged
 
     async def wait_for_completion(
         self, instance_id: str, timeout: float = 60.0, poll_interval: float = 0.05
@@ -221,3 +302,9 @@ class OrchestrationClient:
 
     async def _send(self, instance_id: str, event: HistoryEvent) -> None:
         await self.store.send_messages([Message(instance_id, event)])
+
+
+def _orchestrations(query: InstanceFilter | None) -> InstanceFilter:
+    """Instance queries and bulk purges are about orchestrations unless they ask for entities."""
+    query = query or InstanceFilter()
+    return dataclasses.replace(query, entities=False) if query.entities is None else query

@@ -12,6 +12,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+ENTITY_ID_PREFIX = "@"
+"""Entity instances have ids `@name@key`; no orchestration id may start with this."""
+
 
 def utc_now() -> datetime:
     """The current time, timezone-aware in UTC (every timestamp here is)."""
@@ -228,6 +231,97 @@ class ExecutionRewound(_Event):
     reason: str | None = None
 
 
+class EntityCallScheduled(_Event):
+    """An orchestration called an entity operation; `event_id` is its sequence number."""
+
+    kind: Literal["EntityCallScheduled"] = "EntityCallScheduled"
+    entity_id: str
+    operation: str
+    input: str | None = None
+
+
+class EntitySignalSent(_Event):
+    """An orchestration signalled an entity (one way); `event_id` is its sequence number."""
+
+    kind: Literal["EntitySignalSent"] = "EntitySignalSent"
+    entity_id: str
+    operation: str
+    input: str | None = None
+    scheduled_time: datetime | None = None
+
+
+class EntityLockScheduled(_Event):
+    """An orchestration asked to lock entities (a critical section); `event_id` is its sequence."""
+
+    kind: Literal["EntityLockScheduled"] = "EntityLockScheduled"
+    entity_ids: tuple[str, ...]
+
+
+class EntityUnlockSent(_Event):
+    """An orchestration left the critical section opened by `lock_task_id`."""
+
+    kind: Literal["EntityUnlockSent"] = "EntityUnlockSent"
+    entity_ids: tuple[str, ...]
+    lock_task_id: int
+
+
+class EntityCallCompleted(_Event):
+    """An entity operation called by this orchestration returned `result`."""
+
+    kind: Literal["EntityCallCompleted"] = "EntityCallCompleted"
+    task_scheduled_id: int
+    result: str | None = None
+
+
+class EntityCallFailed(_Event):
+    """An entity operation called by this orchestration raised."""
+
+    kind: Literal["EntityCallFailed"] = "EntityCallFailed"
+    task_scheduled_id: int
+    failure: FailureDetails
+
+
+class EntityLockGranted(_Event):
+    """Every entity of the critical section `task_scheduled_id` asked for is now locked for us."""
+
+    kind: Literal["EntityLockGranted"] = "EntityLockGranted"
+    task_scheduled_id: int
+    entity_ids: tuple[str, ...]
+
+
+class EntityOperation(_Event):
+    """An operation for an entity (its inbox): a signal when `task_id` is None, else a call whose
+    result goes back to `source_instance_id` as an EntityCallCompleted/Failed."""
+
+    kind: Literal["EntityOperation"] = "EntityOperation"
+    operation: str
+    input: str | None = None
+    source_instance_id: str | None = None
+    source_execution_id: str | None = None
+    task_id: int | None = None
+
+
+class EntityLockRequest(_Event):
+    """Lock this entity for `owner_instance_id`, then pass the request on to `entity_ids[position + 1]`
+    (or grant it, after the last). Entities are locked in `entity_ids` order, which is sorted."""
+
+    kind: Literal["EntityLockRequest"] = "EntityLockRequest"
+    owner_instance_id: str
+    owner_execution_id: str
+    task_id: int
+    entity_ids: tuple[str, ...]
+    position: int
+
+
+class EntityUnlock(_Event):
+    """Release the lock `owner_instance_id` took with its lock request `task_id`."""
+
+    kind: Literal["EntityUnlock"] = "EntityUnlock"
+    owner_instance_id: str
+    owner_execution_id: str
+    task_id: int
+
+
 HistoryEvent = Annotated[
     ExecutionStarted
     | OrchestratorStarted
@@ -248,7 +342,17 @@ HistoryEvent = Annotated[
     | ExecutionTerminated
     | ExecutionCompleted
     | ExecutionFailed
-    | ExecutionRewound,
+    | ExecutionRewound
+    | EntityCallScheduled
+    | EntitySignalSent
+    | EntityLockScheduled
+    | EntityUnlockSent
+    | EntityCallCompleted
+    | EntityCallFailed
+    | EntityLockGranted
+    | EntityOperation
+    | EntityLockRequest
+    | EntityUnlock,
     Field(discriminator="kind"),
 ]
 

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from asynkron_durable.engine import Orchestrator
+from asynkron_durable.entities.classes import EntityFunction, class_entity
 from asynkron_durable.errors import DurableError, UnknownFunction
 
 F = TypeVar("F", bound=Callable[..., Any])
+E = TypeVar("E", bound=Callable[..., Any] | type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +67,27 @@ def _activity_definition(name: str, fn: Callable[..., Any], passes_context: bool
     )
 
 
+def _entity_function(name: str, fn_or_class: Callable[..., Any] | type) -> EntityFunction:
+    if "@" in name or not name:
+        raise DurableError(f"entity name must be non-empty and without '@', got {name!r}")
+    if inspect.isclass(fn_or_class):
+        return class_entity(fn_or_class)
+    if inspect.iscoroutinefunction(fn_or_class) or inspect.isgeneratorfunction(fn_or_class):
+        raise DurableError(
+            f"entity {name!r} must be a plain function of its context: entity operations run "
+            "synchronously, one at a time; do I/O in an activity"
+        )
+    return fn_or_class
+
+
 class Registry:
-    """Orchestrators and activities by name. Re-registering a name replaces the function."""
+    """Orchestrators, activities and entities by name. Re-registering a name replaces the function.
+    Entity names are case-insensitive (kept lower-case, as `EntityId` does)."""
 
     def __init__(self) -> None:
         self.orchestrators: dict[str, Orchestrator] = {}
         self.activities: dict[str, ActivityDefinition] = {}
+        self.entities: dict[str, EntityFunction] = {}
 
     def add_orchestrator(self, fn: Orchestrator, name: str | None = None) -> str:
         """Register an orchestrator (generator function, `async def` or plain function)."""
@@ -88,10 +105,19 @@ class Registry:
         _tag(fn, key)
         return key
 
+    def add_entity(self, fn_or_class: Callable[..., Any] | type, name: str | None = None) -> str:
+        """Register an entity: a function of an `EntityContext`, or a class whose public methods
+        are its operations."""
+        key = (name or fn_or_class.__name__).lower()
+        self.entities[key] = _entity_function(key, fn_or_class)
+        _tag(fn_or_class, key)
+        return key
+
     def merge(self, other: Registry) -> None:
         """Add every registration of `other` (later ones win)."""
         self.orchestrators.update(other.orchestrators)
         self.activities.update(other.activities)
+        self.entities.update(other.entities)
 
     def orchestrator(self, name: str) -> Orchestrator:
         """The orchestrator `name`, or `UnknownFunction` listing what is registered."""
@@ -106,6 +132,13 @@ class Registry:
             return self.activities[name]
         except KeyError:
             raise UnknownFunction("activity", name, list(self.activities)) from None
+
+    def entity(self, name: str) -> EntityFunction:
+        """The entity `name` (any case), or `UnknownFunction` listing what is registered."""
+        try:
+            return self.entities[name.lower()]
+        except KeyError:
+            raise UnknownFunction("entity", name, list(self.entities)) from None
 
 
 def _tag(fn: Callable[..., Any], name: str) -> None:
@@ -136,6 +169,19 @@ class Registrations:
             return fn
 
         return register
+
+    def entity(self, name: str | None = None) -> Callable[[E], E]:
+        """Decorator: register an entity function or class, under `name` or its own name."""
+
+        def register(fn_or_class: E) -> E:
+            self.registry.add_entity(fn_or_class, name)
+            return fn_or_class
+
+        return register
+
+    def register_entity(self, fn_or_class: Callable[..., Any] | type, name: str | None = None) -> str:
+        """Register an entity function or class by call; returns its (lower-case) name."""
+        return self.registry.add_entity(fn_or_class, name)
 
     def register_orchestrator(self, fn: Orchestrator, name: str | None = None) -> str:
         """Register an orchestrator by call; returns its name."""

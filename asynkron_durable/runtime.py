@@ -21,10 +21,13 @@ from types import TracebackType
 from typing import Any
 
 from asynkron_durable._activities import run_activity
+from asynkron_durable._entity_episodes import build_entity_commit
 from asynkron_durable._episodes import build_commit
 from asynkron_durable.app import DurableApp
 from asynkron_durable.client import OrchestrationClient
 from asynkron_durable.engine import OrchestrationContext, Orchestrator
+from asynkron_durable.entities.classes import EntityFunction
+from asynkron_durable.entities.ids import is_entity_instance
 from asynkron_durable.errors import StoreError, UnknownFunction
 from asynkron_durable.history import FailureDetails, HistoryEvent, RuntimeStatus, utc_now
 from asynkron_durable.registry import Registrations, Registry
@@ -227,7 +230,7 @@ class DurableFunctionRuntime(Registrations):
         self._held_instances.update(ids)
         try:
             try:
-                histories = await self._load_histories(ids)
+                histories = await self._load_histories([i for i in ids if not is_entity_instance(i)])
                 commits = [self._episode(item, histories, now) for item in items]
                 rejected = await self.store.commit_episodes(self.worker_id, utc_now(), commits)
             except Exception:
@@ -241,6 +244,8 @@ class DurableFunctionRuntime(Registrations):
         return True
 
     async def _load_histories(self, ids: Sequence[str]) -> dict[str, list[HistoryEvent] | StoreError]:
+        if not ids:
+            return {}
         try:
             return dict(await self.store.load_histories(ids))
         except StoreError:
@@ -259,6 +264,12 @@ class DurableFunctionRuntime(Registrations):
         now: datetime,
     ) -> EpisodeCommit:
         record = item.record
+        if is_entity_instance(record.instance_id):
+            try:
+                return build_entity_commit(item, self._entity(record.name), now)
+            except Exception as exc:
+                log.exception("batch of entity %s failed", record.instance_id)
+                return _failed_commit(item, exc, now)
         history = histories.get(record.instance_id, [])
         if isinstance(history, StoreError):
             log.error("instance %s has unreadable history: %s", record.instance_id, history)
@@ -279,6 +290,12 @@ class DurableFunctionRuntime(Registrations):
             raise UnknownFunction("orchestrator", name, known)
 
         return unknown
+
+    def _entity(self, name: str) -> EntityFunction | Exception:
+        try:
+            return self.registry.entity(name)
+        except UnknownFunction as exc:
+            return exc
 
     # ----- activities ---------------------------------------------------------------------------
 

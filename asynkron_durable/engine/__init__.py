@@ -2,12 +2,17 @@
 
 from asynkron_durable.engine.actions import (
     Action,
+    CallEntity,
     CreateTimer,
+    LockEntities,
     ScheduleActivity,
     ScheduleSubOrchestration,
     SendEvent,
+    SignalEntity,
+    UnlockEntities,
 )
 from asynkron_durable.engine.context import OrchestrationContext, function_name
+from asynkron_durable.engine.critical_section import CriticalSection, LockTask
 from asynkron_durable.engine.executor import (
     ContinueAsNew,
     EpisodeResult,
@@ -21,9 +26,13 @@ from asynkron_durable.engine.tasks import Task, TimerTask
 
 __all__ = [
     "Action",
+    "CallEntity",
     "ContinueAsNew",
     "CreateTimer",
+    "CriticalSection",
     "EpisodeResult",
+    "LockEntities",
+    "LockTask",
     "OrchestrationContext",
     "OrchestrationExecutor",
     "Orchestrator",
@@ -33,8 +42,10 @@ __all__ = [
     "ScheduleActivity",
     "ScheduleSubOrchestration",
     "SendEvent",
+    "SignalEntity",
     "Task",
     "TimerTask",
+    "UnlockEntities",
     "function_name",
     "plan_rewind",
     "replay_history",

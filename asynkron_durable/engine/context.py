@@ -15,11 +15,16 @@ from typing import Any, TypeVar, overload
 
 from asynkron_durable.engine.actions import (
     Action,
+    CallEntity,
     CreateTimer,
+    LockEntities,
     ScheduleActivity,
     ScheduleSubOrchestration,
     SendEvent,
+    SignalEntity,
+    UnlockEntities,
 )
+from asynkron_durable.engine.critical_section import CriticalSection, LockTask
 from asynkron_durable.engine.retry import RetryOptions
 from asynkron_durable.engine.tasks import (
     ExternalEventTask,
@@ -29,7 +34,8 @@ from asynkron_durable.engine.tasks import (
     WhenAllTask,
     WhenAnyTask,
 )
-from asynkron_durable.errors import EventTimeoutError
+from asynkron_durable.entities.ids import EntityId
+from asynkron_durable.errors import EventTimeoutError, InvalidOperation
 from asynkron_durable.serialization import coerce, from_json, to_json
 
 T = TypeVar("T")
@@ -122,6 +128,8 @@ class OrchestrationContext:
         self._event_waiters: dict[str, deque[ExternalEventTask]] = {}
         self._event_buffer: dict[str, deque[tuple[int, str | None]]] = {}
         self._arrivals = 0
+        self._critical_section: CriticalSection | None = None
+        self._critical_section_granted = False
         self.logger = ReplaySafeLogger(
             logger or logging.getLogger(f"asynkron_durable.orchestration.{name or 'anonymous'}"),
             self,
@@ -238,6 +246,73 @@ class OrchestrationContext:
         payload = to_json(data, f"data of event {name!r}")
         seq = self._next_sequence()
         self._record(SendEvent(seq, instance_id, name, payload), None)
+
+    # ----- entities -----------------------------------------------------------------------------
+
+    def call_entity(self, entity_id: EntityId | str, operation: str, input: Any = None) -> Task:
+        """Run `operation` on an entity and wait for its result; an operation that raises fails the
+        task with `TaskFailedError` naming the entity and the operation."""
+        target = EntityId.parse(entity_id).instance_id
+        section = self._critical_section
+        if section is not None and self._critical_section_granted and target not in section.entity_ids:
+            raise InvalidOperation(
+                f"cannot call entity {target!r} inside a critical section over "
+                f"{', '.join(section.entity_ids)}: only the locked entities may be called there"
+            )
+        payload = to_json(input, f"input of operation {operation!r} on entity {target!r}")
+        return self._schedule(
+            lambda seq: CallEntity(seq, target, operation, payload),
+            f"operation {operation!r} on entity {target!r}",
+        )
+
+    def signal_entity(
+        self,
+        entity_id: EntityId | str,
+        operation: str,
+        input: Any = None,
+        scheduled_time: datetime | None = None,
+    ) -> None:
+        """Send `operation` to an entity without waiting (delivered no earlier than `scheduled_time`)."""
+        target = EntityId.parse(entity_id).instance_id
+        payload = to_json(input, f"input of operation {operation!r} on entity {target!r}")
+        if scheduled_time is not None and scheduled_time.tzinfo is None:
+            scheduled_time = scheduled_time.replace(tzinfo=UTC)
+        seq = self._next_sequence()
+        self._record(SignalEntity(seq, target, operation, payload, scheduled_time), None)
+
+    def lock(self, entity_ids: Sequence[EntityId | str]) -> LockTask:
+        """Lock entities for a critical section: `with (yield ctx.lock([a, b])):` in a generator,
+        `async with ctx.lock([a, b]):` in an `async def`. Inside it, only this orchestration's
+        operations reach those entities; others queue until it leaves. Locks are taken in sorted
+        order, so sections over overlapping entities cannot deadlock. Sections do not nest."""
+        if self._critical_section is not None:
+            raise InvalidOperation(
+                f"orchestration {self.instance_id!r} is already inside (or waiting for) a critical "
+                f"section over {', '.join(self._critical_section.entity_ids)}; sections do not nest"
+            )
+        ids = tuple(sorted({EntityId.parse(e).instance_id for e in entity_ids}))
+        if not ids:
+            raise ValueError("lock needs at least one entity")
+        seq = self._next_sequence()
+        section = CriticalSection(seq, ids, lambda: self._leave_critical_section(section))
+        task = LockTask(seq, section)
+        self._critical_section = section
+        self._critical_section_granted = False
+        self._record(LockEntities(seq, ids), task)
+        return task
+
+    def _leave_critical_section(self, section: CriticalSection) -> None:
+        if self._critical_section is not section:
+            return
+        self._critical_section = None
+        seq = self._next_sequence()
+        self._record(UnlockEntities(seq, section.entity_ids, section.lock_sequence), None)
+
+    def _held_lock(self) -> CriticalSection | None:
+        """The critical section this orchestration holds (granted and not yet left), if any."""
+        return self._critical_section if self._critical_section_granted else None
+
+    # ----- combinators --------------------------------------------------------------------------
 
     def task_all(self, tasks: Sequence[Task]) -> Task:
         """Completes with every task's result, in order; fails as soon as one fails."""

@@ -13,7 +13,7 @@ import contextlib
 import inspect
 import logging
 from collections.abc import Callable, Coroutine, Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from asynkron_durable.engine.actions import (
@@ -23,10 +23,18 @@ from asynkron_durable.engine.actions import (
     matches,
 )
 from asynkron_durable.engine.context import OrchestrationContext
+from asynkron_durable.engine.critical_section import LockTask
 from asynkron_durable.engine.tasks import Task, TimerTask
 from asynkron_durable.errors import NonDeterminismError, TaskFailedError
 from asynkron_durable.history import (
     ContinuedAsNew,
+    EntityCallCompleted,
+    EntityCallFailed,
+    EntityCallScheduled,
+    EntityLockGranted,
+    EntityLockScheduled,
+    EntitySignalSent,
+    EntityUnlockSent,
     EventRaised,
     EventSent,
     ExecutionCompleted,
@@ -57,7 +65,16 @@ Orchestrator = Callable[[OrchestrationContext], Any]
 
 _Driver = Generator[Any, Any, Any] | Coroutine[Any, Any, Any]
 
-_SCHEDULING = (TaskScheduled, SubOrchestrationCreated, TimerCreated, EventSent)
+_SCHEDULING = (
+    TaskScheduled,
+    SubOrchestrationCreated,
+    TimerCreated,
+    EventSent,
+    EntityCallScheduled,
+    EntitySignalSent,
+    EntityLockScheduled,
+    EntityUnlockSent,
+)
 _TERMINAL_RECORDS = (ExecutionCompleted, ExecutionFailed, ExecutionTerminated, ContinuedAsNew)
 _HELD_WHILE_SUSPENDED = (
     TaskCompleted,
@@ -66,6 +83,9 @@ _HELD_WHILE_SUSPENDED = (
     SubOrchestrationFailed,
     TimerFired,
     EventRaised,
+    EntityCallCompleted,
+    EntityCallFailed,
+    EntityLockGranted,
 )
 
 
@@ -89,6 +109,9 @@ class EpisodeResult:
     output: str | None = None
     failure: FailureDetails | None = None
     continue_as_new: ContinueAsNew | None = None
+    released_locks: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)
+    """Critical sections to unlock because the execution ended holding them (lock sequence,
+    entity ids); not recorded in history, the execution being over."""
 
 
 _USER_ERRORS = (Exception, asyncio.CancelledError, GeneratorExit)
@@ -120,6 +143,7 @@ class OrchestrationExecutor:
         self._continue_as_new: ContinueAsNew | None = None
         self.nondeterminism: NonDeterminismError | None = None
         self._terminal_recorded = False
+        self._released_locks: list[tuple[int, tuple[str, ...]]] = []
 
     @property
     def is_finished(self) -> bool:
@@ -158,6 +182,11 @@ class OrchestrationExecutor:
         terminal = None if self._terminal_recorded else self._terminal_event()
         if terminal is not None:
             new_history.append(terminal)
+        held = self.context._held_lock()
+        if self.is_finished and held is not None:
+            self.context._critical_section = None
+            self._released_locks.append((held.lock_sequence, held.entity_ids))
+        released, self._released_locks = self._released_locks, []
         return EpisodeResult(
             new_history=new_history,
             actions=actions,
@@ -166,6 +195,7 @@ class OrchestrationExecutor:
             output=self._output,
             failure=self._failure,
             continue_as_new=self._continue_as_new,
+            released_locks=released,
         )
 
     # ----- applying events ----------------------------------------------------------------------
@@ -202,6 +232,8 @@ class OrchestrationExecutor:
         again = self._continue_as_new
         if again is not None and again.preserve_events and isinstance(event, EventRaised):
             again.carried_events.append(event)
+        if isinstance(event, EntityLockGranted) and not self.context.is_replaying:  # too late: give back
+            self._released_locks.append((event.task_scheduled_id, event.entity_ids))
 
     def _apply(self, event: HistoryEvent) -> None:
         if self._suspended and isinstance(event, _HELD_WHILE_SUSPENDED):
@@ -212,11 +244,21 @@ class OrchestrationExecutor:
                 self.context.current_utc_datetime = ts
             case ExecutionStarted():
                 self._start(event)
-            case TaskScheduled() | SubOrchestrationCreated() | TimerCreated() | EventSent():
+            case (
+                TaskScheduled()
+                | SubOrchestrationCreated()
+                | TimerCreated()
+                | EventSent()
+                | EntityCallScheduled()
+                | EntitySignalSent()
+                | EntityLockScheduled()
+                | EntityUnlockSent()
+            ):
                 self._match_scheduled(event)
             case (
                 TaskCompleted(task_scheduled_id=seq, result=result)
                 | SubOrchestrationCompleted(task_scheduled_id=seq, result=result)
+                | EntityCallCompleted(task_scheduled_id=seq, result=result)
             ):
                 task = self.context._open_tasks.pop(seq, None)
                 if task is not None:
@@ -224,6 +266,7 @@ class OrchestrationExecutor:
             case (
                 TaskFailed(task_scheduled_id=seq, failure=f)
                 | SubOrchestrationFailed(task_scheduled_id=seq, failure=f)
+                | EntityCallFailed(task_scheduled_id=seq, failure=f)
             ):
                 task = self.context._open_tasks.pop(seq, None)
                 if task is not None:
@@ -232,6 +275,8 @@ class OrchestrationExecutor:
                 task = self.context._open_tasks.pop(seq, None)
                 if task is not None and not (isinstance(task, TimerTask) and task.is_cancelled):
                     task._complete(None)
+            case EntityLockGranted(task_scheduled_id=seq, entity_ids=ids):
+                self._grant_lock(seq, ids)
             case EventRaised(name=name, input=payload):
                 self.context._deliver_event(name, payload)
             case ExecutionSuspended():
@@ -252,6 +297,16 @@ class OrchestrationExecutor:
             ):
                 pass
         self._advance()
+
+    def _grant_lock(self, seq: int, entity_ids: tuple[str, ...]) -> None:
+        task = self.context._open_tasks.pop(seq, None)
+        if not isinstance(task, LockTask):  # a duplicate or stray grant: never keep entities locked
+            if not self.context.is_replaying:
+                self._released_locks.append((seq, entity_ids))
+            return
+        if self.context._critical_section is task.section:
+            self.context._critical_section_granted = True
+        task._complete(task.section)
 
     def _resume_held(self) -> None:
         self._suspended = False

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from asynkron_durable.history import ENTITY_ID_PREFIX as ENTITY_ID_PREFIX
 from asynkron_durable.history import (
     ExecutionStarted,
     HistoryEvent,
@@ -29,13 +30,17 @@ class Message:
 
     `visible_at` delays delivery (durable timers, scheduled events); `None` means at once.
     `execution_id` pins the message to one execution: the runtime drops it if the instance has
-    since continued-as-new or been restarted. Messages to instances that do not exist are dropped.
+    since continued-as-new or been restarted. Messages to instances that do not exist are dropped,
+    unless `creates` is set: then the store first inserts that record (no start message, nothing
+    replaced when the instance exists), which is how entities come into being with their first
+    message.
     """
 
     instance_id: str
     event: HistoryEvent
     visible_at: datetime | None = None
     execution_id: str | None = None
+    creates: InstanceRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +135,8 @@ class InstanceFilter:
     """Which instances a query or a bulk purge applies to; unset fields match everything.
 
     `created_from` and `created_to` are inclusive; an empty `runtime_status` set matches nothing.
+    `entities`: True matches only entity instances (ids starting with `ENTITY_ID_PREFIX`), False
+    only orchestrations, None both.
     """
 
     runtime_status: frozenset[RuntimeStatus] | None = None
@@ -137,6 +144,7 @@ class InstanceFilter:
     created_to: datetime | None = None
     instance_id_prefix: str | None = None
     name: str | None = None
+    entities: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,8 +246,12 @@ class StateStore(Protocol):
         """Instances matching `filter`, ordered by creation time then id, one page at a time.
         Raises `ValueError` for a continuation token this store did not issue."""
 
-    async def purge_instance(self, instance_id: str) -> bool:
-        """Delete an instance with its history, inbox and queued activities; False if absent."""
+    async def purge_instance(self, instance_id: str, *, expected_version: int | None = None) -> bool:
+        """Delete an instance with its history, inbox and queued activities; False if absent.
+
+        With `expected_version`, delete only if the record still has that version and its inbox
+        is empty (no message, delayed or not), atomically: an idle entity is purged, one that
+        just received a signal is kept."""
 
     async def purge_instances(self, filter: InstanceFilter) -> int:
         """Purge every instance matching `filter`; returns how many were deleted."""

@@ -17,6 +17,7 @@ from asynkron_durable.history import HistoryEvent, InstanceRecord
 from asynkron_durable.stores._paging import PageKey, decode_token, encode_token
 from asynkron_durable.stores._subscribers import Subscribers
 from asynkron_durable.stores.base import (
+    ENTITY_ID_PREFIX,
     ActivityResult,
     ActivityTask,
     ActivityWorkItem,
@@ -75,6 +76,7 @@ def _matches(record: InstanceRecord, query: InstanceFilter) -> bool:
         and (query.created_to is None or record.created_at <= query.created_to)
         and (query.instance_id_prefix is None or record.instance_id.startswith(query.instance_id_prefix))
         and (query.name is None or record.name == query.name)
+        and (query.entities is None or record.instance_id.startswith(ENTITY_ID_PREFIX) == query.entities)
     )
 
 
@@ -112,7 +114,9 @@ class InMemoryStateStore:
     def _enqueue(self, message: Message) -> bool:
         instance = self._instances.get(message.instance_id)
         if instance is None:
-            return False
+            if message.creates is None:
+                return False
+            instance = self._instances[message.instance_id] = _Instance(message.creates)
         self._last_message_id += 1
         instance.inbox[self._last_message_id] = _Queued(
             self._last_message_id, message.event, message.execution_id, message.visible_at
@@ -360,10 +364,15 @@ class InMemoryStateStore:
             token = encode_token(PageKey(page[-1].created_at, page[-1].instance_id))
         return InstancePage(page, token)
 
-    async def purge_instance(self, instance_id: str) -> bool:
-        """Delete one instance and everything it owns."""
+    async def purge_instance(self, instance_id: str, *, expected_version: int | None = None) -> bool:
+        """Delete one instance and everything it owns (only if idle at `expected_version`, if given)."""
         async with self._lock:
             self._check_open()
+            instance = self._instances.get(instance_id)
+            if expected_version is not None and (
+                instance is None or instance.record.version != expected_version or instance.inbox
+            ):
+                return False
             return self._delete(instance_id)
 
     async def purge_instances(self, filter: InstanceFilter) -> int:
