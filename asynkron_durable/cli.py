@@ -15,6 +15,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any, NoReturn
 
 import click
@@ -23,6 +24,7 @@ from rich.logging import RichHandler
 
 from asynkron_durable._app_loader import load_registry
 from asynkron_durable.client import OrchestrationClient, OrchestrationStatus
+from asynkron_durable.entities import EntityId, EntityMetadata, EntityStateResponse
 from asynkron_durable.errors import DurableError, InstanceNotFound, OrchestrationTimeout
 from asynkron_durable.history import RuntimeStatus
 from asynkron_durable.runtime import DurableFunctionRuntime
@@ -308,6 +310,84 @@ def purge(instance_id: str, store_url: str) -> None:
     if not asyncio.run(go()):
         raise InstanceNotFound(instance_id)
     _stderr.print(f"purged {instance_id}")
+
+
+@cli.command(name="signal-entity")
+@click.argument("name")
+@click.argument("key")
+@click.argument("operation")
+@_json_option("--input", "Operation input.")
+@click.option(
+    "--at",
+    "scheduled_time",
+    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]),
+    default=None,
+    help="Deliver no earlier than this time (ISO 8601; UTC unless an offset is given).",
+)
+@_store_option
+def signal_entity(
+    name: str,
+    key: str,
+    operation: str,
+    payload: str | None,
+    scheduled_time: datetime | None,
+    store_url: str,
+) -> None:
+    """Send OPERATION to the entity NAME/KEY (one way); a worker runs it."""
+    input = _parse_json(payload, "--input")
+    entity = EntityId(name, key)
+
+    async def go() -> None:
+        async with _client(store_url) as client:
+            await client.signal_entity(entity, operation, input, scheduled_time=scheduled_time)
+
+    asyncio.run(go())
+    _stderr.print(f"signalled {operation} to {entity}")
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("key")
+@_store_option
+def entity(name: str, key: str, store_url: str) -> None:
+    """Print the state of the entity NAME/KEY as JSON: {"exists": ..., "state": ...}."""
+
+    async def go() -> EntityStateResponse:
+        async with _client(store_url) as client:
+            return await client.read_entity_state(EntityId(name, key))
+
+    click.echo(json.dumps(asyncio.run(go()).model_dump(mode="json"), indent=2))
+
+
+@cli.command()
+@click.option("--prefix", default=None, help="Only entities whose name starts with this.")
+@click.option("--top", type=click.IntRange(min=1), default=100, show_default=True, help="At most N.")
+@click.option("--include-deleted", is_flag=True, help="Also entities without state.")
+@_store_option
+def entities(prefix: str | None, top: int, include_deleted: bool, store_url: str) -> None:
+    """Print the entities, with their state, lock holder and backlog, as a JSON list."""
+
+    async def go() -> list[EntityMetadata]:
+        async with _client(store_url) as client:
+            page = await client.list_entities(
+                prefix, page_size=top, include_state=True, include_deleted=include_deleted
+            )
+            return page.entities
+
+    listed = [{**e.model_dump(mode="json"), "entity_id": str(e.entity_id)} for e in asyncio.run(go())]
+    click.echo(json.dumps(listed, indent=2))
+
+
+@cli.command(name="purge-entities")
+@_store_option
+def purge_entities(store_url: str) -> None:
+    """Delete the rows of entities left empty (no state, no lock, nothing queued)."""
+
+    async def go() -> int:
+        async with _client(store_url) as client:
+            return await client.purge_entities()
+
+    _stderr.print(f"purged {asyncio.run(go())} empty entities")
 
 
 def main() -> None:

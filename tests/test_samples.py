@@ -29,6 +29,7 @@ EXPECTED_OUTPUT: dict[str, Any] = {
         "receipt": "receipt: 2 items shipped",
     },
     "retries.py": "inventory fetched on attempt 3",
+    "bank_accounts.py": {"alice": 65, "bob": 135, "total": 200, "refused": 1},
 }
 
 
