@@ -351,10 +351,11 @@ def signal_entity(
 @_store_option
 def entity(name: str, key: str, store_url: str) -> None:
     """Print the state of the entity NAME/KEY as JSON: {"exists": ..., "state": ...}."""
+    target = EntityId(name, key)
 
     async def go() -> EntityStateResponse:
         async with _client(store_url) as client:
-            return await client.read_entity_state(EntityId(name, key))
+            return await client.read_entity_state(target)
 
     click.echo(json.dumps(asyncio.run(go()).model_dump(mode="json"), indent=2))
 

@@ -275,3 +275,65 @@ def test_suspend_resume_terminate_and_purge(tmp_path: Path, store_url: str) -> N
     assert "already finished (Terminated)" in error_line(again, 2)
     ok(durable("purge", "a1", "--store", store_url, cwd=tmp_path))
     assert "not found" in error_line(durable("status", "a1", "--store", store_url, cwd=tmp_path), 2)
+
+
+BANK = str(REPO / "samples" / "bank_accounts.py")
+
+
+def entity_state(name: str, key: str, store_url: str, cwd: Path) -> Any:
+    return json.loads(ok(durable("entity", name, key, "--store", store_url, cwd=cwd)))
+
+
+def test_entity_commands(tmp_path: Path, store_url: str) -> None:
+    assert entity_state("account", "carol", store_url, tmp_path) == {"exists": False, "state": None}
+    ok(
+        durable(
+            "signal-entity",
+            "account",
+            "carol",
+            "deposit",
+            "--input",
+            "25",
+            "--store",
+            store_url,
+            cwd=tmp_path,
+        )
+    )
+    ok(
+        durable(
+            "signal-entity", "Account", "carol", "deposit", "--input", "5", "--store", store_url, cwd=tmp_path
+        )
+    )
+    assert entity_state("account", "carol", store_url, tmp_path)["exists"] is False  # no worker yet
+
+    listed = json.loads(ok(durable("entities", "--include-deleted", "--store", store_url, cwd=tmp_path)))
+    assert [e["entity_id"] for e in listed] == ["@account@carol"]
+    with worker(BANK, store_url, tmp_path):
+        give_up = time.monotonic() + 30
+        while entity_state("account", "carol", store_url, tmp_path)["state"] != {"balance": 30}:
+            assert time.monotonic() < give_up, "the worker never applied the deposits"
+            time.sleep(0.05)
+        ok(durable("signal-entity", "account", "carol", "delete", "--store", store_url, cwd=tmp_path))
+        while entity_state("account", "carol", store_url, tmp_path)["exists"]:
+            assert time.monotonic() < give_up, "the worker never applied the delete"
+            time.sleep(0.05)
+
+    assert json.loads(ok(durable("entities", "--store", store_url, cwd=tmp_path))) == []
+    purged = durable("purge-entities", "--store", store_url, cwd=tmp_path)
+    assert "purged 1 empty entities" in ok(purged) + purged.stderr
+    listed = json.loads(ok(durable("entities", "--include-deleted", "--store", store_url, cwd=tmp_path)))
+    assert listed == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["signal-entity", "account", "k", "deposit", "--input", "{"], "--input is not valid JSON"),
+        (["signal-entity", "acc@unt", "k", "deposit"], "entity name must be a non-empty string without '@'"),
+        (["entity", "acc@unt", "k"], "entity name must be a non-empty string without '@'"),
+    ],
+)
+def test_bad_entity_input_is_one_error_line(tmp_path: Path, args: list[str], message: str) -> None:
+    line = error_line(durable(*args, cwd=tmp_path), 2)
+    assert message in line
+    assert not list(tmp_path.iterdir()), "bad input must not create a store"
