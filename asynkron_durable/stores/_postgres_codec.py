@@ -26,6 +26,7 @@ from asynkron_durable.history import (
 from asynkron_durable.stores._paging import PageKey
 from asynkron_durable.stores._rows import decode_event, record_from_row
 from asynkron_durable.stores.base import (
+    ENTITY_ID_PREFIX,
     ActivityTask,
     InboxMessage,
     InstanceFilter,
@@ -226,8 +227,14 @@ def activity_task(row: Any) -> ActivityTask:
     )
 
 
+_ENTITY_IDS = (ENTITY_ID_PREFIX, ENTITY_ID_PREFIX[:-1] + chr(ord(ENTITY_ID_PREFIX[-1]) + 1))
+"""Entity ids are exactly those in this [from, to) range ("C" collation: code-point order), so the
+`entities` filter is a range of the primary key."""
+
+
 def filter_args(query: InstanceFilter) -> list[Any]:
-    """The filter parameters of `filter_instances` and `purge_instances`: unset fields are NULL."""
+    """The filter parameters of `filter_instances` and `lock_matching_instances`: unset fields are
+    NULL; the last three are the `entities` flag and the range of entity ids."""
     statuses = query.runtime_status
     return [
         None if statuses is None else sorted(status.value for status in statuses),
@@ -235,6 +242,8 @@ def filter_args(query: InstanceFilter) -> list[Any]:
         _optional_aware(query.created_to),
         query.instance_id_prefix or None,
         query.name,
+        query.entities,
+        *_ENTITY_IDS,
     ]
 
 

@@ -114,9 +114,14 @@ class CommitPlan:
         self.enqueue(Message(instance_id, new.start_event, execution_id=record.execution_id))
 
     def enqueue(self, message: Message) -> None:
-        """Queue `message`, unless its instance does not exist at this point of the batch."""
-        if message.instance_id in self._state:
-            self.messages.append(message)
+        """Queue `message`, unless its instance does not exist at this point of the batch and the
+        message does not create it (`Writer.insert_messages` then inserts the record)."""
+        if message.instance_id not in self._state:
+            if message.creates is None:
+                return
+            record = message.creates
+            self._state[message.instance_id] = LockedRow(record.runtime_status.value, record.version, None)
+        self.messages.append(message)
 
     def _wipe(self, instance_id: str) -> None:
         """Forget what the batch wrote so far for an instance it now replaces, as replacing deletes it."""
@@ -150,6 +155,31 @@ class CommitPlan:
     def activity_columns(self) -> list[list[Any]]:
         """`insert_activities`: the task arrays."""
         return activity_columns(self.activities)
+
+
+def _creations(messages: Sequence[Message]) -> list[tuple[InstanceRecord, int]]:
+    """The records messages create their targets with (the first per target), in id order so
+    `ensure_instances` locks rows in the order every writer does."""
+    records: dict[str, InstanceRecord] = {}
+    for message in messages:
+        if message.creates is not None and message.instance_id not in records:
+            record = message.creates
+            if record.instance_id != message.instance_id:
+                record = record.model_copy(update={"instance_id": message.instance_id})
+            records[message.instance_id] = record
+    return [(records[instance_id], records[instance_id].version) for instance_id in sorted(records)]
+
+
+def _after_creation(messages: Sequence[Message], created: set[str]) -> list[Message]:
+    """`messages` less those to an instance just `created` that come before the first message
+    creating it: applied in order, they would have found it missing and been dropped."""
+    kept: list[Message] = []
+    for message in messages:
+        if message.instance_id in created and message.creates is None:
+            continue
+        created.discard(message.instance_id)
+        kept.append(message)
+    return kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +219,12 @@ class Writer:
         return enqueued
 
     async def insert_messages(self, conn: Any, messages: Sequence[Message]) -> int:
-        """Enqueue `messages` (dropping those to unknown instances); returns how many were."""
+        """Enqueue `messages` (dropping those to unknown instances, after creating the missing
+        targets of those that create theirs); returns how many were."""
+        creations = _creations(messages)
+        if creations:
+            rows = await conn.fetch(self.queries["ensure_instances"], *record_columns(creations))
+            messages = _after_creation(messages, {row["instance_id"] for row in rows})
         return await self._enqueue(conn, "insert_messages", message_columns(messages)) if messages else 0
 
     async def _enqueue(self, conn: Any, query: str, columns: list[list[Any]]) -> int:

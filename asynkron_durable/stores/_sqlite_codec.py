@@ -21,7 +21,7 @@ from asynkron_durable.history import (
     event_to_json,
 )
 from asynkron_durable.stores._paging import PageKey
-from asynkron_durable.stores.base import InstanceFilter, Message
+from asynkron_durable.stores.base import ENTITY_ID_PREFIX, InstanceFilter, Message
 
 _HEADER = re.compile(r"^-- ([a-z_]+) --$", re.MULTILINE)
 
@@ -92,10 +92,16 @@ def _prefix_end(prefix: str) -> str | None:
     return None
 
 
-def record_params(record: InstanceRecord, version: int) -> dict[str, Any]:
-    """The named parameters of an instances row, with the version the store decided on."""
+_ENTITY_FROM = ENTITY_ID_PREFIX
+_ENTITY_TO = _prefix_end(ENTITY_ID_PREFIX) or ""
+"""Entity ids are exactly those in [_ENTITY_FROM, _ENTITY_TO): a range of the primary key."""
+
+
+def record_params(record: InstanceRecord, version: int, *, instance_id: str | None = None) -> dict[str, Any]:
+    """The named parameters of an instances row, with the version the store decided on (and the
+    id, when a message creating its target gives it)."""
     return {
-        "instance_id": record.instance_id,
+        "instance_id": record.instance_id if instance_id is None else instance_id,
         "name": record.name,
         "execution_id": record.execution_id,
         "runtime_status": record.runtime_status.value,
@@ -120,18 +126,31 @@ def message_params(message: Message) -> dict[str, Any]:
     }
 
 
+def _id_range(query: InstanceFilter) -> tuple[str | None, str | None]:
+    """The [from, to) id range the prefix and `entities=True` allow together (None: unbounded)."""
+    prefix = query.instance_id_prefix or None
+    low, high = (None, None) if prefix is None else (prefix, _prefix_end(prefix))
+    if query.entities:
+        low = _ENTITY_FROM if low is None else max(low, _ENTITY_FROM)
+        high = _ENTITY_TO if high is None else min(high, _ENTITY_TO)
+    return low, high
+
+
 def filter_params(query: InstanceFilter, after: PageKey | None, limit: int) -> dict[str, Any]:
     """The named parameters of `filter_instances`: unset filter fields are NULL (match all)."""
-    prefix = query.instance_id_prefix or None
     statuses = query.runtime_status
+    id_from, id_to = _id_range(query)
+    exclude = query.entities is False
     return {
         "after_created_at": float("-inf") if after is None else epoch(after.created_at),
         "after_instance_id": "" if after is None else after.instance_id,
         "statuses": None if statuses is None else json_list(sorted(s.value for s in statuses)),
         "created_from": optional_epoch(query.created_from),
         "created_to": optional_epoch(query.created_to),
-        "id_from": prefix,
-        "id_to": None if prefix is None else _prefix_end(prefix),
+        "id_from": id_from,
+        "id_to": id_to,
+        "not_from": _ENTITY_FROM if exclude else None,
+        "not_to": _ENTITY_TO if exclude else None,
         "name": query.name,
         "limit": limit,
     }

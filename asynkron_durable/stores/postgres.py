@@ -458,11 +458,23 @@ class PostgresStateStore:
             token = encode_token(PageKey(records[-1].created_at, records[-1].instance_id))
         return InstancePage(records, token)
 
-    async def purge_instance(self, instance_id: str) -> bool:
-        """Delete one instance and everything it owns."""
+    async def purge_instance(self, instance_id: str, *, expected_version: int | None = None) -> bool:
+        """Delete one instance and everything it owns (only if idle at `expected_version`, if given).
+
+        The conditional purge is race-free because every message insert (`insert_messages`, and
+        `ensure_instances` for messages creating their target) takes the instance's row lock
+        first: once `lock` holds it, the inbox checked by the next statement cannot grow until
+        this transaction ends, and a message racing in is either seen (purge refused) or waits
+        and then finds the instance gone (dropped, or the instance created anew)."""
 
         async def body(conn: Connection) -> bool:
-            await self._writer.lock(conn, {instance_id})
+            row = (await self._writer.lock(conn, {instance_id})).get(instance_id)
+            if expected_version is not None and (
+                row is None
+                or row.version != expected_version
+                or not await conn.fetchval(self._q["inbox_is_empty"], instance_id)
+            ):
+                return False
             return bool(await conn.fetch(self._q["delete_instances"], [instance_id]))
 
         return await self._run("purge_instance", body)

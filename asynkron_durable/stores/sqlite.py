@@ -108,7 +108,19 @@ async def _delete_instances(conn: aiosqlite.Connection, instance_ids: Sequence[s
 
 
 async def _insert_messages(conn: aiosqlite.Connection, messages: Sequence[Message]) -> int:
-    return await _execute_many(conn, "insert_message", [message_params(m) for m in messages])
+    """Enqueue `messages` in order; returns how many were. One to an instance that does not exist
+    is dropped by the insert itself, unless it `creates` it: then the instance is inserted first
+    (if still missing), after the messages before it went in, so those still find it missing."""
+    enqueued = 0
+    batch: list[dict[str, Any]] = []
+    for message in messages:
+        if message.creates is not None:
+            enqueued += await _execute_many(conn, "insert_message", batch)
+            batch = []
+            params = record_params(message.creates, message.creates.version, instance_id=message.instance_id)
+            await _execute(conn, "insert_instance_if_missing", params)
+        batch.append(message_params(message))
+    return enqueued + await _execute_many(conn, "insert_message", batch)
 
 
 async def _put_instance(conn: aiosqlite.Connection, new: NewInstance, old: InstanceRecord | None) -> None:
@@ -500,9 +512,14 @@ class SqliteStateStore:
             token = encode_token(PageKey(records[-1].created_at, records[-1].instance_id))
         return InstancePage(records, token)
 
-    async def purge_instance(self, instance_id: str) -> bool:
-        """Delete one instance and everything it owns."""
+    async def purge_instance(self, instance_id: str, *, expected_version: int | None = None) -> bool:
+        """Delete one instance and everything it owns (only if idle at `expected_version`, if given:
+        the check and the delete share one write transaction, so no message slips in between)."""
         async with self._write() as conn:
+            if expected_version is not None:
+                idle = {"instance_id": instance_id, "version": expected_version}
+                if not await _fetch(conn, "select_idle_instance", idle):
+                    return False
             return await _delete_instances(conn, [instance_id]) > 0
 
     async def purge_instances(self, filter: InstanceFilter) -> int:

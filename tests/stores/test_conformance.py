@@ -38,6 +38,7 @@ from asynkron_durable.stores import (
     OrchestrationWorkItem,
     StateStore,
 )
+from asynkron_durable.stores.base import ENTITY_ID_PREFIX
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -67,6 +68,22 @@ def new_instance(
     )
     start = ExecutionStarted(name=name, input='"input"', execution_id=execution_id, timestamp=T0)
     return NewInstance(record, start, conflict_message)
+
+
+def entity_record(
+    instance_id: str, *, name: str = "counter", version: int = 0, state: str | None = None
+) -> InstanceRecord:
+    """The record a message creates its (entity) target with."""
+    return InstanceRecord(
+        instance_id=instance_id,
+        name=name,
+        execution_id=f"{instance_id}:1",
+        runtime_status=RuntimeStatus.RUNNING,
+        custom_status=state,
+        created_at=T0,
+        last_updated_at=T0,
+        version=version,
+    )
 
 
 def event(name: str) -> EventRaised:
@@ -245,6 +262,105 @@ async def test_send_messages_drops_unknown_instances_and_keeps_order(store: Stat
     assert await store.get_instance("ghost") is None
     await store.create_instance(new_instance("ghost"), replace=False)
     assert names((await claim(store, "w2"))["ghost"]) == ["ExecutionStarted"]
+
+
+async def test_message_creates_its_missing_target(store: StateStore) -> None:
+    calls: list[str] = []
+    store.subscribe(lambda: calls.append("wake"))
+    counter, late = entity_record("@counter@a"), entity_record("@counter@b", version=4)
+
+    await store.send_messages(
+        [
+            Message("@counter@b", event("early")),
+            Message("@counter@a", event("one"), creates=counter),
+            Message("@counter@a", event("two"), execution_id="@counter@a:1"),
+            Message("@counter@b", event("first"), creates=late),
+            Message("@counter@b", event("delayed"), visible_at=at(10), creates=late),
+            Message("ghost", event("lost")),
+        ]
+    )
+
+    assert calls == ["wake"]
+    assert await store.get_instance("@counter@a") == counter
+    assert await store.get_instance("@counter@b") == late
+    assert await store.get_instance("ghost") is None
+    assert await store.get_history("@counter@a") == []
+    items = await claim(store)
+    assert sorted(items) == ["@counter@a", "@counter@b"]
+    assert names(items["@counter@a"]) == ["one", "two"]
+    assert [m.execution_id for m in items["@counter@a"].messages] == [None, "@counter@a:1"]
+    assert names(items["@counter@b"]) == ["first"]
+    assert items["@counter@b"].record.version == 4
+    assert await store.commit_episodes("w1", T0, [commit_for(i) for i in items.values()]) == set()
+    assert names((await claim(store, now=at(10)))["@counter@b"]) == ["delayed"]
+
+
+async def test_message_creating_an_existing_target_leaves_it_untouched(store: StateStore) -> None:
+    await store.send_messages([Message("@counter@a", event("one"), creates=entity_record("@counter@a"))])
+    item = (await claim(store))["@counter@a"]
+    committed = commit_for(item, status=RuntimeStatus.COMPLETED)
+    assert await store.commit_episodes("w1", T0, [committed]) == set()
+    await start(store, "orch")
+    before = {i: await store.get_instance(i) for i in ("@counter@a", "orch")}
+    assert before["@counter@a"] == committed.record.model_copy(update={"version": 1})
+    impostor = entity_record("@counter@a", name="other", version=7, state='"reset"')
+
+    await store.send_messages(
+        [
+            Message("@counter@a", event("two"), creates=impostor),
+            Message("orch", event("hello"), creates=entity_record("orch", name="other", version=7)),
+        ]
+    )
+
+    assert {i: await store.get_instance(i) for i in ("@counter@a", "orch")} == before
+    assert await store.get_history("@counter@a") == episode(1)
+    items = await claim(store)
+    assert names(items["@counter@a"]) == ["two"]
+    assert names(items["orch"]) == ["hello"]
+
+
+async def test_commit_and_activity_messages_create_their_targets(store: StateStore) -> None:
+    await start(store, "busy")
+    await store.create_instance(new_instance("parent"), replace=False)
+    await store.create_instance(new_instance("stale"), replace=False)
+    items = await claim(store)
+    busy_before = await store.get_instance("busy")
+    conflict = Message("@log@1", event("conflict"), creates=entity_record("@log@1", name="log"))
+    commit = commit_for(
+        items["parent"],
+        messages=[
+            Message("@counter@a", event("plain")),
+            Message("@counter@a", event("one"), creates=entity_record("@counter@a")),
+            Message("@counter@a", event("two")),
+        ],
+        new_instances=[new_instance("busy", name="other", conflict_message=conflict)],
+        activities=[ActivityTask("parent", "parent:1", 1, "act", None)],
+    )
+    rejected = EpisodeCommit(
+        record=items["stale"].record,
+        expected_version=5,
+        new_history=episode(1),
+        acknowledged_message_ids=[],
+        messages=[Message("@counter@never", event("x"), creates=entity_record("@counter@never"))],
+    )
+
+    assert await store.commit_episodes("w1", T0, [commit, rejected]) == {"stale"}
+
+    assert await store.get_instance("@counter@a") == entity_record("@counter@a")
+    assert await store.get_instance("@log@1") == entity_record("@log@1", name="log")
+    assert await store.get_instance("@counter@never") is None
+    assert await store.get_instance("busy") == busy_before
+    await store.release_leases("w1", ["stale"], [])
+    claimed = await claim(store, "w2")
+    assert sorted(claimed) == ["@counter@a", "@log@1", "stale"]
+    assert names(claimed["@counter@a"]) == ["one", "two"]
+    assert names(claimed["@log@1"]) == ["conflict"]
+
+    [activity] = await store.claim_activities("aw", T0, at(30), 10)
+    result = Message("@counter@c", event("result"), creates=entity_record("@counter@c"))
+    assert await store.complete_activities("aw", [ActivityResult(activity.activity_id, result)]) == set()
+    assert await store.get_instance("@counter@c") == entity_record("@counter@c")
+    assert names((await claim(store, "w3"))["@counter@c"]) == ["result"]
 
 
 async def test_claim_only_returns_visible_messages(store: StateStore) -> None:
@@ -627,6 +743,46 @@ async def test_query_filters(store: StateStore) -> None:
     assert (await store.query_instances(InstanceFilter(), 100, None)).instances == records
 
 
+async def _populate_entities(store: StateStore) -> None:
+    """Ids on both sides of each end of the entity range: '?' sorts just before '@', 'A' just after."""
+    assert ENTITY_ID_PREFIX == "@"
+    for n, instance_id in enumerate(["?x", "@a@1", "@", "@z@2", "A", "b"]):
+        await store.create_instance(new_instance(instance_id, created=at(n)), replace=False)
+
+
+async def test_query_filters_entities(store: StateStore) -> None:
+    await _populate_entities(store)
+
+    assert await _ids(store, InstanceFilter()) == ["?x", "@a@1", "@", "@z@2", "A", "b"]
+    assert await _ids(store, InstanceFilter(entities=None)) == ["?x", "@a@1", "@", "@z@2", "A", "b"]
+    assert await _ids(store, InstanceFilter(entities=True)) == ["@a@1", "@", "@z@2"]
+    assert await _ids(store, InstanceFilter(entities=False)) == ["?x", "A", "b"]
+    assert await _ids(store, InstanceFilter(entities=True, instance_id_prefix="@a")) == ["@a@1"]
+    assert await _ids(store, InstanceFilter(entities=True, instance_id_prefix="b")) == []
+    assert await _ids(store, InstanceFilter(entities=False, instance_id_prefix="@")) == []
+    assert await _ids(store, InstanceFilter(entities=False, instance_id_prefix="A")) == ["A"]
+    assert await _ids(store, InstanceFilter(entities=True, created_from=at(2))) == ["@", "@z@2"]
+    first = await store.query_instances(InstanceFilter(entities=False), 2, None)
+    assert [r.instance_id for r in first.instances] == ["?x", "A"]
+    assert first.continuation_token is not None
+    rest = await store.query_instances(InstanceFilter(entities=False), 2, first.continuation_token)
+    assert [r.instance_id for r in rest.instances] == ["b"]
+
+
+async def test_purge_instances_filters_entities(store: StateStore) -> None:
+    await _populate_entities(store)
+
+    assert await store.purge_instances(InstanceFilter(entities=True, instance_id_prefix="@z")) == 1
+    assert await store.purge_instances(InstanceFilter(entities=True)) == 2
+    assert await _ids(store, InstanceFilter()) == ["?x", "A", "b"]
+    assert await store.purge_instances(InstanceFilter(entities=True)) == 0
+    await store.create_instance(new_instance("@c@1"), replace=False)
+    assert await store.purge_instances(InstanceFilter(entities=False)) == 3
+    assert await _ids(store, InstanceFilter()) == ["@c@1"]
+    assert await store.purge_instances(InstanceFilter(entities=None)) == 1
+    assert await _ids(store, InstanceFilter()) == []
+
+
 async def test_query_pages_through_continuation_tokens(store: StateStore) -> None:
     records = await _populate(store)
 
@@ -680,6 +836,47 @@ async def test_purge_instance_deletes_everything(store: StateStore) -> None:
     await store.create_instance(new_instance("a"), replace=False)
     assert names((await claim(store))["a"]) == ["ExecutionStarted"]
     assert await store.get_history("b") == episode(1)
+
+
+async def test_purge_instance_at_expected_version_only_when_idle(store: StateStore) -> None:
+    await _with_activities(store, 1)
+    assert await store.get_instance("a") is not None
+
+    assert await store.purge_instance("a", expected_version=0) is False
+    assert await store.purge_instance("a", expected_version=2) is False
+    assert await store.purge_instance("ghost", expected_version=0) is False
+    assert await store.get_instance("a") is not None
+
+    assert await store.purge_instance("a", expected_version=1) is True
+
+    assert await store.get_instance("a") is None
+    assert await store.get_history("a") == []
+    assert await store.claim_activities("aw", at(1000), at(1030), 10) == []
+    assert await store.purge_instance("a", expected_version=1) is False
+
+
+async def test_purge_instance_at_expected_version_keeps_an_instance_with_messages(
+    store: StateStore,
+) -> None:
+    await start(store, "now", "later", "leased")
+    await store.send_messages([Message("leased", event("signal"))])
+    leased = (await claim(store, "w1"))["leased"]
+    assert leased.record.version == 1
+    await store.send_messages(
+        [Message("now", event("signal")), Message("later", event("timer"), visible_at=at(100))]
+    )
+
+    for instance_id in ("now", "later", "leased"):
+        assert await store.purge_instance(instance_id, expected_version=1) is False
+        assert await store.get_instance(instance_id) is not None
+
+    assert await store.commit_episodes("w1", T0, [commit_for(leased)]) == set()
+    assert await store.purge_instance("leased", expected_version=2) is True
+    assert names((await claim(store, "w2"))["now"]) == ["signal"]
+    assert names((await claim(store, "w2", now=at(100)))["later"]) == ["timer"]
+    assert await store.purge_instance("later", expected_version=1) is False
+    assert await store.purge_instance("later") is True
+    assert await store.get_instance("later") is None
 
 
 async def test_purge_instances_by_filter(store: StateStore) -> None:

@@ -42,6 +42,23 @@ SELECT * FROM unnest(
     $9::timestamptz[], $10::timestamptz[], $11::text[], $12::bigint[]
 );
 
+-- ensure_instances --
+-- $1..$12 the records of instances that messages create when missing, in id order. Inserts the
+-- missing ones and returns their ids. An existing one is left as it is but locked (DO UPDATE
+-- with a false WHERE updates nothing yet locks the row, even one committed after this statement
+-- began): DO NOTHING would leave it unlocked, and a conditional purge could then delete it before
+-- the messages that were to land in it are inserted, losing them.
+INSERT INTO {schema}.instances AS i (
+    instance_id, name, execution_id, runtime_status, input, output, custom_status, failure,
+    created_at, last_updated_at, parent_instance_id, version
+)
+SELECT * FROM unnest(
+    $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+    $9::timestamptz[], $10::timestamptz[], $11::text[], $12::bigint[]
+)
+ON CONFLICT (instance_id) DO UPDATE SET version = i.version WHERE false
+RETURNING i.instance_id;
+
 -- replace_instances --
 -- Overwrites instances (locked and wiped by the caller) with new records, lease and inbox cleared.
 UPDATE {schema}.instances AS i SET
@@ -115,6 +132,11 @@ WITH gone_history AS (
 )
 DELETE FROM {schema}.instances WHERE instance_id = ANY($1::text[])
 RETURNING instance_id;
+
+-- inbox_is_empty --
+-- $1 id, locked by an earlier statement of the transaction (see delete_instances): every message
+-- insert locks its instance's row first, so none can be added until the transaction ends.
+SELECT NOT EXISTS (SELECT 1 FROM {schema}.inbox WHERE instance_id = $1) AS empty;
 
 -- append_history --
 -- $1 instance ids, $2 each event's position among the new ones of its instance, $3 events.
@@ -363,7 +385,8 @@ SELECT pg_notify($3, $4) FROM (SELECT FROM released LIMIT 1) AS any_released;
 
 -- filter_instances --
 -- $1/$2 the (created_at, instance_id) a page starts after (NULL: first page), $3 statuses,
--- $4/$5 created range, $6 id prefix, $7 name, $8 limit (NULL: all). Unset filters are NULL.
+-- $4/$5 created range, $6 id prefix, $7 name, $8 entities (true: only ids in [$9, $10), the
+-- entity ids; false: only the others), $11 limit (NULL: all). Unset filters are NULL.
 SELECT * FROM {schema}.instances
 WHERE ($1::timestamptz IS NULL OR (created_at, instance_id) > ($1::timestamptz, $2::text))
   AND ($3::text[] IS NULL OR runtime_status = ANY($3::text[]))
@@ -371,18 +394,23 @@ WHERE ($1::timestamptz IS NULL OR (created_at, instance_id) > ($1::timestamptz, 
   AND ($5::timestamptz IS NULL OR created_at <= $5::timestamptz)
   AND ($6::text IS NULL OR starts_with(instance_id, $6::text))
   AND ($7::text IS NULL OR name = $7::text)
+  AND ($8::boolean IS NOT TRUE OR (instance_id >= $9::text AND instance_id < $10::text))
+  AND ($8::boolean IS NOT FALSE OR instance_id < $9::text OR instance_id >= $10::text)
 ORDER BY created_at, instance_id
-LIMIT $8::bigint;
+LIMIT $11::bigint;
 
 -- lock_matching_instances --
--- $1 statuses, $2/$3 created range, $4 id prefix, $5 name (as in filter_instances): the ids of
--- the matching instances, locked in id order (the filter is rechecked on rows changed meanwhile).
+-- $1 statuses, $2/$3 created range, $4 id prefix, $5 name, $6 entities, $7/$8 the entity id range
+-- (as in filter_instances): the ids of the matching instances, locked in id order (the filter is
+-- rechecked on rows changed meanwhile).
 SELECT instance_id FROM {schema}.instances
 WHERE ($1::text[] IS NULL OR runtime_status = ANY($1::text[]))
   AND ($2::timestamptz IS NULL OR created_at >= $2::timestamptz)
   AND ($3::timestamptz IS NULL OR created_at <= $3::timestamptz)
   AND ($4::text IS NULL OR starts_with(instance_id, $4::text))
   AND ($5::text IS NULL OR name = $5::text)
+  AND ($6::boolean IS NOT TRUE OR (instance_id >= $7::text AND instance_id < $8::text))
+  AND ($6::boolean IS NOT FALSE OR instance_id < $7::text OR instance_id >= $8::text)
 ORDER BY instance_id
 FOR UPDATE;
 

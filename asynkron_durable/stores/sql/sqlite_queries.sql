@@ -22,6 +22,17 @@ INSERT INTO instances (
     :created_at, :last_updated_at, :parent_instance_id, :version, NULL, NULL
 );
 
+-- insert_instance_if_missing --
+-- The target of a message that creates it: an existing instance is left exactly as it is.
+INSERT INTO instances (
+    instance_id, name, execution_id, runtime_status, input, output, custom_status, failure,
+    created_at, last_updated_at, parent_instance_id, version, lease_owner, lease_expires_at
+) VALUES (
+    :instance_id, :name, :execution_id, :runtime_status, :input, :output, :custom_status, :failure,
+    :created_at, :last_updated_at, :parent_instance_id, :version, NULL, NULL
+)
+ON CONFLICT (instance_id) DO NOTHING;
+
 -- commit_instance --
 UPDATE instances SET
     name = :name,
@@ -38,6 +49,12 @@ UPDATE instances SET
     lease_owner = NULL,
     lease_expires_at = NULL
 WHERE instance_id = :instance_id AND version = :expected_version AND lease_owner = :owner;
+
+-- select_idle_instance --
+-- Whether the instance has version :version and no inbox message at all (delayed ones count).
+SELECT 1 FROM instances
+WHERE instance_id = :instance_id AND version = :version
+  AND NOT EXISTS (SELECT 1 FROM inbox WHERE instance_id = :instance_id);
 
 -- delete_instances --
 DELETE FROM instances WHERE instance_id IN (SELECT value FROM json_each(:ids));
@@ -154,6 +171,7 @@ WHERE (created_at, instance_id) > (:after_created_at, :after_instance_id)
   AND (:created_to IS NULL OR created_at <= :created_to)
   AND (:id_from IS NULL OR instance_id >= :id_from)
   AND (:id_to IS NULL OR instance_id < :id_to)
+  AND (:not_from IS NULL OR instance_id < :not_from OR instance_id >= :not_to)
   AND (:name IS NULL OR name = :name)
 ORDER BY created_at, instance_id
 LIMIT :limit;
