@@ -80,7 +80,9 @@ def build_commit(
         # A failed instance keeps the results that arrive late, so a rewind does not wait for
         # (or re-run) work that finished after the failure; finished instances just drop them.
         late = _outcomes(events) if failed else []
-        return EpisodeCommit(record, record.version, late, ack, messages=_late_grants(item.messages, record))
+        return EpisodeCommit(
+            record, record.version, late, ack, messages=_late_grants(item.messages, record, now)
+        )
 
     executor = OrchestrationExecutor(orchestrator, record.instance_id)
     executor.replay(history)
@@ -88,11 +90,11 @@ def build_commit(
     started = _execution_started([*history, *events])
     commit = _commit_from_result(record, result, started, now, ack, list(result.new_history))
     stale = [m for m in item.messages if m not in current]  # for an execution that has ended
-    commit.messages.extend(_late_grants(stale, record))
+    commit.messages.extend(_late_grants(stale, record, now))
     return commit
 
 
-def _late_grants(messages: Sequence[InboxMessage], record: InstanceRecord) -> list[Message]:
+def _late_grants(messages: Sequence[InboxMessage], record: InstanceRecord, now: datetime) -> list[Message]:
     """Critical sections granted to an execution that has ended: unlock them at once, or their
     entities would stay locked for good."""
     return [
@@ -104,18 +106,22 @@ def _late_grants(messages: Sequence[InboxMessage], record: InstanceRecord) -> li
             m.execution_id or record.execution_id,
             m.event.task_scheduled_id,
             m.event.entity_ids,
+            now,
         )
     ]
 
 
 def _unlocks(
-    instance_id: str, execution_id: str, lock_sequence: int, entity_ids: Sequence[str]
+    instance_id: str, execution_id: str, lock_sequence: int, entity_ids: Sequence[str], now: datetime
 ) -> list[Message]:
     return [
         Message(
             entity_id,
             EntityUnlock(
-                owner_instance_id=instance_id, owner_execution_id=execution_id, task_id=lock_sequence
+                timestamp=now,
+                owner_instance_id=instance_id,
+                owner_execution_id=execution_id,
+                task_id=lock_sequence,
             ),
         )
         for entity_id in entity_ids
@@ -206,9 +212,9 @@ def _commit_from_result(
                 )
                 messages.append(entity_message(EntityId.from_instance_id(ids[0]), request, now))
             case UnlockEntities(entity_ids=ids, lock_sequence=lock_seq):
-                messages.extend(_unlocks(instance_id, execution_id, lock_seq, ids))
+                messages.extend(_unlocks(instance_id, execution_id, lock_seq, ids, now))
     for lock_seq, ids in result.released_locks:
-        messages.extend(_unlocks(instance_id, execution_id, lock_seq, ids))
+        messages.extend(_unlocks(instance_id, execution_id, lock_seq, ids, now))
 
     update: dict[str, object] = {
         "runtime_status": result.status,

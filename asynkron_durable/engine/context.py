@@ -308,10 +308,6 @@ class OrchestrationContext:
         seq = self._next_sequence()
         self._record(UnlockEntities(seq, section.entity_ids, section.lock_sequence), None)
 
-    def _held_lock(self) -> CriticalSection | None:
-        """The critical section this orchestration holds (granted and not yet left), if any."""
-        return self._critical_section if self._critical_section_granted else None
-
     # ----- combinators --------------------------------------------------------------------------
 
     def task_all(self, tasks: Sequence[Task]) -> Task:

@@ -19,6 +19,7 @@ from typing import Any
 from asynkron_durable.engine.actions import (
     Action,
     CreateTimer,
+    UnlockEntities,
     describe_scheduling_event,
     matches,
 )
@@ -144,6 +145,8 @@ class OrchestrationExecutor:
         self.nondeterminism: NonDeterminismError | None = None
         self._terminal_recorded = False
         self._released_locks: list[tuple[int, tuple[str, ...]]] = []
+        self._lock_grants: dict[int, tuple[str, ...]] = {}
+        self._unlocked: set[int] = set()
 
     @property
     def is_finished(self) -> bool:
@@ -182,10 +185,8 @@ class OrchestrationExecutor:
         terminal = None if self._terminal_recorded else self._terminal_event()
         if terminal is not None:
             new_history.append(terminal)
-        held = self.context._held_lock()
-        if self.is_finished and held is not None:
-            self.context._critical_section = None
-            self._released_locks.append((held.lock_sequence, held.entity_ids))
+        if self.is_finished:
+            self._give_back_locks(actions)
         released, self._released_locks = self._released_locks, []
         return EpisodeResult(
             new_history=new_history,
@@ -200,7 +201,26 @@ class OrchestrationExecutor:
 
     # ----- applying events ----------------------------------------------------------------------
 
+    def _give_back_locks(self, actions: Sequence[Action]) -> None:
+        """The execution is over: every critical section granted to it and not left (or left by
+        an unlock that is not being sent, the episode's actions being dropped) is released."""
+        self._unlocked.update(a.lock_sequence for a in actions if isinstance(a, UnlockEntities))
+        for seq, entity_ids in self._lock_grants.items():
+            if seq not in self._unlocked:
+                self._unlocked.add(seq)
+                self._released_locks.append((seq, entity_ids))
+
+    def _track_locks(self, events: Sequence[HistoryEvent]) -> None:
+        """Note grants and unlocks from the events themselves, whatever the code does with them
+        (it may be suspended, terminated or broken), so no lock outlives the execution."""
+        for event in events:
+            if isinstance(event, EntityLockGranted):
+                self._lock_grants[event.task_scheduled_id] = event.entity_ids
+            elif isinstance(event, EntityUnlockSent):
+                self._unlocked.add(event.lock_task_id)
+
     def _apply_all(self, events: Sequence[HistoryEvent]) -> None:
+        self._track_locks(events)
         for event in events:
             if self.nondeterminism is not None:
                 return
@@ -232,8 +252,6 @@ class OrchestrationExecutor:
         again = self._continue_as_new
         if again is not None and again.preserve_events and isinstance(event, EventRaised):
             again.carried_events.append(event)
-        if isinstance(event, EntityLockGranted) and not self.context.is_replaying:  # too late: give back
-            self._released_locks.append((event.task_scheduled_id, event.entity_ids))
 
     def _apply(self, event: HistoryEvent) -> None:
         if self._suspended and isinstance(event, _HELD_WHILE_SUSPENDED):
@@ -301,7 +319,8 @@ class OrchestrationExecutor:
     def _grant_lock(self, seq: int, entity_ids: tuple[str, ...]) -> None:
         task = self.context._open_tasks.pop(seq, None)
         if not isinstance(task, LockTask):  # a duplicate or stray grant: never keep entities locked
-            if not self.context.is_replaying:
+            if not self.context.is_replaying and seq not in self._unlocked:
+                self._unlocked.add(seq)
                 self._released_locks.append((seq, entity_ids))
             return
         if self.context._critical_section is task.section:

@@ -74,12 +74,18 @@ def _dump(entity: Any) -> Any:
     return {k: v for k, v in vars(entity).items() if not k.startswith("_")}
 
 
+def _is_operation(cls: type, name: str) -> bool:
+    """A public method the user's classes define: not a static method, not pydantic's own API."""
+    owner = next(klass for klass in cls.__mro__ if name in vars(klass))
+    return owner not in BaseModel.__mro__ and not isinstance(vars(owner)[name], staticmethod)
+
+
 def class_entity(cls: type) -> EntityFunction:
     """The entity function that runs `cls`'s methods as operations."""
     operations = {
         name: _operation(cls, name, member)
         for name, member in inspect.getmembers(cls, inspect.isfunction)
-        if not name.startswith("_") and not isinstance(inspect.getattr_static(cls, name), staticmethod)
+        if not name.startswith("_") and _is_operation(cls, name)
     }
 
     def run(context: EntityContext) -> Any:
