@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 from support.chaos import (
@@ -29,6 +28,7 @@ from support.chaos import (
     verify,
     wait_until_all_terminal,
 )
+from support.pg_schemas import drop_schema, with_schema
 
 from asynkron_durable import OrchestrationClient
 from asynkron_durable.stores import StateStore, store_from_url
@@ -43,22 +43,6 @@ STOP_DEADLINE = 30.0
 CLOSE_DEADLINE = 30.0
 
 
-def _with_schema(dsn: str, schema: str) -> str:
-    parts = urlsplit(dsn)
-    query = [*parse_qsl(parts.query), ("schema", schema)]
-    return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-async def _drop_schema(dsn: str, schema: str) -> None:
-    import asyncpg  # only needed, and only installed, where PostgreSQL is
-
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
-
-
 @contextlib.asynccontextmanager
 async def chaos_store(backend: str, tmp_path: Path) -> AsyncIterator[tuple[str, StateStore]]:
     """The store URL the workers get and the test's own opened store on the same data: a file in
@@ -71,11 +55,11 @@ async def chaos_store(backend: str, tmp_path: Path) -> AsyncIterator[tuple[str, 
             if not dsn:
                 pytest.skip(f"{PG_DSN_VARIABLE} is not set")
             schema = f"chaos_{uuid.uuid4().hex[:12]}"
-            url = _with_schema(dsn, schema)
+            url = with_schema(dsn, schema)
         store = store_from_url(url)
         await store.open()  # an unreachable server fails the test here, loudly
         if backend != "sqlite":
-            stack.push_async_callback(_drop_schema, dsn, schema)
+            stack.push_async_callback(drop_schema, dsn, schema)
         stack.push_async_callback(_close, store)
         yield url, store
 

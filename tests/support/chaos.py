@@ -83,8 +83,9 @@ async def poll_until(
 class WorkerPool:
     """The live chaos workers of one test; `kill_leftovers` (in a `finally`) ends every one."""
 
-    def __init__(self, store_url: str, log_dir: Path) -> None:
+    def __init__(self, store_url: str, log_dir: Path, script: Path = WORKER) -> None:
         self.store_url = store_url
+        self.script = script
         self.log_dir = log_dir
         self.live: list[subprocess.Popen[bytes]] = []
         self.started: list[subprocess.Popen[bytes]] = []
@@ -98,7 +99,7 @@ class WorkerPool:
         """Start one worker; its stdout and stderr are the test's (pytest shows them on failure)."""
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         proc = subprocess.Popen(
-            [sys.executable, str(WORKER), self.store_url, str(self.log_dir)], env=full_env
+            [sys.executable, str(self.script), self.store_url, str(self.log_dir)], env=full_env
         )
         self.live.append(proc)
         self.started.append(proc)

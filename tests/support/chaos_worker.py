@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import sys
 import time
 import uuid
@@ -73,17 +72,12 @@ def build(store_url: str, exec_log: Path) -> DurableFunctionRuntime:
 
 
 async def main(store_url: str, log_dir: Path) -> None:
+    from worker_process import (
+        serve,
+    )  # a sibling of this script; imported here so `support.*` can import the constants
+
     token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    runtime = build(store_url, log_dir / f"exec-{token}.log")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    (log_dir / f"ready-{token}").touch()
-    try:
-        await runtime.run_and_poll(stop)
-    finally:
-        await runtime.store.close()
+    await serve(build(store_url, log_dir / f"exec-{token}.log"), log_dir, token)
 
 
 if __name__ == "__main__":
