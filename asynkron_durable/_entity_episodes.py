@@ -11,10 +11,17 @@ from datetime import datetime
 
 from asynkron_durable.entities.batch import run_entity_batch
 from asynkron_durable.entities.classes import EntityFunction
-from asynkron_durable.entities.document import EntityDocument
+from asynkron_durable.entities.document import EntityDocument, unlock_messages
 from asynkron_durable.entities.ids import EntityId
 from asynkron_durable.errors import StoreError
-from asynkron_durable.history import EntityCallFailed, EntityOperation, FailureDetails, RuntimeStatus
+from asynkron_durable.history import (
+    EntityCallFailed,
+    EntityLockFailed,
+    EntityLockRequest,
+    EntityOperation,
+    FailureDetails,
+    RuntimeStatus,
+)
 from asynkron_durable.stores.base import EpisodeCommit, Message, OrchestrationWorkItem
 
 log = logging.getLogger("asynkron_durable.entities")
@@ -43,23 +50,33 @@ def build_entity_commit(
 
 
 def _unreadable(item: OrchestrationWorkItem, error: StoreError, now: datetime) -> EpisodeCommit:
-    """A corrupt document is kept for inspection and the entity marked Failed; callers get the
-    error instead of waiting forever."""
+    """A corrupt document is kept for inspection and the entity marked Failed. Nobody is left
+    waiting: callers get the error, lock requests fail (the entities locked before this one are
+    released), signals and unlocks are logged and dropped."""
     record = item.record
     log.error("%s; failing its %d requests", error, len(item.messages))
     failure = FailureDetails.from_exception(error)
-    replies = [
-        Message(
-            m.event.source_instance_id,
-            EntityCallFailed(timestamp=now, task_scheduled_id=m.event.task_id, failure=failure),
-            execution_id=m.event.source_execution_id,
-        )
-        for m in item.messages
-        if isinstance(m.event, EntityOperation)
-        and m.event.task_id is not None
-        and m.event.source_instance_id is not None
-    ]
-    failed = record.model_copy(
+    replies: list[Message] = []
+    for message in item.messages:
+        match message.event:
+            case EntityOperation(task_id=int(task_id), source_instance_id=str(source)):
+                failed = EntityCallFailed(timestamp=now, task_scheduled_id=task_id, failure=failure)
+                replies.append(Message(source, failed, execution_id=message.event.source_execution_id))
+            case EntityLockRequest() as request:
+                refused = EntityLockFailed(timestamp=now, task_scheduled_id=request.task_id, failure=failure)
+                replies.append(
+                    Message(request.owner_instance_id, refused, execution_id=request.owner_execution_id)
+                )
+                replies.extend(
+                    unlock_messages(
+                        request.owner_instance_id,
+                        request.owner_execution_id,
+                        request.task_id,
+                        request.entity_ids[: request.position],
+                        now,
+                    )
+                )
+    failed_record = record.model_copy(
         update={
             "runtime_status": RuntimeStatus.FAILED,
             "failure": failure,
@@ -67,4 +84,6 @@ def _unreadable(item: OrchestrationWorkItem, error: StoreError, now: datetime) -
             "version": record.version + 1,
         }
     )
-    return EpisodeCommit(failed, record.version, [], [m.message_id for m in item.messages], messages=replies)
+    return EpisodeCommit(
+        failed_record, record.version, [], [m.message_id for m in item.messages], messages=replies
+    )

@@ -23,7 +23,7 @@ from asynkron_durable.engine import (
     UnlockEntities,
     plan_rewind,
 )
-from asynkron_durable.entities.document import entity_message
+from asynkron_durable.entities.document import entity_message, unlock_messages
 from asynkron_durable.entities.ids import EntityId
 from asynkron_durable.errors import InstanceAlreadyExists
 from asynkron_durable.history import (
@@ -32,7 +32,6 @@ from asynkron_durable.history import (
     EntityLockGranted,
     EntityLockRequest,
     EntityOperation,
-    EntityUnlock,
     EventRaised,
     ExecutionRewound,
     ExecutionStarted,
@@ -101,30 +100,13 @@ def _late_grants(messages: Sequence[InboxMessage], record: InstanceRecord, now: 
         unlock
         for m in messages
         if isinstance(m.event, EntityLockGranted)
-        for unlock in _unlocks(
+        for unlock in unlock_messages(
             record.instance_id,
             m.execution_id or record.execution_id,
             m.event.task_scheduled_id,
             m.event.entity_ids,
             now,
         )
-    ]
-
-
-def _unlocks(
-    instance_id: str, execution_id: str, lock_sequence: int, entity_ids: Sequence[str], now: datetime
-) -> list[Message]:
-    return [
-        Message(
-            entity_id,
-            EntityUnlock(
-                timestamp=now,
-                owner_instance_id=instance_id,
-                owner_execution_id=execution_id,
-                task_id=lock_sequence,
-            ),
-        )
-        for entity_id in entity_ids
     ]
 
 
@@ -164,6 +146,10 @@ def _rewind(
     commit.messages.extend(
         Message(child.instance_id, ExecutionRewound(timestamp=now, reason="parent rewound"))
         for child in plan.children
+    )
+    commit.messages.extend(
+        _entity_operation(record, CallEntity(call.event_id, call.entity_id, call.operation, call.input), now)
+        for call in plan.entity_calls
     )
     return commit
 
@@ -212,9 +198,9 @@ def _commit_from_result(
                 )
                 messages.append(entity_message(EntityId.from_instance_id(ids[0]), request, now))
             case UnlockEntities(entity_ids=ids, lock_sequence=lock_seq):
-                messages.extend(_unlocks(instance_id, execution_id, lock_seq, ids, now))
+                messages.extend(unlock_messages(instance_id, execution_id, lock_seq, ids, now))
     for lock_seq, ids in result.released_locks:
-        messages.extend(_unlocks(instance_id, execution_id, lock_seq, ids, now))
+        messages.extend(unlock_messages(instance_id, execution_id, lock_seq, ids, now))
 
     update: dict[str, object] = {
         "runtime_status": result.status,

@@ -369,11 +369,18 @@ def entities(prefix: str | None, top: int, include_deleted: bool, store_url: str
     """Print the entities, with their state, lock holder and backlog, as a JSON list."""
 
     async def go() -> list[EntityMetadata]:
+        found: list[EntityMetadata] = []
+        token: str | None = None
         async with _client(store_url) as client:
-            page = await client.list_entities(
-                prefix, page_size=top, include_state=True, include_deleted=include_deleted
-            )
-            return page.entities
+            while len(found) < top:  # pages skip entities without state: keep going until N
+                page = await client.list_entities(
+                    prefix, top, token, include_state=True, include_deleted=include_deleted
+                )
+                found += page.entities
+                token = page.continuation_token
+                if token is None:
+                    break
+        return found[:top]
 
     listed = [{**e.model_dump(mode="json"), "entity_id": str(e.entity_id)} for e in asyncio.run(go())]
     click.echo(json.dumps(listed, indent=2))

@@ -11,13 +11,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from asynkron_durable.entities.document import EntityDocument, entity_message
+from asynkron_durable.engine import failed_inside_critical_section, outstanding_locks
+from asynkron_durable.entities.document import EntityDocument, entity_message, unlock_messages
 from asynkron_durable.entities.ids import EntityId, is_entity_instance
 from asynkron_durable.entities.views import EntityMetadata, EntityPage, EntityStateResponse
 from asynkron_durable.errors import (
     InstanceNotFound,
     InvalidOperation,
     OrchestrationTimeout,
+    StoreError,
     UnknownFunction,
 )
 from asynkron_durable.history import (
@@ -116,6 +118,10 @@ class OrchestrationClient:
         return instance_id
 
     async def _create(self, name: str, payload: str | None, instance_id: str, replace: bool) -> None:
+        if replace:
+            existing = await self.store.get_instance(instance_id)
+            if existing is not None and not existing.runtime_status.is_terminal:
+                await self._give_back_locks(existing)
         now = utc_now()
         execution_id = uuid.uuid4().hex
         record = InstanceRecord(
@@ -183,6 +189,11 @@ class OrchestrationClient:
             raise InvalidOperation(
                 f"cannot rewind instance {instance_id!r}: it is {record.runtime_status}, not Failed"
             )
+        if failed_inside_critical_section(await self.store.get_history(instance_id)):
+            raise InvalidOperation(
+                f"cannot rewind instance {instance_id!r}: it failed inside a critical section, whose "
+                "locks were given back when it failed; restart it instead"
+            )
         await self._send(instance_id, ExecutionRewound(reason=reason))
 
     async def restart(self, instance_id: str, restart_with_new_instance_id: bool = True) -> str:
@@ -196,8 +207,49 @@ class OrchestrationClient:
         """Delete one instance (by id) or every instance matching a filter; returns how many.
         A filter leaves entities alone unless it sets `entities=True` (see `purge_entities`)."""
         if isinstance(target, str):
+            if is_entity_instance(target):
+                raise InvalidOperation(
+                    f"{target!r} is an entity: delete its state with its 'delete' operation (or "
+                    "delete_state), then purge_entities()"
+                )
+            record = await self.store.get_instance(target)
+            if record is not None and not record.runtime_status.is_terminal:
+                await self._give_back_locks(record)
             return 1 if await self.store.purge_instance(target) else 0
-        return await self.store.purge_instances(_orchestrations(target))
+        query = _orchestrations(target)
+        if not query.entities:
+            await self._give_back_running_locks(query)
+        return await self.store.purge_instances(query)
+
+    async def _give_back_running_locks(self, query: InstanceFilter) -> None:
+        """Unlock what the still-running instances a bulk purge will delete hold or wait for."""
+        statuses = query.runtime_status if query.runtime_status is not None else frozenset(RuntimeStatus)
+        running = frozenset(s for s in statuses if not s.is_terminal)
+        if not running:
+            return
+        token: str | None = None
+        while True:
+            page = await self.store.query_instances(
+                dataclasses.replace(query, runtime_status=running), 500, token
+            )
+            for record in page.instances:
+                await self._give_back_locks(record)
+            token = page.continuation_token
+            if token is None:
+                return
+
+    async def _give_back_locks(self, record: InstanceRecord) -> None:
+        """An instance about to be purged or replaced while running never ends by itself: unlock
+        the critical sections it holds or waits for, or their entities would stay locked."""
+        history = await self.store.get_history(record.instance_id)
+        now = utc_now()
+        unlocks = [
+            unlock
+            for seq, entity_ids in outstanding_locks(history)
+            for unlock in unlock_messages(record.instance_id, record.execution_id, seq, entity_ids, now)
+        ]
+        if unlocks:
+            await self.store.send_messages(unlocks)
 
     # ----- entities -----------------------------------------------------------------------------
 
@@ -242,7 +294,8 @@ class OrchestrationClient:
         include_deleted: bool = False,
     ) -> EntityPage:
         """Entities whose name starts with `name_prefix`, one page at a time. Entities without
-        state are left out unless `include_deleted` (a page may then hold fewer than `page_size`)."""
+        state are left out unless `include_deleted` (a page may then hold fewer than `page_size`);
+        unreadable ones are always listed, with their `error`."""
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         prefix = ENTITY_ID_PREFIX + (name_prefix or "").lower()
@@ -250,7 +303,7 @@ class OrchestrationClient:
         page = await self.store.query_instances(query, page_size, continuation_token)
         entities = [EntityMetadata.from_record(r, include_state) for r in page.instances]
         if not include_deleted:
-            entities = [e for e in entities if e.exists]
+            entities = [e for e in entities if e.exists or e.error is not None]
         return EntityPage(entities=entities, continuation_token=page.continuation_token)
 
     async def purge_entities(self) -> int:
@@ -261,7 +314,7 @@ class OrchestrationClient:
         while True:
             page = await self.store.query_instances(InstanceFilter(entities=True), 500, token)
             for record in page.instances:
-                if EntityDocument.from_record(record).is_idle and await self.store.purge_instance(
+                if _is_idle_entity(record) and await self.store.purge_instance(
                     record.instance_id, expected_version=record.version
                 ):
                     purged += 1
@@ -291,6 +344,11 @@ class OrchestrationClient:
             delay = min(delay * 2, poll_interval)
 
     async def _require(self, instance_id: str, verb: str, *, terminal_ok: bool) -> InstanceRecord:
+        if is_entity_instance(instance_id):
+            raise InvalidOperation(
+                f"cannot {verb} {instance_id!r}: it is an entity, not an orchestration instance; "
+                "send it operations with signal_entity"
+            )
         record = await self.store.get_instance(instance_id)
         if record is None:
             raise InstanceNotFound(instance_id)
@@ -302,6 +360,14 @@ class OrchestrationClient:
 
     async def _send(self, instance_id: str, event: HistoryEvent) -> None:
         await self.store.send_messages([Message(instance_id, event)])
+
+
+def _is_idle_entity(record: InstanceRecord) -> bool:
+    """Whether an entity row may be purged; an unreadable one is kept for inspection."""
+    try:
+        return EntityDocument.from_record(record).is_idle
+    except StoreError:
+        return False
 
 
 def _orchestrations(query: InstanceFilter | None) -> InstanceFilter:

@@ -289,6 +289,15 @@ class EntityLockGranted(_Event):
     entity_ids: tuple[str, ...]
 
 
+class EntityLockFailed(_Event):
+    """An entity of the critical section `task_scheduled_id` could not be locked (its stored
+    document is unreadable); the entities locked before it were released."""
+
+    kind: Literal["EntityLockFailed"] = "EntityLockFailed"
+    task_scheduled_id: int
+    failure: FailureDetails
+
+
 class EntityOperation(_Event):
     """An operation for an entity (its inbox): a signal when `task_id` is None, else a call whose
     result goes back to `source_instance_id` as an EntityCallCompleted/Failed."""
@@ -350,11 +359,24 @@ HistoryEvent = Annotated[
     | EntityCallCompleted
     | EntityCallFailed
     | EntityLockGranted
+    | EntityLockFailed
     | EntityOperation
     | EntityLockRequest
     | EntityUnlock,
     Field(discriminator="kind"),
 ]
+
+SCHEDULING_EVENTS = (
+    TaskScheduled,
+    SubOrchestrationCreated,
+    TimerCreated,
+    EventSent,
+    EntityCallScheduled,
+    EntitySignalSent,
+    EntityLockScheduled,
+    EntityUnlockSent,
+)
+"""Events an orchestrator's own actions record (as opposed to outcomes and messages it receives)."""
 
 EVENT_ADAPTER: TypeAdapter[HistoryEvent] = TypeAdapter(HistoryEvent)
 """Parses one stored event (JSON text or dict) into its typed model."""

@@ -13,13 +13,17 @@ orchestration: an entity handles its inbox in arrival order, so the call's answe
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import random
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 from pydantic import BaseModel
 from support.orchestrations import completed, wait_for_status
@@ -29,6 +33,7 @@ from asynkron_durable import (
     EntityContext,
     EntityId,
     InstanceFilter,
+    InvalidOperation,
     OrchestrationContext,
     RuntimeStatus,
     SqliteStateStore,
@@ -37,6 +42,7 @@ from asynkron_durable import (
     current_entity,
 )
 from asynkron_durable.history import utc_now
+from asynkron_durable.stores import InMemoryStateStore, PostgresStateStore, StateStore
 
 T = TypeVar("T")
 
@@ -240,6 +246,29 @@ def schedule_stamp(ctx: OrchestrationContext) -> Any:
     return due.isoformat()
 
 
+def fail_holding(ctx: OrchestrationContext) -> Any:
+    """`fail_inside` without a `with` block: the failure ends the execution still holding the lock."""
+    entity = EntityId.parse(ctx.get_input())
+    yield ctx.lock([entity])
+    balance = yield ctx.call_entity(entity, "get")
+    raise RuntimeError(f"giving up with {balance} in the section")
+
+
+def withdraw_or_fail(ctx: OrchestrationContext) -> Any:
+    """A refused withdrawal it catches, a signal to an audit counter, then a withdrawal that fails
+    the instance while the balance is short (a rewind sends it again)."""
+    job = ctx.get_input()
+    account = EntityId("account", job["account"])
+    with contextlib.suppress(TaskFailedError):
+        yield ctx.call_entity(account, "withdraw_checked", 10**6)
+    ctx.signal_entity(EntityId("counter", job["audit"]), "add", 1)
+    return (yield ctx.call_entity(account, "withdraw_checked", job["amount"]))
+
+
+def start_child(ctx: OrchestrationContext) -> Any:
+    return (yield ctx.call_sub_orchestrator("try_call", [], instance_id=ctx.get_input()))
+
+
 def install(runtime: DurableFunctionRuntime) -> None:
     """Register every entity and orchestrator of this module."""
     for entity in (counter, relay, clock, Account, Ledger, Wallet):
@@ -252,6 +281,9 @@ def install(runtime: DurableFunctionRuntime) -> None:
         hold,
         hold_async,
         fail_inside,
+        fail_holding,
+        withdraw_or_fail,
+        start_child,
         schedule_stamp,
     )
     for orchestrator in orchestrators:
@@ -311,6 +343,42 @@ async def holding(runtime: DurableFunctionRuntime, entity_ids: list[EntityId], n
         f"{instance_id} to hold the lock",
     )
     return instance_id
+
+
+async def released(runtime: DurableFunctionRuntime, entity_id: EntityId) -> Any:
+    """Wait until nobody holds `entity_id` and nothing waits for it; its metadata."""
+    return await eventually(
+        lambda: metadata(runtime, entity_id),
+        lambda m: m is not None and m.locked_by is None and m.backlog == 0,
+        f"{entity_id} to be unlocked with nothing waiting",
+    )
+
+
+CORRUPT_DOCUMENT = "{not json"
+
+
+async def corrupt(store: StateStore, instance_id: str) -> None:
+    """Overwrite an entity's stored document with garbage, behind the store's back."""
+    if isinstance(store, InMemoryStateStore):
+        instance = store._instances[instance_id]
+        instance.record = instance.record.model_copy(update={"output": CORRUPT_DOCUMENT})
+    elif isinstance(store, SqliteStateStore):
+        with contextlib.closing(sqlite3.connect(store.path)) as conn:
+            conn.execute(
+                "UPDATE instances SET output = ? WHERE instance_id = ?", (CORRUPT_DOCUMENT, instance_id)
+            )
+            conn.commit()
+    else:
+        assert isinstance(store, PostgresStateStore)
+        conn = await asyncpg.connect(os.environ["ASYNKRON_DURABLE_PG_DSN"])
+        try:
+            await conn.execute(
+                f'UPDATE "{store.schema}".instances SET output = $1 WHERE instance_id = $2',
+                CORRUPT_DOCUMENT,
+                instance_id,
+            )
+        finally:
+            await conn.close()
 
 
 # ----- signals from many orchestrations ---------------------------------------------------------
@@ -415,6 +483,45 @@ async def test_start_new_with_an_entity_style_id_raises_value_error(runtime: Dur
         with pytest.raises(ValueError, match="@"):
             await runtime.client.start_new("try_call", [], instance_id="@counter@x")
         assert await runtime.client.get_status("@counter@x") is None
+
+
+async def test_orchestration_management_calls_refuse_entity_ids(runtime: DurableFunctionRuntime) -> None:
+    install(runtime)
+    entity = EntityId("counter", "managed")
+    target = entity.instance_id
+    async with runtime:
+        client = runtime.client
+        assert await call(runtime, entity, "add", 2) == 2
+        attempts: dict[str, Callable[[], Awaitable[Any]]] = {
+            "raise_event": lambda: client.raise_event(target, "add", 1),
+            "terminate": lambda: client.terminate(target),
+            "suspend": lambda: client.suspend(target),
+            "resume": lambda: client.resume(target),
+            "rewind": lambda: client.rewind(target),
+            "restart": lambda: client.restart(target),
+            "restart in place": lambda: client.restart(target, restart_with_new_instance_id=False),
+            "purge": lambda: client.purge(target),
+        }
+        for what, attempt in attempts.items():
+            with pytest.raises(InvalidOperation, match="entity"):
+                await attempt()
+                pytest.fail(f"{what} accepted an entity id")
+        assert await call(runtime, entity, "add", 1) == 3  # untouched, still working
+        assert await state_of(runtime, entity) == {"total": 3, "count": 2}
+
+
+async def test_a_sub_orchestration_with_an_entity_id_fails_the_parent(
+    runtime: DurableFunctionRuntime,
+) -> None:
+    install(runtime)
+    async with runtime:
+        client = runtime.client
+        parent = await client.start_new("start_child", "@counter@q")
+        status = await client.wait_for_completion(parent, timeout=DEADLINE)
+        assert status.runtime_status is RuntimeStatus.FAILED
+        assert status.failure is not None and status.failure.error_type == "ValueError"
+        assert "'@counter@q' is an entity id" in status.failure.message
+        assert await client.get_status("@counter@q") is None
 
 
 # ----- class-based entities ---------------------------------------------------------------------
@@ -585,6 +692,167 @@ async def test_an_orchestration_failing_inside_a_critical_section_releases_its_e
         assert await call(runtime, entity, "get") == 10
         meta = await metadata(runtime, entity)
         assert meta.locked_by is None and meta.backlog == 0
+
+
+@pytest.mark.parametrize("how", ["terminate", "purge", "terminate-then-purge"])
+async def test_an_orchestration_given_up_while_waiting_for_a_lock_leaves_no_lock_behind(
+    runtime: DurableFunctionRuntime, how: str
+) -> None:
+    install(runtime)
+    p, q = EntityId("account", "wp"), EntityId("account", "wq")
+    async with runtime:
+        client = runtime.client
+        assert await call(runtime, p, "deposit", 10) == 10
+        assert await call(runtime, q, "deposit", 1) == 1
+        holder = await holding(runtime, [p])
+        waiter = await client.start_new("hold", [p.instance_id, q.instance_id])
+        await eventually(
+            lambda: metadata(runtime, p), lambda m: m.backlog == 1, "the waiter's lock request to queue"
+        )
+
+        if how.startswith("terminate"):
+            await client.terminate(waiter, "give up")
+            await wait_for_status(client, waiter, RuntimeStatus.TERMINATED)
+        if how.endswith("purge"):
+            assert await client.purge(waiter) == 1
+            assert await client.get_status(waiter) is None
+        # The request is withdrawn from the queue while the holder still holds the entity ...
+        await eventually(
+            lambda: metadata(runtime, p), lambda m: m.backlog == 0, "the waiter's request to be withdrawn"
+        )
+        assert (await metadata(runtime, p)).locked_by == holder
+
+        # ... so when the holder leaves, nobody is left holding it.
+        await client.raise_event(holder, "release")
+        assert completed(await client.wait_for_completion(holder, timeout=DEADLINE)) == "released"
+        for entity in (p, q):
+            await released(runtime, entity)
+        assert await run(runtime, "transfer", {"from": "wp", "to": "wq", "amount": 3}) == "done"
+        assert await state_of(runtime, p) == {"balance": 7, "lowest": 0}
+        assert await state_of(runtime, q) == {"balance": 4, "lowest": 0}
+
+
+@pytest.mark.parametrize("how", ["purge", "purge-filter", "restart-in-place", "replace"])
+async def test_purging_or_replacing_a_running_holder_releases_its_entities(
+    runtime: DurableFunctionRuntime, how: str
+) -> None:
+    install(runtime)
+    p, q = EntityId("account", "rp"), EntityId("account", "rq")
+    async with runtime:
+        client = runtime.client
+        assert await call(runtime, p, "deposit", 10) == 10
+        holder = await holding(runtime, [p, q])
+        waiter = await client.start_new("transfer", {"from": "rp", "to": "rq", "amount": 4})
+        await eventually(lambda: metadata(runtime, p), lambda m: m.backlog == 1, "the transfer to queue")
+
+        if how == "purge":
+            assert await client.purge(holder) == 1
+        elif how == "purge-filter":
+            assert await client.purge(InstanceFilter(name="hold")) == 1
+        elif how == "replace":
+            await client.start_new("try_call", [[p.instance_id, "get", None]], holder, replace=True)
+            replaced = completed(await client.wait_for_completion(holder, timeout=DEADLINE))
+            assert replaced == [{"ok": 6}]  # read after the queued transfer
+        else:
+            assert await client.restart(holder, restart_with_new_instance_id=False) == holder
+
+        # The queued transfer gets the entities the old execution held.
+        assert completed(await client.wait_for_completion(waiter, timeout=DEADLINE)) == "done"
+        if how == "restart-in-place":  # the new execution of the holder takes them in turn
+            await eventually(
+                lambda: client.get_status(holder),
+                lambda s: s is not None and s.custom_status == "holding",
+                "the restarted holder to hold the lock",
+            )
+            await client.raise_event(holder, "release")
+            assert completed(await client.wait_for_completion(holder, timeout=DEADLINE)) == "released"
+        for entity in (p, q):
+            await released(runtime, entity)
+        assert await run(runtime, "transfer_async", {"from": "rq", "to": "rp", "amount": 1}) == "done"
+        assert await state_of(runtime, p) == {"balance": 7, "lowest": 0}
+        assert await state_of(runtime, q) == {"balance": 3, "lowest": 0}
+
+
+async def test_rewind_sends_a_failed_entity_call_again(runtime: DurableFunctionRuntime) -> None:
+    install(runtime)
+    account, audit = EntityId("account", "rw"), EntityId("counter", "rw-audit")
+    async with runtime:
+        client = runtime.client
+        instance = await client.start_new(
+            "withdraw_or_fail", {"account": "rw", "audit": "rw-audit", "amount": 4}
+        )
+        failed = await client.wait_for_completion(instance, timeout=DEADLINE)
+        assert failed.runtime_status is RuntimeStatus.FAILED
+        assert failed.failure is not None and "insufficient funds: 0 < 4" in failed.failure.message
+
+        await client.signal_entity(account, "deposit", 10)  # now the withdrawal can go through
+        await eventually(lambda: state_of(runtime, account), lambda s: s is not None, "the deposit")
+        await client.rewind(instance)
+        assert completed(await wait_for_status(client, instance, RuntimeStatus.COMPLETED)) == 6
+
+        assert await call(runtime, account, "get") == 6
+        # The signal before the failed call was not sent again.
+        assert await call(runtime, audit, "get") == {"total": 1, "count": 1}
+
+
+@pytest.mark.parametrize("name", ["fail_inside", "fail_holding"], ids=["with-block", "no-with-block"])
+async def test_rewind_is_refused_after_failing_inside_a_critical_section(
+    runtime: DurableFunctionRuntime, name: str
+) -> None:
+    install(runtime)
+    entity = EntityId("account", f"rr-{name}")
+    async with runtime:
+        client = runtime.client
+        assert await call(runtime, entity, "deposit", 9) == 9
+        failing = await client.start_new(name, entity.instance_id)
+        status = await client.wait_for_completion(failing, timeout=DEADLINE)
+        assert status.runtime_status is RuntimeStatus.FAILED
+        assert status.failure is not None and "giving up with 9" in status.failure.message
+
+        with pytest.raises(InvalidOperation, match="failed inside a critical section"):
+            await client.rewind(failing)
+        assert (await client.get_status(failing)).runtime_status is RuntimeStatus.FAILED
+        await released(runtime, entity)
+        assert await call(runtime, entity, "deposit", 1) == 10
+
+
+async def test_a_corrupt_entity_fails_a_lock_over_it_and_is_listed_with_its_error(
+    runtime: DurableFunctionRuntime, store: StateStore
+) -> None:
+    install(runtime)
+    healthy, broken = EntityId("account", "h"), EntityId("account", "z")
+    idle, other = EntityId("account", "idle"), EntityId("account", "k")
+    async with runtime:
+        client = runtime.client
+        assert await call(runtime, healthy, "deposit", 5) == 5
+        assert await call(runtime, broken, "deposit", 1) == 1
+        assert await call(runtime, idle, "deposit", 1) == 1
+        assert await call(runtime, idle, "delete") is None
+        await corrupt(store, broken.instance_id)
+
+        # hold over [h, z]: h is locked first, then z refuses
+        locker = await client.start_new("hold", [healthy.instance_id, broken.instance_id])
+        status = await client.wait_for_completion(locker, timeout=DEADLINE)
+        assert status.runtime_status is RuntimeStatus.FAILED
+        assert status.failure is not None and status.failure.error_type == "TaskFailedError"
+        assert "lock of @account@h, @account@z failed: StoreError" in status.failure.message
+        assert "'@account@z' holds an unreadable document" in status.failure.message
+
+        # The healthy entity was given back: a later section over it completes.
+        await released(runtime, healthy)
+        assert await run(runtime, "transfer", {"from": "h", "to": "k", "amount": 2}) == "done"
+        assert await state_of(runtime, healthy) == {"balance": 3, "lowest": 0}
+
+        listed = {e.entity_id: e for e in (await client.list_entities("account")).entities}
+        assert set(listed) == {healthy, broken, other}  # the corrupt one is listed, with its error
+        assert listed[broken].error is not None and "unreadable document" in listed[broken].error
+        assert not listed[broken].exists
+        assert listed[healthy].error is None and listed[healthy].exists
+        assert await client.purge_entities() == 1  # the idle one; the corrupt one is kept
+        assert await store.get_instance(broken.instance_id) is not None
+        assert await store.get_instance(idle.instance_id) is None
+        everything = (await client.list_entities("account", include_deleted=True)).entities
+        assert {e.entity_id for e in everything} == {healthy, broken, other}
 
 
 # ----- scheduled signals ----------------------------------------------------------------------

@@ -12,7 +12,12 @@ from asynkron_durable.engine.actions import (
     UnlockEntities,
 )
 from asynkron_durable.engine.context import OrchestrationContext, function_name
-from asynkron_durable.engine.critical_section import CriticalSection, LockTask
+from asynkron_durable.engine.critical_section import (
+    CriticalSection,
+    LockTask,
+    failed_inside_critical_section,
+    outstanding_locks,
+)
 from asynkron_durable.engine.executor import (
     ContinueAsNew,
     EpisodeResult,
@@ -46,7 +51,9 @@ __all__ = [
     "Task",
     "TimerTask",
     "UnlockEntities",
+    "failed_inside_critical_section",
     "function_name",
+    "outstanding_locks",
     "plan_rewind",
     "replay_history",
 ]

@@ -34,7 +34,7 @@ from asynkron_durable.engine.tasks import (
     WhenAllTask,
     WhenAnyTask,
 )
-from asynkron_durable.entities.ids import EntityId
+from asynkron_durable.entities.ids import EntityId, is_entity_instance
 from asynkron_durable.errors import EventTimeoutError, InvalidOperation
 from asynkron_durable.serialization import coerce, from_json, to_json
 
@@ -51,6 +51,14 @@ def function_name(fn_or_name: str | Callable[..., Any]) -> str:
     if not isinstance(name, str):
         raise TypeError(f"expected a function name or a registered function, got {fn_or_name!r}")
     return name
+
+
+def _check_orchestration_id(instance_id: str) -> None:
+    if is_entity_instance(instance_id):
+        raise ValueError(
+            f"{instance_id!r} is an entity id ('@name@key'), not an orchestration instance id; "
+            "use call_entity or signal_entity"
+        )
 
 
 class ReplaySafeLogger(logging.LoggerAdapter[logging.Logger]):
@@ -129,7 +137,6 @@ class OrchestrationContext:
         self._event_buffer: dict[str, deque[tuple[int, str | None]]] = {}
         self._arrivals = 0
         self._critical_section: CriticalSection | None = None
-        self._critical_section_granted = False
         self.logger = ReplaySafeLogger(
             logger or logging.getLogger(f"asynkron_durable.orchestration.{name or 'anonymous'}"),
             self,
@@ -180,6 +187,13 @@ class OrchestrationContext:
         """Start a child orchestration and wait for its output. The default child id is derived
         from this instance's id and the call's sequence number, so it is stable across replays."""
         orchestrator = function_name(name)
+        if self._critical_section is not None:
+            raise InvalidOperation(
+                f"cannot start sub-orchestration {orchestrator!r} inside a critical section: a child "
+                "calling a locked entity would wait for its own parent"
+            )
+        if instance_id is not None:
+            _check_orchestration_id(instance_id)
         payload = to_json(input, f"input of sub-orchestration {orchestrator!r}")
         return self._schedule(
             lambda seq: ScheduleSubOrchestration(
@@ -243,6 +257,7 @@ class OrchestrationContext:
 
     def send_event(self, instance_id: str, name: str, data: Any = None) -> None:
         """Raise event `name` on another instance (fire and forget)."""
+        _check_orchestration_id(instance_id)
         payload = to_json(data, f"data of event {name!r}")
         seq = self._next_sequence()
         self._record(SendEvent(seq, instance_id, name, payload), None)
@@ -254,7 +269,7 @@ class OrchestrationContext:
         task with `TaskFailedError` naming the entity and the operation."""
         target = EntityId.parse(entity_id).instance_id
         section = self._critical_section
-        if section is not None and self._critical_section_granted and target not in section.entity_ids:
+        if section is not None and target not in section.entity_ids:
             raise InvalidOperation(
                 f"cannot call entity {target!r} inside a critical section over "
                 f"{', '.join(section.entity_ids)}: only the locked entities may be called there"
@@ -297,7 +312,6 @@ class OrchestrationContext:
         section = CriticalSection(seq, ids, lambda: self._leave_critical_section(section))
         task = LockTask(seq, section)
         self._critical_section = section
-        self._critical_section_granted = False
         self._record(LockEntities(seq, ids), task)
         return task
 

@@ -19,6 +19,7 @@ from typing import Any
 from asynkron_durable.engine.actions import (
     Action,
     CreateTimer,
+    LockEntities,
     UnlockEntities,
     describe_scheduling_event,
     matches,
@@ -28,10 +29,12 @@ from asynkron_durable.engine.critical_section import LockTask
 from asynkron_durable.engine.tasks import Task, TimerTask
 from asynkron_durable.errors import NonDeterminismError, TaskFailedError
 from asynkron_durable.history import (
+    SCHEDULING_EVENTS,
     ContinuedAsNew,
     EntityCallCompleted,
     EntityCallFailed,
     EntityCallScheduled,
+    EntityLockFailed,
     EntityLockGranted,
     EntityLockScheduled,
     EntitySignalSent,
@@ -66,16 +69,6 @@ Orchestrator = Callable[[OrchestrationContext], Any]
 
 _Driver = Generator[Any, Any, Any] | Coroutine[Any, Any, Any]
 
-_SCHEDULING = (
-    TaskScheduled,
-    SubOrchestrationCreated,
-    TimerCreated,
-    EventSent,
-    EntityCallScheduled,
-    EntitySignalSent,
-    EntityLockScheduled,
-    EntityUnlockSent,
-)
 _TERMINAL_RECORDS = (ExecutionCompleted, ExecutionFailed, ExecutionTerminated, ContinuedAsNew)
 _HELD_WHILE_SUSPENDED = (
     TaskCompleted,
@@ -87,6 +80,7 @@ _HELD_WHILE_SUSPENDED = (
     EntityCallCompleted,
     EntityCallFailed,
     EntityLockGranted,
+    EntityLockFailed,
 )
 
 
@@ -145,7 +139,7 @@ class OrchestrationExecutor:
         self.nondeterminism: NonDeterminismError | None = None
         self._terminal_recorded = False
         self._released_locks: list[tuple[int, tuple[str, ...]]] = []
-        self._lock_grants: dict[int, tuple[str, ...]] = {}
+        self._lock_requests: dict[int, tuple[str, ...]] = {}
         self._unlocked: set[int] = set()
 
     @property
@@ -202,22 +196,28 @@ class OrchestrationExecutor:
     # ----- applying events ----------------------------------------------------------------------
 
     def _give_back_locks(self, actions: Sequence[Action]) -> None:
-        """The execution is over: every critical section granted to it and not left (or left by
-        an unlock that is not being sent, the episode's actions being dropped) is released."""
-        self._unlocked.update(a.lock_sequence for a in actions if isinstance(a, UnlockEntities))
-        for seq, entity_ids in self._lock_grants.items():
+        """The execution is over: every critical section it asked for (in history or in this
+        episode's actions) and did not leave is given back, granted or still on its way."""
+        for action in actions:
+            if isinstance(action, LockEntities):
+                self._lock_requests[action.sequence] = action.entity_ids
+            elif isinstance(action, UnlockEntities):
+                self._unlocked.add(action.lock_sequence)
+        for seq, entity_ids in self._lock_requests.items():
             if seq not in self._unlocked:
                 self._unlocked.add(seq)
                 self._released_locks.append((seq, entity_ids))
 
     def _track_locks(self, events: Sequence[HistoryEvent]) -> None:
-        """Note grants and unlocks from the events themselves, whatever the code does with them
-        (it may be suspended, terminated or broken), so no lock outlives the execution."""
+        """Note lock requests and unlocks from the recorded events, whatever the code does with
+        them (it may be suspended, terminated or broken), so no lock outlives the execution."""
         for event in events:
-            if isinstance(event, EntityLockGranted):
-                self._lock_grants[event.task_scheduled_id] = event.entity_ids
+            if isinstance(event, EntityLockScheduled):
+                self._lock_requests[event.event_id] = event.entity_ids
             elif isinstance(event, EntityUnlockSent):
                 self._unlocked.add(event.lock_task_id)
+            elif isinstance(event, EntityLockFailed):  # the refusing entity released the others
+                self._unlocked.add(event.task_scheduled_id)
 
     def _apply_all(self, events: Sequence[HistoryEvent]) -> None:
         self._track_locks(events)
@@ -228,7 +228,7 @@ class OrchestrationExecutor:
                 self._position > 0 or not isinstance(event, ContinuedAsNew)  # not the opening marker
             ):
                 self._terminal_recorded = True
-            if self.is_finished and not isinstance(event, _SCHEDULING):
+            if self.is_finished and not isinstance(event, SCHEDULING_EVENTS):
                 self._carry_over(event)
                 continue
             try:
@@ -295,6 +295,8 @@ class OrchestrationExecutor:
                     task._complete(None)
             case EntityLockGranted(task_scheduled_id=seq, entity_ids=ids):
                 self._grant_lock(seq, ids)
+            case EntityLockFailed(task_scheduled_id=seq, failure=failure):
+                self._refuse_lock(seq, failure)
             case EventRaised(name=name, input=payload):
                 self.context._deliver_event(name, payload)
             case ExecutionSuspended():
@@ -323,9 +325,16 @@ class OrchestrationExecutor:
                 self._unlocked.add(seq)
                 self._released_locks.append((seq, entity_ids))
             return
-        if self.context._critical_section is task.section:
-            self.context._critical_section_granted = True
-        task._complete(task.section)
+        task._complete(task._section)
+
+    def _refuse_lock(self, seq: int, failure: FailureDetails) -> None:
+        task = self.context._open_tasks.pop(seq, None)
+        if isinstance(task, LockTask):
+            if self.context._critical_section is task._section:
+                self.context._critical_section = None
+            task._fail(
+                TaskFailedError(task.description, failure.error_type, failure.message, failure.details)
+            )
 
     def _resume_held(self) -> None:
         self._suspended = False

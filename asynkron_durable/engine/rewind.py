@@ -6,7 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from asynkron_durable.history import (
-    EventSent,
+    SCHEDULING_EVENTS,
+    EntityCallCompleted,
+    EntityCallFailed,
+    EntityCallScheduled,
     ExecutionFailed,
     HistoryEvent,
     SubOrchestrationCompleted,
@@ -19,22 +22,24 @@ from asynkron_durable.history import (
     TimerFired,
 )
 
-_SCHEDULING = (TaskScheduled, SubOrchestrationCreated, TimerCreated, EventSent)
+_FAILURES = (TaskFailed, SubOrchestrationFailed, EntityCallFailed)
+_OUTCOMES = (TaskCompleted, SubOrchestrationCompleted, EntityCallCompleted, *_FAILURES)
 
 
 @dataclass(frozen=True, slots=True)
 class RewindPlan:
     """The rewritten history and the work to put back in flight.
 
-    `activities` and `timers` had no outcome recorded (it failed, or arrived after the instance
-    had failed and was dropped): they are enqueued again. `children` are failed sub-orchestrations
-    to rewind in turn; their completion reaches this instance as usual.
+    `activities`, `entity_calls` and `timers` had no outcome recorded (it failed, or arrived after
+    the instance had failed and was dropped): they are sent again. `children` are failed
+    sub-orchestrations to rewind in turn; their completion reaches this instance as usual.
     """
 
     history: list[HistoryEvent]
     activities: list[TaskScheduled]
     timers: list[TimerCreated]
     children: list[SubOrchestrationCreated]
+    entity_calls: list[EntityCallScheduled]
 
 
 def plan_rewind(history: Sequence[HistoryEvent]) -> RewindPlan:
@@ -44,19 +49,15 @@ def plan_rewind(history: Sequence[HistoryEvent]) -> RewindPlan:
     from (a caught error, a retry that scheduled its next attempt) stay, so replay stays
     deterministic, and only the failed work at the end is retried.
     """
-    last_scheduling = max((i for i, e in enumerate(history) if isinstance(e, _SCHEDULING)), default=-1)
+    last_scheduling = max((i for i, e in enumerate(history) if isinstance(e, SCHEDULING_EVENTS)), default=-1)
     kept: list[HistoryEvent] = []
     for position, event in enumerate(history):
         if isinstance(event, ExecutionFailed):
             continue
-        if isinstance(event, TaskFailed | SubOrchestrationFailed) and position > last_scheduling:
+        if isinstance(event, _FAILURES) and position > last_scheduling:
             continue
         kept.append(event)
-    finished = {
-        e.task_scheduled_id
-        for e in kept
-        if isinstance(e, TaskCompleted | TaskFailed | SubOrchestrationCompleted | SubOrchestrationFailed)
-    }
+    finished = {e.task_scheduled_id for e in kept if isinstance(e, _OUTCOMES)}
     fired = {e.timer_id for e in kept if isinstance(e, TimerFired)}
     failed_children = {
         e.task_scheduled_id
@@ -70,4 +71,5 @@ def plan_rewind(history: Sequence[HistoryEvent]) -> RewindPlan:
         children=[
             e for e in kept if isinstance(e, SubOrchestrationCreated) and e.event_id in failed_children
         ],
+        entity_calls=[e for e in kept if isinstance(e, EntityCallScheduled) and e.event_id not in finished],
     )

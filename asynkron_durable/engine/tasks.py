@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
-from asynkron_durable.errors import DurableError
+from asynkron_durable.errors import DurableError, InvalidOperation
 
 
 class Task:
     """A durable operation's future. Orchestrators `yield` it (generators) or `await` it (async def)."""
+
+    combinable = True
+    """Whether the task may go into `task_all` / `task_any`."""
 
     def __init__(self) -> None:
         self._done = False
@@ -110,7 +113,7 @@ class WhenAllTask(Task):
 
     def __init__(self, children: Sequence[Task]) -> None:
         super().__init__()
-        self.children = list(children)
+        self.children = _combinable(children)
         self._pending = len(self.children)
         if not self.children:
             self._complete([])
@@ -135,9 +138,19 @@ class WhenAnyTask(Task):
         super().__init__()
         if not children:
             raise ValueError("task_any needs at least one task")
-        self.children = list(children)
+        self.children = _combinable(children)
         for child in self.children:
             child._on_done(self._child_done)
 
     def _child_done(self, child: Task) -> None:
         self._complete(child)
+
+
+def _combinable(children: Sequence[Task]) -> list[Task]:
+    for child in children:
+        if not child.combinable:
+            raise InvalidOperation(
+                f"{getattr(child, 'description', type(child).__name__)} cannot go into task_all or "
+                "task_any: wait for it on its own"
+            )
+    return list(children)

@@ -1,6 +1,10 @@
 """Process one batch of requests for one entity: operations one at a time, in arrival order, locks
 granted and released, all ending in one new document and the messages to send.
 
+An unlock may overtake its lock request (an orchestration that ends, or is purged, while still
+waiting for a lock gives the request up at once): a waiting request is then dropped, and one not
+here yet is remembered (`EntityDocument.withdrawn`) and dropped when it arrives.
+
 No I/O: the runtime claims the entity, calls `run_entity_batch` and commits what comes out.
 """
 
@@ -60,8 +64,6 @@ class _Batch:
         match request:
             case EntityOperation(source_instance_id=owner, source_execution_id=execution):
                 return owner == lock.owner_instance_id and execution == lock.owner_execution_id
-            case EntityLockRequest():
-                return _holder(request) == lock  # the same request again: grant it again
         return False
 
     def take_lock(self, request: EntityLockRequest) -> None:
@@ -82,12 +84,7 @@ class _Batch:
 
     def release(self, request: EntityUnlock) -> bool:
         """Release the lock if `request` is its owner's; False for a stale or stray unlock."""
-        holder = EntityLockHolder(
-            owner_instance_id=request.owner_instance_id,
-            owner_execution_id=request.owner_execution_id,
-            task_id=request.task_id,
-        )
-        if holder != self.lock:
+        if _holder(request) != self.lock:
             return False
         self.lock = None
         return True
@@ -109,7 +106,9 @@ class _Batch:
                     f"entity {self.entity_id.name!r} returned an awaitable: entity operations run "
                     "synchronously; do I/O in an activity"
                 )
-            result = context._result if context._result_set else to_json(returned, "operation result")
+            result = context._result
+            if not context._result_set and request.task_id is not None:  # signals have no reader
+                result = to_json(returned, f"result of operation {request.operation!r}")
         except Exception as exc:
             self._respond_failure(request, exc)
             return
@@ -150,7 +149,7 @@ class _Batch:
         )
 
 
-def _holder(request: EntityLockRequest) -> EntityLockHolder:
+def _holder(request: EntityLockRequest | EntityUnlock) -> EntityLockHolder:
     return EntityLockHolder(
         owner_instance_id=request.owner_instance_id,
         owner_execution_id=request.owner_execution_id,
@@ -170,8 +169,12 @@ def run_entity_batch(
     batch = _Batch(entity_id, function, now, document.exists, document.state, document.lock)
     pending: deque[HistoryEvent] = deque([*document.queue, *requests])
     deferred: list[HistoryEvent] = []
+    withdrawn = list(document.withdrawn)
     while pending:
         request = pending.popleft()
+        if isinstance(request, EntityLockRequest) and _holder(request) in withdrawn:
+            withdrawn.remove(_holder(request))  # its owner gave it up before it got here
+            continue
         if not batch.admits(request):
             deferred.append(request)
             continue
@@ -180,13 +183,30 @@ def run_entity_batch(
                 batch.operate(request)
             case EntityLockRequest():
                 batch.take_lock(request)
+            case EntityUnlock() if batch.release(request):
+                pending.extendleft(reversed(deferred))  # the waiting ones go first, in order
+                deferred = []
             case EntityUnlock():
-                if batch.release(request):
-                    pending.extendleft(reversed(deferred))  # the waiting ones go first, in order
-                    deferred = []
+                if not _withdraw(deferred, _holder(request)):
+                    withdrawn = [*withdrawn, _holder(request)][-WITHDRAWN_KEPT:]
             case _:
                 log.error(
                     "entity %s received %s, which is not an entity request; dropped", entity_id, request.kind
                 )
-    document = EntityDocument(exists=batch.exists, state=batch.state, lock=batch.lock, queue=deferred)
+    document = EntityDocument(
+        exists=batch.exists, state=batch.state, lock=batch.lock, queue=deferred, withdrawn=withdrawn
+    )
     return EntityBatchResult(document, batch.messages)
+
+
+WITHDRAWN_KEPT = 64
+"""How many unlocks that came before their lock request an entity remembers (oldest forgotten)."""
+
+
+def _withdraw(deferred: list[HistoryEvent], holder: EntityLockHolder) -> bool:
+    """Drop the waiting lock request of `holder` (its orchestration ended or was purged first)."""
+    for position, request in enumerate(deferred):
+        if isinstance(request, EntityLockRequest) and _holder(request) == holder:
+            del deferred[position]
+            return True
+    return False

@@ -6,13 +6,14 @@ all an entity costs, however many operations it has processed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
 from asynkron_durable.entities.ids import EntityId
 from asynkron_durable.errors import StoreError
-from asynkron_durable.history import HistoryEvent, InstanceRecord, RuntimeStatus
+from asynkron_durable.history import EntityUnlock, HistoryEvent, InstanceRecord, RuntimeStatus
 from asynkron_durable.stores.base import Message
 
 
@@ -28,7 +29,8 @@ class EntityLockHolder(BaseModel):
 
 class EntityDocument(BaseModel):
     """An entity's stored document. `queue` holds requests deferred while another owner held the
-    lock, in arrival order; they run as soon as the lock is released."""
+    lock, in arrival order; they run as soon as the lock is released. `withdrawn` holds lock
+    requests given up before they arrived (their unlock came first)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -36,6 +38,7 @@ class EntityDocument(BaseModel):
     state: str | None = None
     lock: EntityLockHolder | None = None
     queue: list[HistoryEvent] = []
+    withdrawn: list[EntityLockHolder] = []
 
     @classmethod
     def from_record(cls, record: InstanceRecord) -> EntityDocument:
@@ -49,8 +52,8 @@ class EntityDocument(BaseModel):
 
     @property
     def is_idle(self) -> bool:
-        """No state, no lock, nothing waiting: the entity can be purged."""
-        return not self.exists and self.lock is None and not self.queue
+        """No state, no lock, nothing waiting or withdrawn: the entity can be purged."""
+        return not self.exists and self.lock is None and not self.queue and not self.withdrawn
 
 
 def new_entity_record(entity_id: EntityId, now: datetime) -> InstanceRecord:
@@ -63,6 +66,25 @@ def new_entity_record(entity_id: EntityId, now: datetime) -> InstanceRecord:
         created_at=now,
         last_updated_at=now,
     )
+
+
+def unlock_messages(
+    instance_id: str, execution_id: str, lock_sequence: int, entity_ids: Sequence[str], now: datetime
+) -> list[Message]:
+    """Give back the critical section `lock_sequence` of an orchestration execution: one unlock per
+    entity, which releases the lock, or drops the request if it is still waiting or on its way."""
+    return [
+        Message(
+            entity_id,
+            EntityUnlock(
+                timestamp=now,
+                owner_instance_id=instance_id,
+                owner_execution_id=execution_id,
+                task_id=lock_sequence,
+            ),
+        )
+        for entity_id in entity_ids
+    ]
 
 
 def entity_message(

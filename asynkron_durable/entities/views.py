@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from asynkron_durable.entities.document import EntityDocument
 from asynkron_durable.entities.ids import EntityId
+from asynkron_durable.errors import StoreError
 from asynkron_durable.history import InstanceRecord
 from asynkron_durable.serialization import from_json
 
@@ -24,7 +25,8 @@ class EntityStateResponse(BaseModel):
 
 class EntityMetadata(BaseModel):
     """One entity in a listing: its id, whether it has state, who holds its lock, how many
-    requests wait for that lock, and when it last changed."""
+    requests wait for that lock, when it last changed, and why its stored document cannot be read
+    (`error`, None for a healthy entity)."""
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
@@ -34,11 +36,20 @@ class EntityMetadata(BaseModel):
     locked_by: str | None = None
     backlog: int = 0
     last_modified: datetime
+    error: str | None = None
 
     @classmethod
     def from_record(cls, record: InstanceRecord, include_state: bool) -> EntityMetadata:
-        """Decode a stored entity instance."""
-        document = EntityDocument.from_record(record)
+        """Decode a stored entity instance; an unreadable one is listed with its `error`."""
+        try:
+            document = EntityDocument.from_record(record)
+        except StoreError as exc:
+            return cls(
+                entity_id=EntityId.from_instance_id(record.instance_id),
+                exists=False,
+                last_modified=record.last_updated_at,
+                error=str(exc),
+            )
         return cls(
             entity_id=EntityId.from_instance_id(record.instance_id),
             exists=document.exists,

@@ -28,12 +28,15 @@ from asynkron_durable.engine import (
     OrchestrationExecutor,
     SignalEntity,
     UnlockEntities,
+    outstanding_locks,
+    plan_rewind,
 )
 from asynkron_durable.engine.executor import EpisodeResult
 from asynkron_durable.history import (
     EntityCallCompleted,
     EntityCallFailed,
     EntityCallScheduled,
+    EntityLockFailed,
     EntityLockGranted,
     EntityLockRequest,
     EntityLockScheduled,
@@ -41,7 +44,10 @@ from asynkron_durable.history import (
     EntitySignalSent,
     EntityUnlock,
     EntityUnlockSent,
+    EventRaised,
+    ExecutionFailed,
     ExecutionResumed,
+    ExecutionRewound,
     ExecutionStarted,
     ExecutionSuspended,
     ExecutionTerminated,
@@ -49,6 +55,7 @@ from asynkron_durable.history import (
     HistoryEvent,
     InstanceRecord,
     OrchestratorStarted,
+    SubOrchestrationCompleted,
     TimerFired,
 )
 from asynkron_durable.stores.base import EpisodeCommit, InboxMessage, Message, OrchestrationWorkItem
@@ -135,13 +142,11 @@ def hold_in_with_block(ctx: OrchestrationContext) -> Generator[Any, Any, Any]:
     return "left"
 
 
-def lock_or_time_out(ctx: OrchestrationContext) -> Generator[Any, Any, Any]:
-    lock = ctx.lock([A, B])
-    winner = yield ctx.task_any([lock, ctx.create_timer(ctx.current_utc_datetime + timedelta(minutes=1))])
-    if winner is not lock:
-        return "gave up"
-    with winner.result:
-        return "locked"
+def lock_then_give_up(ctx: OrchestrationContext) -> Generator[Any, Any, Any]:
+    """Asks for a lock, then waits for "stop" instead of for the grant, and ends without it."""
+    ctx.lock([A, B])
+    yield ctx.wait_for_external_event("stop")
+    return "gave up"
 
 
 def run_through(
@@ -516,18 +521,33 @@ def test_non_determinism_inside_a_with_block_releases_the_lock() -> None:
     assert _unlocks(commit.messages) == [(A.instance_id, _unlock()), (B.instance_id, _unlock())]
 
 
-def test_a_grant_arriving_after_the_execution_ended_in_the_same_episode_is_given_back() -> None:
-    (_, result), _ = run_through(lock_or_time_out, [[TimerFired(timer_id=1, fire_at=T0), granted()]])
-    assert result.status is RuntimeStatus.COMPLETED
-    assert result.output == '"gave up"'
-    assert result.released_locks == [(0, AB)]
+@pytest.mark.parametrize(
+    ("ending", "status"),
+    [
+        (EventRaised(name="stop"), RuntimeStatus.COMPLETED),
+        (ExecutionTerminated(reason="stop"), RuntimeStatus.TERMINATED),
+    ],
+    ids=["completes", "terminated"],
+)
+def test_a_grant_arriving_after_the_execution_ended_in_the_same_episode_is_given_back_once(
+    ending: HistoryEvent, status: RuntimeStatus
+) -> None:
+    (_, result), _ = run_through(lock_then_give_up, [[ending, granted()]])
+    assert result.status is status
+    assert result.released_locks == [(0, AB)]  # the request it ended without, granted or not
 
 
 def test_a_grant_for_a_section_that_ended_is_released_by_build_commit() -> None:
-    _, history = run_through(lock_or_time_out, [])
-    commit = _commit(lock_or_time_out, history, [TimerFired(timer_id=1, fire_at=T0), granted()])
+    _, history = run_through(lock_then_give_up, [])
+    commit = _commit(lock_then_give_up, history, [EventRaised(name="stop"), granted()])
     assert commit.record.runtime_status is RuntimeStatus.COMPLETED
+    assert commit.record.output == '"gave up"'
     assert _unlocks(commit.messages) == [(A.instance_id, _unlock()), (B.instance_id, _unlock())]
+
+    # The grant arriving in a later episode goes to a finished record: unlocked all the same.
+    late = _commit(lock_then_give_up, [], [(granted(), "e1")], commit.record)
+    assert late.new_history == []
+    assert _unlocks(late.messages) == [(A.instance_id, _unlock()), (B.instance_id, _unlock())]
 
 
 def test_a_stray_grant_is_released_once_and_not_again_on_replay() -> None:
@@ -663,3 +683,347 @@ def test_terminating_a_suspended_instance_releases_a_held_grant() -> None:
     commit = _commit(transfer, history, [ExecutionTerminated(reason="stop")])
     assert commit.record.runtime_status is RuntimeStatus.TERMINATED
     assert _unlocks(commit.messages) == [(A.instance_id, _unlock()), (B.instance_id, _unlock())]
+
+
+# ----- a lock request cannot be raced -----------------------------------------------------------
+
+
+def _combined(combinator: str) -> Any:
+    def races(ctx: OrchestrationContext) -> Generator[Any, Any, Any]:
+        lock = ctx.lock([A, B])
+        assert not hasattr(lock, "section")  # the section is what the grant gives, not the request
+        timer = ctx.create_timer(ctx.current_utc_datetime + timedelta(minutes=1))
+        yield getattr(ctx, combinator)([lock, timer])
+
+    return races
+
+
+@pytest.mark.parametrize("combinator", ["task_any", "task_all"])
+def test_a_lock_request_cannot_go_into_task_any_or_task_all(combinator: str) -> None:
+    (result,), _ = run_through(_combined(combinator), [])
+    assert result.status is RuntimeStatus.FAILED
+    assert result.failure is not None and result.failure.error_type == "InvalidOperation"
+    assert result.failure.message == (
+        "lock of @account@a, @account@b cannot go into task_all or task_any: wait for it on its own"
+    )
+    # The request went out before the mistake; the failed execution gives it back.
+    assert [a for a in result.actions if isinstance(a, LockEntities)] == [LockEntities(0, AB)]
+    assert result.released_locks == [(0, AB)]
+
+    commit = _commit(_combined(combinator), [], [start()])
+    assert commit.record.runtime_status is RuntimeStatus.FAILED
+    kinds_sent = [(m.instance_id, m.event.kind) for m in commit.messages if m.instance_id != INSTANCE]
+    assert kinds_sent == [
+        (A.instance_id, "EntityLockRequest"),  # the request first, then its withdrawal
+        (A.instance_id, "EntityUnlock"),
+        (B.instance_id, "EntityUnlock"),
+    ]
+
+
+def test_other_tasks_still_combine() -> None:
+    def both(ctx: OrchestrationContext) -> Generator[Any, Any, Any]:
+        results = yield ctx.task_all([ctx.call_entity(A, "get"), ctx.call_entity(B, "get")])
+        return results
+
+    (_, done), _ = run_through(both, [[completed(0, "1"), completed(1, "2")]])
+    assert done.output == "[1,2]"
+
+
+# ----- an execution gives back every lock it asked for ------------------------------------------
+
+
+def _asks_then(ending: str) -> Any:
+    def asks(ctx: OrchestrationContext) -> Any:
+        ctx.lock([A, B])  # and never waits for it
+        if ending == "fails":
+            raise RuntimeError("changed my mind")
+        if ending == "continues":
+            ctx.continue_as_new("next")
+        return "done"
+
+    return asks
+
+
+@pytest.mark.parametrize(
+    ("ending", "status"),
+    [
+        ("completes", RuntimeStatus.COMPLETED),
+        ("fails", RuntimeStatus.FAILED),
+        ("continues", RuntimeStatus.CONTINUED_AS_NEW),
+    ],
+)
+def test_ending_with_a_lock_request_on_its_way_gives_it_back(ending: str, status: RuntimeStatus) -> None:
+    (result,), _ = run_through(_asks_then(ending), [])
+    assert result.status is status
+    assert result.actions == [LockEntities(0, AB)]
+    assert result.released_locks == [(0, AB)]
+
+    commit = _commit(_asks_then(ending), [], [start()])
+    assert commit.record.runtime_status is status
+    requests = [m for m in commit.messages if isinstance(m.event, EntityLockRequest)]
+    assert [m.instance_id for m in requests] == [A.instance_id]
+    # for the execution that asked (not the next one, after continue-as-new)
+    assert _unlocks(commit.messages) == [(A.instance_id, _unlock()), (B.instance_id, _unlock())]
+    kinds_sent = [m.event.kind for m in commit.messages if m.instance_id == A.instance_id]
+    assert kinds_sent == ["EntityLockRequest", "EntityUnlock"]
+
+
+def test_terminated_while_waiting_for_a_lock_gives_the_request_back() -> None:
+    _, history = run_through(transfer, [])
+    result = episode(transfer, list(history), [ExecutionTerminated(reason="stop")])
+    assert result.status is RuntimeStatus.TERMINATED
+    assert result.released_locks == [(0, AB)]
+
+    commit = _commit(transfer, history, [ExecutionTerminated(reason="stop")])
+    assert _unlocks(commit.messages) == [(A.instance_id, _unlock()), (B.instance_id, _unlock())]
+
+
+def test_terminated_while_suspended_and_waiting_for_a_lock_gives_the_request_back() -> None:
+    history: list[HistoryEvent] = []
+    episode(transfer, history, [start()])
+    episode(transfer, history, [ExecutionSuspended()])
+    commit = _commit(transfer, history, [ExecutionTerminated(reason="stop")])
+    assert commit.record.runtime_status is RuntimeStatus.TERMINATED
+    assert _unlocks(commit.messages) == [(A.instance_id, _unlock()), (B.instance_id, _unlock())]
+
+
+def test_non_determinism_while_waiting_for_a_lock_gives_the_request_back() -> None:
+    def lock_a_c(ctx: OrchestrationContext) -> Generator[Any, Any, Any]:
+        with (yield ctx.lock([A, C])):
+            pass
+
+    _, history = run_through(transfer, [])
+    commit = _commit(lock_a_c, history, [TimerFired(timer_id=9, fire_at=T0)])
+    assert commit.record.runtime_status is RuntimeStatus.FAILED
+    assert commit.record.failure is not None and commit.record.failure.error_type == "NonDeterminismError"
+    assert _unlocks(commit.messages) == [(A.instance_id, _unlock()), (B.instance_id, _unlock())]
+    assert not any(isinstance(m.event, EntityLockRequest) for m in commit.messages)
+
+
+def test_a_section_left_before_the_end_is_not_given_back_again() -> None:
+    def leaves_then_waits(ctx: OrchestrationContext) -> Generator[Any, Any, Any]:
+        with (yield ctx.lock([A, B])):
+            pass
+        yield ctx.wait_for_external_event("never")
+
+    _, history = run_through(leaves_then_waits, [[granted()]])
+    result = episode(leaves_then_waits, list(history), [ExecutionTerminated(reason="stop")])
+    assert result.status is RuntimeStatus.TERMINATED
+    assert result.released_locks == []
+
+
+# ----- a lock that fails ------------------------------------------------------------------------
+
+LOCK_FAILURE = FailureDetails(
+    error_type="StoreError", message="entity '@account@b' holds an unreadable document", details="tb"
+)
+
+
+def lock_failed(seq: int = 0) -> EntityLockFailed:
+    return EntityLockFailed(task_scheduled_id=seq, failure=LOCK_FAILURE)
+
+
+def test_a_failed_lock_fails_the_lock_task_and_gives_nothing_back() -> None:
+    (_, result), history = run_through(transfer, [[lock_failed()]])
+    assert result.status is RuntimeStatus.FAILED
+    assert result.failure is not None and result.failure.error_type == "TaskFailedError"
+    assert result.failure.message == (
+        "lock of @account@a, @account@b failed: StoreError: entity '@account@b' holds an unreadable document"
+    )
+    assert "tb" in result.failure.details
+    assert result.released_locks == []  # the refusing entity released the ones locked before it
+
+    commit = _commit(transfer, history[: len(history) - len(result.new_history)], [lock_failed()])
+    assert commit.record.runtime_status is RuntimeStatus.FAILED
+    assert _unlocks(commit.messages) == []
+
+    replayed = replay_history(transfer, INSTANCE, history)
+    assert replayed.status is RuntimeStatus.FAILED
+
+
+def test_a_caught_lock_failure_leaves_no_section_behind() -> None:
+    def retries_elsewhere(ctx: OrchestrationContext) -> Generator[Any, Any, Any]:
+        try:
+            yield ctx.lock([A, B])
+        except TaskFailedError as exc:
+            refused = str(exc)
+        other = yield ctx.call_entity(C, "get")  # outside any section now
+        with (yield ctx.lock([A])):  # and a new section may start
+            pass
+        return [refused, other]
+
+    (_, after_failure, relocking, done), _ = run_through(
+        retries_elsewhere, [[lock_failed()], [completed(1, "5")], [granted(2, (A.instance_id,))]]
+    )
+    assert after_failure.actions == [CallEntity(1, C.instance_id, "get", "null")]
+    assert relocking.actions == [LockEntities(2, (A.instance_id,))]
+    assert done.actions == [UnlockEntities(3, (A.instance_id,), 2)]
+    assert done.output is not None
+    refused, other = json.loads(done.output)
+    assert refused.startswith("lock of @account@a, @account@b failed: StoreError")
+    assert other == 5
+    assert all(r.released_locks == [] for r in (after_failure, relocking, done))
+
+
+def test_a_suspended_instance_holds_a_lock_failure_until_resumed() -> None:
+    history: list[HistoryEvent] = []
+    episode(transfer, history, [start()])
+    held = episode(transfer, history, [ExecutionSuspended(), lock_failed()])
+    assert held.status is RuntimeStatus.SUSPENDED
+    resumed = episode(transfer, history, [ExecutionResumed()])
+    assert resumed.status is RuntimeStatus.FAILED
+    assert resumed.released_locks == []
+
+
+def test_outstanding_locks_are_the_sections_asked_for_and_not_given_back() -> None:
+    def scheduled(seq: int, ids: tuple[str, ...] = AB) -> EntityLockScheduled:
+        return EntityLockScheduled(event_id=seq, entity_ids=ids)
+
+    def unlock_sent(seq: int, lock_seq: int) -> EntityUnlockSent:
+        return EntityUnlockSent(event_id=seq, entity_ids=AB, lock_task_id=lock_seq)
+
+    assert outstanding_locks([]) == []
+    assert outstanding_locks([start(), scheduled(0)]) == [(0, AB)]  # waiting
+    assert outstanding_locks([scheduled(0), granted()]) == [(0, AB)]  # held
+    assert outstanding_locks([scheduled(0), granted(), unlock_sent(1, 0)]) == []  # left
+    assert outstanding_locks([scheduled(0), lock_failed()]) == []  # refused
+    only_c = (C.instance_id,)
+    history = [scheduled(0), granted(), unlock_sent(1, 0), scheduled(2, only_c), granted(2, only_c)]
+    assert outstanding_locks(history) == [(2, only_c)]
+    _, holding = run_through(hold_and_return, [[granted()]])
+    assert outstanding_locks(holding) == [(0, AB)]
+
+
+# ----- what a section refuses -------------------------------------------------------------------
+
+
+def test_calling_another_entity_is_refused_as_soon_as_the_lock_is_asked_for() -> None:
+    def strays_early(ctx: OrchestrationContext) -> Generator[Any, Any, Any]:
+        lock = ctx.lock([A, B])
+        try:
+            ctx.call_entity(C, "get")
+        except InvalidOperation as exc:
+            refused = str(exc)
+        with (yield lock):
+            pass
+        return refused
+
+    (asking, done), _ = run_through(strays_early, [[granted()]])
+    assert asking.actions == [LockEntities(0, AB)]  # the stray call scheduled nothing
+    assert done.output is not None
+    assert "cannot call entity '@account@c' inside a critical section" in done.output
+
+
+@pytest.mark.parametrize("granted_yet", [False, True], ids=["waiting", "granted"])
+def test_starting_a_sub_orchestration_inside_a_section_is_refused(granted_yet: bool) -> None:
+    def starts_child(ctx: OrchestrationContext) -> Generator[Any, Any, Any]:
+        lock = ctx.lock([A])
+        if granted_yet:
+            yield lock
+        try:
+            ctx.call_sub_orchestrator("child", 1)
+        except InvalidOperation as exc:
+            refused = str(exc)
+        with (yield lock):
+            pass
+        child = yield ctx.call_sub_orchestrator("child", 2)  # outside: fine
+        return [refused, child]
+
+    (_, in_section, child_started), _ = run_through(
+        starts_child,
+        [[granted(0, (A.instance_id,))], [SubOrchestrationCompleted(task_scheduled_id=2, result="7")]],
+    )
+    assert [type(a).__name__ for a in in_section.actions] == ["UnlockEntities", "ScheduleSubOrchestration"]
+    assert child_started.output is not None
+    refused, child = json.loads(child_started.output)
+    assert refused.startswith("cannot start sub-orchestration 'child' inside a critical section")
+    assert child == 7
+
+
+def test_entity_ids_are_refused_as_orchestration_targets() -> None:
+    def targets_an_entity(ctx: OrchestrationContext) -> Any:
+        refused = []
+        for attempt in (
+            lambda: ctx.call_sub_orchestrator("child", None, instance_id="@counter@q"),
+            lambda: ctx.send_event("@counter@q", "go"),
+        ):
+            try:
+                attempt()
+            except ValueError as exc:
+                refused.append(str(exc))
+        ctx.send_event("plain-instance", "go")  # an orchestration id is fine
+        return refused
+
+    (result,), _ = run_through(targets_an_entity, [])
+    assert result.status is RuntimeStatus.COMPLETED
+    assert result.output is not None
+    refused = json.loads(result.output)
+    assert len(refused) == 2
+    assert all("'@counter@q' is an entity id" in r for r in refused)
+    assert [type(a).__name__ for a in result.actions] == ["SendEvent"]
+
+
+# ----- rewinding entity calls -------------------------------------------------------------------
+
+
+def test_rewind_drops_a_trailing_entity_call_failure_and_sends_the_call_again() -> None:
+    failure = FailureDetails(error_type="ValueError", message="not yet")
+    (_, failed), history = run_through(
+        add_then_get, [[EntityCallFailed(task_scheduled_id=0, failure=failure)]], 5
+    )
+    assert failed.status is RuntimeStatus.FAILED
+
+    plan = plan_rewind(history)
+    assert not any(isinstance(e, EntityCallFailed | ExecutionFailed) for e in plan.history)
+    assert [(c.event_id, c.entity_id, c.operation, c.input) for c in plan.entity_calls] == [
+        (0, A.instance_id, "add", "5")
+    ]
+
+    rewound = _commit(add_then_get, history, [ExecutionRewound()], _record(RuntimeStatus.FAILED))
+    assert rewound.record.runtime_status is RuntimeStatus.RUNNING
+    assert rewound.reset_history
+    [again] = rewound.messages
+    assert again.instance_id == A.instance_id
+    assert isinstance(again.event, EntityOperation)
+    assert (again.event.operation, again.event.input, again.event.task_id) == ("add", "5", 0)
+    assert (again.event.source_instance_id, again.event.source_execution_id) == (INSTANCE, "e1")
+
+    after = _commit(add_then_get, rewound.new_history, [completed(0, "null")])
+    assert [m.event.operation for m in after.messages if isinstance(m.event, EntityOperation)] == ["get"]
+
+
+def test_rewind_keeps_a_caught_failure_followed_by_entity_work() -> None:
+    # A failure the code caught, then a signal, then a call that fails the instance: only the
+    # trailing call failure is dropped, so the rewound replay takes the same path (no
+    # non-determinism) and the signal is not sent again.
+    def caught_then_calls(ctx: OrchestrationContext) -> Generator[Any, Any, Any]:
+        try:
+            yield ctx.call_entity(A, "withdraw", 100)
+        except TaskFailedError:
+            ctx.signal_entity(C, "add", 1)
+            return (yield ctx.call_entity(B, "withdraw", 1))
+        return None
+
+    failure = FailureDetails(error_type="ValueError", message="too low")
+    (_, _, failed), history = run_through(
+        caught_then_calls,
+        [
+            [EntityCallFailed(task_scheduled_id=0, failure=failure)],
+            [EntityCallFailed(task_scheduled_id=2, failure=failure)],
+        ],
+    )
+    assert failed.status is RuntimeStatus.FAILED
+    plan = plan_rewind(history)
+    assert [e.kind for e in plan.history].count("EntityCallFailed") == 1  # the caught one
+    assert [(c.event_id, c.entity_id) for c in plan.entity_calls] == [(2, B.instance_id)]
+
+    rewound = _commit(caught_then_calls, history, [ExecutionRewound()], _record(RuntimeStatus.FAILED))
+    assert rewound.record.runtime_status is RuntimeStatus.RUNNING
+    sent = [
+        (m.instance_id, m.event.task_id) for m in rewound.messages if isinstance(m.event, EntityOperation)
+    ]
+    assert sent == [(B.instance_id, 2)]
+
+    done = _commit(caught_then_calls, rewound.new_history, [completed(2, "4")])
+    assert done.record.runtime_status is RuntimeStatus.COMPLETED
+    assert done.record.output == "4"

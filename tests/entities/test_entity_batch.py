@@ -11,12 +11,13 @@ import pytest
 
 from asynkron_durable._entity_episodes import build_entity_commit
 from asynkron_durable.entities import EntityContext, EntityId
-from asynkron_durable.entities.batch import EntityBatchResult, run_entity_batch
+from asynkron_durable.entities.batch import WITHDRAWN_KEPT, EntityBatchResult, run_entity_batch
 from asynkron_durable.entities.document import EntityDocument, EntityLockHolder
 from asynkron_durable.errors import UnknownFunction
 from asynkron_durable.history import (
     EntityCallCompleted,
     EntityCallFailed,
+    EntityLockFailed,
     EntityLockGranted,
     EntityLockRequest,
     EntityOperation,
@@ -423,13 +424,18 @@ def test_a_queued_lock_request_of_another_owner_is_granted_after_the_unlock() ->
     assert result.document.queue == [signal("append", "2")]
 
 
-def test_the_same_lock_request_again_is_granted_again() -> None:
+def test_the_same_lock_request_again_waits_like_any_other() -> None:
     request = lock_request(OWNER, (LIST,), task_id=2)
     result = run([request], document=EntityDocument(lock=held_by(OWNER, task_id=2)))
     assert result.document.lock == held_by(OWNER, task_id=2)
-    [grant] = result.messages
-    assert isinstance(grant.event, EntityLockGranted)
-    assert result.document.queue == []
+    assert result.messages == []  # not granted a second time
+    assert result.document.queue == [request]
+
+    # a later lock request of the holder (another section) waits too
+    later = lock_request(OWNER, (LIST,), task_id=5)
+    again = run([later], document=EntityDocument(lock=held_by(OWNER, task_id=2)))
+    assert again.messages == []
+    assert again.document.queue == [later]
 
 
 def test_two_lock_requests_in_one_batch_are_granted_one_after_the_other() -> None:
@@ -446,6 +452,94 @@ def test_two_lock_requests_in_one_batch_are_granted_one_after_the_other() -> Non
     assert [m.instance_id for m in after.messages] == [STRANGER]
 
 
+# ----- unlocks that overtake their lock request ------------------------------------------------
+
+
+def test_an_unlock_withdraws_the_waiting_lock_request_of_its_holder() -> None:
+    gave_up = lock_request(STRANGER, (LIST,), task_id=4, execution="s1")
+    other_section = lock_request(STRANGER, (LIST,), task_id=6, execution="s1")
+    locked = EntityDocument(
+        lock=held_by(OWNER), queue=[signal("append", "1"), gave_up, other_section, call("get", task_id=2)]
+    )
+    result = run([unlock(STRANGER, task_id=4, execution="s1")], document=locked)
+    assert result.document.lock == held_by(OWNER)
+    assert result.document.queue == [signal("append", "1"), other_section, call("get", task_id=2)]
+    assert result.document.withdrawn == []  # dropped from the queue: nothing to remember
+    assert result.messages == []
+
+    after = run([unlock(OWNER)], document=result.document)
+    assert after.document.lock == held_by(STRANGER, task_id=6, execution="s1")  # the remaining one
+    grants = [m for m in to(after, STRANGER) if isinstance(m.event, EntityLockGranted)]
+    assert [g.event.task_scheduled_id for g in grants] == [6]
+
+
+@pytest.mark.parametrize("same_batch", [True, False], ids=["same-batch", "later-batch"])
+def test_an_unlock_before_its_lock_request_drops_the_request_when_it_arrives(same_batch: bool) -> None:
+    withdrawal = unlock(STRANGER, task_id=4, execution="s1")
+    request = lock_request(STRANGER, (A, LIST, B), position=1, task_id=4, execution="s1")
+    if same_batch:
+        result = run([withdrawal, request, call("append", "1", task_id=1)])
+    else:
+        first = run([withdrawal])
+        assert first.document.withdrawn == [held_by(STRANGER, task_id=4, execution="s1")]
+        assert first.document.lock is None and first.messages == []
+        assert not first.document.is_idle  # it still waits for the request to drop
+        result = run([request, call("append", "1", task_id=1)], document=first.document)
+    assert result.document.lock is None
+    assert result.document.withdrawn == []
+    assert result.document.queue == []
+    assert to(result, B.instance_id) == [] and to(result, STRANGER)[0].event.kind == "EntityCallCompleted"
+    assert result.document.state == "[1]"  # nobody holds the entity: others go on
+
+
+def test_a_withdrawal_drops_only_the_request_it_names() -> None:
+    withdrawn = EntityDocument(withdrawn=[held_by(STRANGER, task_id=4, execution="s1")])
+    for request in (
+        lock_request(STRANGER, (LIST,), task_id=5, execution="s1"),  # another section
+        lock_request(STRANGER, (LIST,), task_id=4, execution="s2"),  # another execution
+        lock_request(OWNER, (LIST,), task_id=4, execution="s1"),  # another owner
+    ):
+        result = run([request], document=withdrawn)
+        assert result.document.lock is not None, request
+        assert [m.event.kind for m in result.messages] == ["EntityLockGranted"]
+        assert result.document.withdrawn == withdrawn.withdrawn
+
+
+def test_an_unlock_of_the_holder_releases_and_is_not_remembered() -> None:
+    result = run([unlock(OWNER, task_id=3)], document=EntityDocument(lock=held_by(OWNER, task_id=3)))
+    assert result.document.lock is None
+    assert result.document.withdrawn == []
+    assert result.document.is_idle
+
+
+def test_withdrawals_are_remembered_up_to_a_bound_oldest_forgotten_first() -> None:
+    extra = 6
+    result = run([unlock(STRANGER, task_id=n) for n in range(WITHDRAWN_KEPT + extra)])
+    assert len(result.document.withdrawn) == WITHDRAWN_KEPT
+    assert result.document.withdrawn[0] == held_by(STRANGER, task_id=extra)
+    assert result.document.withdrawn[-1] == held_by(STRANGER, task_id=WITHDRAWN_KEPT + extra - 1)
+
+    # a forgotten one is granted when its request finally arrives; a remembered one is dropped
+    forgotten = run([lock_request(STRANGER, (LIST,), task_id=0)], document=result.document)
+    assert forgotten.document.lock == held_by(STRANGER, task_id=0)
+    remembered = run([lock_request(STRANGER, (LIST,), task_id=extra)], document=result.document)
+    assert remembered.document.lock is None and remembered.messages == []
+    assert len(remembered.document.withdrawn) == WITHDRAWN_KEPT - 1
+
+
+def test_a_signalled_operation_is_not_rolled_back_for_a_return_value_nobody_reads() -> None:
+    def entity(ctx: EntityContext) -> Any:
+        ctx.set_state(ctx.get_state(lambda: 0) + 1)
+        return object()  # not JSON
+
+    result = run([signal("bump"), call("bump", task_id=1), signal("bump")], function=entity)
+    assert result.document.state == "2"  # both signals count; the call rolled back
+    failed = failure_of(result, 1)
+    assert failed.failure.error_type == "SerializationError"
+    assert "result of operation 'bump'" in failed.failure.message
+    assert len(result.messages) == 1
+
+
 # ----- the document and the commit --------------------------------------------------------------
 
 
@@ -455,6 +549,7 @@ def test_the_document_round_trips_through_the_entity_record() -> None:
         state='{"n":1}',
         lock=held_by(OWNER, task_id=3),
         queue=[signal("append", "1"), lock_request(STRANGER, (A, B), 1), unlock(OWNER)],
+        withdrawn=[held_by(STRANGER, task_id=9, execution="s1")],
     )
     record = InstanceRecord(
         instance_id=LIST.instance_id,
@@ -505,3 +600,31 @@ def test_build_entity_commit_fails_callers_of_an_unreadable_entity() -> None:
     assert reply.instance_id == STRANGER and reply.execution_id == "e1"
     assert isinstance(reply.event, EntityCallFailed)
     assert reply.event.failure.error_type == "StoreError"
+
+
+def test_build_entity_commit_refuses_lock_requests_of_an_unreadable_entity() -> None:
+    # LIST is third of A, B, LIST: A and B are locked for the owner already and must be released.
+    refused = lock_request(OWNER, (A, B, LIST), position=2, task_id=3, execution="e7")
+    first = lock_request(STRANGER, (LIST, OTHER), position=0, task_id=8, execution="s1")
+    item = _entity_item(
+        "{not json", [refused, unlock(OWNER, task_id=1), signal("append", "1"), first, call("get", task_id=1)]
+    )
+    commit = build_entity_commit(item, list_entity, T0)
+    assert commit.record.runtime_status is RuntimeStatus.FAILED
+    assert commit.record.output == "{not json"
+    assert commit.acknowledged_message_ids == [10, 11, 12, 13, 14]
+
+    failures = [m for m in commit.messages if isinstance(m.event, EntityLockFailed)]
+    assert [(m.instance_id, m.execution_id, m.event.task_scheduled_id) for m in failures] == [
+        (OWNER, "e7", 3),
+        (STRANGER, "s1", 8),
+    ]
+    assert all(m.event.failure.error_type == "StoreError" for m in failures)
+    assert all("'@list@l1' holds an unreadable document" in m.event.failure.message for m in failures)
+    unlocks = [m for m in commit.messages if isinstance(m.event, EntityUnlock)]
+    assert [m.instance_id for m in unlocks] == [A.instance_id, B.instance_id]  # only those before it
+    for m in unlocks:
+        assert isinstance(m.event, EntityUnlock)
+        assert (m.event.owner_instance_id, m.event.owner_execution_id, m.event.task_id) == (OWNER, "e7", 3)
+    assert [m.instance_id for m in commit.messages if isinstance(m.event, EntityCallFailed)] == [STRANGER]
+    assert len(commit.messages) == 5  # the unlock and the signal are dropped
