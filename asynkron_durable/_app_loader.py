@@ -1,13 +1,16 @@
 """Find the registrations the command line runs: `path/to/file.py:attr` or `package.module:attr`.
 
 The attribute may be a `DurableApp` or a `DurableFunctionRuntime`; without `:attr` the loader looks
-for `app`, then `runtime`. Every way this can go wrong becomes an `AppLoadError` with a one-line
-message, because the command line reports it to a person rather than to a debugger.
+for `app`, then `runtime`. Installed packages can teach the loader other kinds of app (entry point
+group `asynkron_durable.app_loaders`, e.g. Azure Functions apps); they are asked first. Every way
+this can go wrong becomes an `AppLoadError` with a one-line message, because the command line
+reports it to a person rather than to a debugger.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
 import sys
 import sysconfig
@@ -20,6 +23,9 @@ from asynkron_durable.errors import DurableError
 from asynkron_durable.registry import Registry
 from asynkron_durable.runtime import DurableFunctionRuntime
 
+APP_LOADERS_GROUP = "asynkron_durable.app_loaders"
+"""Entry point group of functions `(spec: str) -> Registry | None`: None means "not my kind of app"."""
+
 _DEFAULT_ATTRIBUTES = ("app", "runtime")
 # Where an import error's useful line is not: importlib's frozen frames, the stdlib, installed packages.
 _NOT_USER_CODE = ("<", *{sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib", "platlib")})
@@ -30,13 +36,22 @@ class AppLoadError(DurableError):
 
 
 def load_registry(spec: str) -> Registry:
-    """The registry of the `DurableApp` or `DurableFunctionRuntime` that `spec` names."""
+    """The registry of the app `spec` names: whatever an installed app loader makes of it, else the
+    `DurableApp` or `DurableFunctionRuntime` it names."""
+    registry = _plugin_registry(spec)
+    if registry is not None:
+        return registry
     target, separator, attribute = spec.rpartition(":")
     if not separator:
         target, attribute = spec, ""
     if not target:
         raise AppLoadError(f"app {spec!r} names no file or module; use FILE.py[:ATTR] or MODULE[:ATTR]")
-    module = _load_file(target) if _is_path(target) else _import_module(target)
+    if _is_path(target) and Path(target).is_dir():
+        raise AppLoadError(
+            f"app {target!r} is a folder that no installed app loader recognises; "
+            "use FILE.py[:ATTR] or MODULE[:ATTR]"
+        )
+    module = load_file(target) if _is_path(target) else _import_module(target)
     names = (attribute,) if attribute else _DEFAULT_ATTRIBUTES
     for name in names:
         if hasattr(module, name):
@@ -46,11 +61,31 @@ def load_registry(spec: str) -> Registry:
     raise AppLoadError(f"{target} defines neither 'app' nor 'runtime'; name one as {target}:ATTR")
 
 
+def _plugin_registry(spec: str) -> Registry | None:
+    """The first registry an installed app loader makes of `spec`; the core imports no plugin by name."""
+    for entry_point in importlib.metadata.entry_points(group=APP_LOADERS_GROUP):
+        try:
+            loader = entry_point.load()
+        except Exception as exc:
+            raise AppLoadError(
+                f"app loader {entry_point.name!r} ({entry_point.value}) failed to import: "
+                f"{describe_exception(exc)}"
+            ) from None
+        registry = loader(spec)
+        if registry is None:
+            continue
+        if not isinstance(registry, Registry):
+            kind = type(registry).__name__
+            raise AppLoadError(f"app loader {entry_point.name!r} returned a {kind}, not a Registry")
+        return registry
+    return None
+
+
 def _is_path(target: str) -> bool:
     return target.endswith(".py") or "/" in target or "\\" in target
 
 
-def _load_file(target: str) -> ModuleType:
+def load_file(target: str) -> ModuleType:
     """Execute a Python file as a module, with its directory on `sys.path` so siblings import."""
     path = Path(target).resolve()
     if not path.is_file():
@@ -69,7 +104,7 @@ def _load_file(target: str) -> ModuleType:
         module_spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[name]
-        raise AppLoadError(f"loading {target} failed: {_describe(exc)}") from None
+        raise AppLoadError(f"loading {target} failed: {describe_exception(exc)}") from None
     return module
 
 
@@ -82,12 +117,12 @@ def _import_module(target: str) -> ModuleType:
     except ModuleNotFoundError as exc:
         if exc.name is not None and (target + ".").startswith(exc.name + "."):
             raise AppLoadError(f"no module named {target!r}") from None
-        raise AppLoadError(f"importing {target} failed: {_describe(exc)}") from None
+        raise AppLoadError(f"importing {target} failed: {describe_exception(exc)}") from None
     except Exception as exc:
-        raise AppLoadError(f"importing {target} failed: {_describe(exc)}") from None
+        raise AppLoadError(f"importing {target} failed: {describe_exception(exc)}") from None
 
 
-def _describe(exc: Exception) -> str:
+def describe_exception(exc: BaseException) -> str:
     """`Type: message (file:line)` of where user code raised: enough to find it, in one line.
     A SyntaxError's message already names its file and line."""
     frames = [

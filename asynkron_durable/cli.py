@@ -141,7 +141,8 @@ def run(
     """Run ORCHESTRATOR of APP to completion in this process; print its output as JSON.
 
     APP is path/to/file.py[:ATTR] or package.module[:ATTR], naming a DurableApp or a
-    DurableFunctionRuntime (default ATTR: app, then runtime).
+    DurableFunctionRuntime (default ATTR: app, then runtime), or, with asynkron-durable-azure
+    installed, an Azure Functions app folder (or its function_app.py).
     """
     input = _parse_json(payload, "--input")
     runtime = _runtime(app, store_url)
