@@ -31,7 +31,8 @@ class UnknownFunction(DurableError):
     """An orchestrator, activity or entity name that nothing registered."""
 
     def __init__(self, kind: str, name: str, known: list[str] | None = None) -> None:
-        hint = f"; registered {kind}s: {', '.join(sorted(known))}" if known else ""
+        plural = "activities" if kind == "activity" else f"{kind}s"
+        hint = f"; registered {plural}: {', '.join(sorted(known))}" if known else ""
         super().__init__(f"unknown {kind} {name!r}{hint}")
         self.kind = kind
         self.name = name

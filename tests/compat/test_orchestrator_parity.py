@@ -15,7 +15,15 @@ import pytest
 from asynkron_durable_azure.history_json import to_azure_history
 from asynkron_durable_azure.orchestration import core_orchestrator
 from asynkron_durable_azure.protocol import execute_orchestrator
-from support.azure_corpus import ACTIVITIES, CASES, ENTITIES, Case, failing, yields_a_number
+from support.azure_corpus import (
+    ACTIVITIES,
+    CASES,
+    ENTITIES,
+    Case,
+    failing,
+    unknown_activity,
+    yields_a_number,
+)
 from support.azure_sdk import sdk_state
 from support.orchestrations import wait_for_status
 
@@ -101,3 +109,12 @@ async def test_yielding_something_that_is_not_a_task_fails_the_instance_with_a_c
     assert status.runtime_status is RuntimeStatus.FAILED
     assert status.failure is not None
     assert "yielded 5 (of type int), which is not a Durable Functions task" in status.failure.message
+
+
+async def test_an_unknown_activity_fails_the_instance_naming_it_and_what_is_registered() -> None:
+    case = Case("unknown_activity", unknown_activity)
+    instance_id, input_json, history, status = await recorded(case)
+    assert status.runtime_status is RuntimeStatus.FAILED
+    assert status.failure is not None
+    assert "unknown activity 'no_such_activity'; registered activities: " in status.failure.message
+    assert_parity_at_every_prefix(unknown_activity, instance_id, input_json, history)

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
+from asynkron_durable_azure.http_activity import HTTP_ACTIVITY_NAME
 
 from asynkron_durable import DurableFunctionRuntime, EntityContext
 
@@ -53,7 +54,13 @@ def flaky(key: str) -> str:
     return f"{key} after {_attempts[key]}"
 
 
+def http_stub(request: dict[str, Any]) -> dict[str, Any]:
+    """Stands in for the built-in HTTP activity: the orchestrator side is what is compared."""
+    return {"statusCode": 200, "headers": {}, "content": f"{request['method']} {request['uri']}"}
+
+
 ACTIVITIES: dict[str, Callable[..., Any]] = {
+    HTTP_ACTIVITY_NAME: http_stub,
     "hello": hello,
     "double": double,
     "boom": boom,
@@ -183,6 +190,15 @@ def same_task_twice(context: df.DurableOrchestrationContext) -> Any:
     return first + again
 
 
+def http_call(context: df.DurableOrchestrationContext) -> Any:
+    response = yield context.call_http("GET", "http://example.invalid/status", headers={"X-A": "1"})
+    return [response["statusCode"], response["content"]]
+
+
+def unknown_activity(context: df.DurableOrchestrationContext) -> Any:
+    return (yield context.call_activity("no_such_activity", 1))
+
+
 def plain_function(context: df.DurableOrchestrationContext) -> Any:
     return {"input": context.get_input(), "id_length": len(context.instance_id)}
 
@@ -206,5 +222,7 @@ CASES = [
     Case("identities", identities),
     Case("same_task_twice", same_task_twice, expected=84),
     Case("plain_function", plain_function, input={"a": 1}),
+    Case("http_call", http_call, expected=[200, "GET http://example.invalid/status"]),
 ]
-"""Cases that complete; `failing` and `yields_a_number` fail on purpose and are tested apart."""
+"""Cases that complete; `failing`, `unknown_activity` and `yields_a_number` fail on purpose and are
+tested apart."""
