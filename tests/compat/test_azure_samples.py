@@ -12,7 +12,6 @@ import ast
 import asyncio
 import json
 import os
-import shlex
 import subprocess
 import sys
 import uuid
@@ -21,34 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.azure_samples import (
+    AZURE_SAMPLES,
+    EXPECTED_OUTPUT,
+    HELLO,
+    README_COMMANDS,
+    REPO,
+    documented_commands,
+)
 from support.pg_schemas import drop_schema, with_schema
 
-REPO = Path(__file__).resolve().parents[2]
-AZURE_SAMPLES = REPO / "samples" / "azure"
-README = AZURE_SAMPLES / "README.md"
 PG_DSN_VARIABLE = "ASYNKRON_DURABLE_PG_DSN"
-RUN_PREFIX = "asynkron-durable run samples/azure/"
-
-HELLO = ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
-
-# (sample folder, orchestrator) -> the output its README command prints on its last line.
-EXPECTED_OUTPUT: dict[tuple[str, str], Any] = {
-    ("hello_chaining_v2", "hello_orchestrator"): HELLO,
-    ("hello_chaining_v1", "HelloOrchestrator"): HELLO,
-    ("fan_out_fan_in", "fan_out_fan_in"): 385,
-    ("monitor", "monitor_job"): 3,
-    ("human_interaction", "approval_workflow"): "timed out",
-    ("sub_orchestrations", "ship_order"): {
-        "shipped": ["book packed, book shipped", "lamp packed, lamp shipped"],
-        "receipt": "receipt: 2 items shipped",
-    },
-    ("retries", "fetch_with_retries"): "inventory fetched on attempt 3",
-    ("retries", "charge_with_fallback"): "gave up: card 4242 declined",
-    ("custom_status", "order_progress"): {"done": ["validate ok", "charge ok", "ship ok"], "progress": "3/3"},
-    ("continue_as_new", "count_to"): 5,
-    ("counter_entity", "counter_orchestrator"): 15,
-    ("custom_classes", "make_invoice"): {"sku": "tea", "quantity": 3, "total": 13.5},
-}
 
 # Like tests/test_samples.py, warnings are errors, except the advisory azure-functions' payload
 # codec issues once per process (a DeprecationWarning about its loose typing mode): Azure's worker
@@ -79,26 +61,6 @@ def last_json_line(result: subprocess.CompletedProcess[str]) -> Any:
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     return json.loads(result.stdout.splitlines()[-1])
-
-
-def documented_commands(text: str) -> dict[tuple[str, str], list[str]]:
-    """The `asynkron-durable run samples/azure/...` lines of `text` that leave the store to the
-    caller, as arguments, by (sample folder, orchestrator); a sample documented twice fails."""
-    commands: dict[tuple[str, str], list[str]] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line.startswith(RUN_PREFIX):
-            continue
-        args = shlex.split(line)[1:]
-        if "--store" in args:
-            continue
-        key = (Path(args[1]).relative_to("samples/azure").parts[0], args[2])
-        assert key not in commands, f"{key} is documented twice"
-        commands[key] = args
-    return commands
-
-
-README_COMMANDS = documented_commands(README.read_text())
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -8,7 +8,6 @@ host's JSON shape, is then cut after every event and each prefix is given to bot
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,27 +23,10 @@ from support.azure_corpus import (
     unknown_activity,
     yields_a_number,
 )
-from support.azure_sdk import sdk_state
+from support.azure_sdk import assert_parity_at_every_prefix, request
 from support.orchestrations import wait_for_status
 
 from asynkron_durable import DurableFunctionRuntime, RuntimeStatus
-
-SCHEMAS = {"v1": 0, "v2": 1, "v3": 2}
-
-
-def request(history: list[dict[str, Any]], instance_id: str, input_json: str | None, schema: int) -> str:
-    last_start = max(i for i, e in enumerate(history) if e["EventType"] == 12)
-    played = [{**e, "IsPlayed": i < last_start} for i, e in enumerate(history)]
-    return json.dumps(
-        {
-            "history": played,
-            "instanceId": instance_id,
-            "input": input_json,
-            "isReplaying": last_start > 0,
-            "parentInstanceId": None,
-            "upperSchemaVersion": schema,
-        }
-    )
 
 
 async def recorded(case: Case) -> tuple[str, str | None, list[dict[str, Any]], Any]:
@@ -67,20 +49,6 @@ async def recorded(case: Case) -> tuple[str, str | None, list[dict[str, Any]], A
     assert status.runtime_status in (RuntimeStatus.COMPLETED, RuntimeStatus.FAILED), status
     input_json = None if case.input is None else json.dumps(case.input)
     return instance_id, input_json, to_azure_history(history, instance_id=instance_id), status
-
-
-def assert_parity_at_every_prefix(
-    fn: Callable[..., Any], instance_id: str, input_json: str | None, history: list[dict[str, Any]]
-) -> int:
-    compared = 0
-    for schema in SCHEMAS.values():
-        for cut in range(2, len(history) + 1):
-            body = request(history[:cut], instance_id, input_json, schema)
-            theirs = sdk_state(fn, body)
-            ours = json.loads(execute_orchestrator(fn, body))
-            assert ours == theirs, f"prefix of {cut} events, schema {schema}:\n{json.dumps(history[:cut])}"
-            compared += 1
-    return compared
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
