@@ -42,6 +42,7 @@ from asynkron_durable_azure.payloads import from_plain, to_plain
 from asynkron_durable_azure.tasks import (
     AtomicTask,
     AzureTask,
+    EntityCallTask,
     RetryTask,
     Start,
     TimerTask,
@@ -62,8 +63,10 @@ class AzureOrchestrationContext:
         histories: Sequence[Any] = (),
         version: str | None = None,
         function_context: FunctionContext | None = None,
+        input_type: type | None = None,
     ) -> None:
         self._core = core
+        self._input_type = input_type
         self._replay_schema = schema
         self._histories = list(histories)
         self._version = version
@@ -122,8 +125,9 @@ class AzureOrchestrationContext:
         return self._continue_as_new_flag
 
     def get_input(self, expected_type: type | None = None) -> Any:
-        """The orchestration input, decoded as the SDK decodes it."""
-        return from_plain(self._core.get_input(), expected_type)
+        """The orchestration input, decoded as the SDK decodes it (into `expected_type`, else the
+        trigger's declared `input_type`)."""
+        return from_plain(self._core.get_input(), expected_type or self._input_type)
 
     def set_custom_status(self, status: Any) -> None:
         """Publish a JSON-serialisable status for clients."""
@@ -262,8 +266,8 @@ class AzureOrchestrationContext:
         """Run an entity operation and wait for its result (a `df.EntityId` names the entity)."""
         target = _core_entity_id(entityId)
         plain = to_plain(operationInput)
-        task = self._task(
-            CallEntityAction(entityId, operationName, operationInput),
+        task = EntityCallTask(
+            self._repr(CallEntityAction(entityId, operationName, operationInput)),
             lambda core: core.call_entity(target, operationName, plain),
         )
         task._expected_type = expected_type

@@ -1,7 +1,8 @@
 """Which function a call names: a string, or in the v2 model the decorated function itself.
 
-A decorated function stands for the name it is registered under (`@app.function_name` included);
-the SDK sends its Python name, which names no function when the two differ."""
+A decorated function stands for the name it is registered under: its trigger's `activity` /
+`orchestration` name, else its function name (`@app.function_name` included). The SDK sends the
+Python name, which names no function when they differ."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def function_name(name: str | Callable[..., Any], kind: str) -> str:
     if not isinstance(trigger, _TRIGGERS[kind]):
         found = getattr(trigger, "type", None)
         raise ValueError(
-            f"function {function._name!r} has a {found!r} trigger, not a {kind} trigger: "
-            f"decorate it as a {kind} or pass the name of a {kind} as a string"
+            f"function {function._name!r} has a {found!r} trigger, so it is not an {kind}: decorate "
+            f"it as an {kind} or pass the name of an {kind} as a string"
         )
-    return str(function.get_function_name())
+    declared = getattr(trigger, kind if kind == "activity" else "orchestration", None)
+    return str(declared or function.get_function_name())

@@ -48,7 +48,7 @@ async def http_activity(request: dict[str, Any]) -> dict[str, Any]:
         )
         while response.status_code == 202 and "location" in response.headers:
             await asyncio.sleep(_retry_after(response))
-            location = httpx.URL(call.uri).join(response.headers["location"])
+            location = response.url.join(response.headers["location"])
             response = await client.get(location, headers=call.headers or {})
     return {
         "statusCode": response.status_code,

@@ -23,7 +23,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -84,6 +84,8 @@ class AzureApp:
     activities: dict[str, AzureActivity]
     entities: dict[str, Callable[..., Any]]
     http_functions: list[AzureHttpFunction]
+    orchestrator_input_types: dict[str, type] = field(default_factory=dict)
+    """`@app.orchestration_trigger(input_type=...)` by orchestrator: what `get_input()` decodes into."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +258,8 @@ def _trigger(bindings: list[dict[str, Any]], where: str) -> dict[str, Any]:
 def _collect(root: Path, model: Model, declared: list[_Declared]) -> AzureApp:
     """Sort the functions by trigger. A durable trigger's own name (`orchestration`, `activity`,
     `entityName`) overrides the function name, as in the Durable extension."""
+    from asynkron_durable_azure.orchestration import declared_input_type  # imports the SDK
+
     app = AzureApp(root, model, orchestrators={}, activities={}, entities={}, http_functions=[])
     for function in declared:
         trigger = function.trigger
@@ -263,6 +267,9 @@ def _collect(root: Path, model: Model, declared: list[_Declared]) -> AzureApp:
         if kind == "orchestrationTrigger":
             name = trigger.get("orchestration") or function.name
             app.orchestrators[name] = _inner(function, "orchestrator_function", "df.Orchestrator.create")
+            input_type = declared_input_type(function.fn)
+            if input_type is not None:
+                app.orchestrator_input_types[name] = input_type
         elif kind == "activityTrigger":
             name = trigger.get("activity") or function.name
             app.activities[name] = _activity(function, name)

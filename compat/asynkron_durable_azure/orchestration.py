@@ -25,12 +25,22 @@ def user_orchestrator(fn: Callable[..., Any]) -> UserOrchestrator:
     return inner if callable(inner) else fn
 
 
-def core_orchestrator(fn: Callable[..., Any]) -> Callable[[OrchestrationContext], Any]:
+def declared_input_type(fn: Callable[..., Any]) -> type | None:
+    """The `input_type` of `@app.orchestration_trigger(input_type=...)`, kept on the SDK's handle:
+    `get_input()` decodes into it when the call names no type."""
+    input_type = getattr(fn, "_df_input_type", None)
+    return input_type if isinstance(input_type, type) else None
+
+
+def core_orchestrator(
+    fn: Callable[..., Any], input_type: type | None = None
+) -> Callable[[OrchestrationContext], Any]:
     """A core orchestrator running the Azure-style orchestrator `fn` (or its handle)."""
     user = user_orchestrator(fn)
+    default_type = input_type or declared_input_type(fn)
 
     def orchestrator(ctx: OrchestrationContext) -> Any:
-        return run_user_orchestrator(user, AzureOrchestrationContext(ctx))
+        return run_user_orchestrator(user, AzureOrchestrationContext(ctx, input_type=default_type))
 
     orchestrator.__name__ = getattr(user, "__name__", "orchestrator")
     return orchestrator
@@ -58,6 +68,9 @@ def _drive(user: Generator[Any, Any, Any], az: AzureOrchestrationContext) -> Gen
                 "Durable Functions task: yield what the context returns (call_activity, create_timer, "
                 "wait_for_external_event, task_all, ...)"
             )
+        if az.will_continue_as_new:  # the SDK schedules nothing after continue_as_new
+            user.close()
+            return None
         core_task = az._yielded(yielded)
         try:
             yield core_task
@@ -68,7 +81,8 @@ def _drive(user: Generator[Any, Any, Any], az: AzureOrchestrationContext) -> Gen
 
 
 def _output(value: Any, az: AzureOrchestrationContext) -> Any:
-    """The SDK requires a plain-JSON output (it checks with `json.dumps` before anything else)."""
+    """The SDK requires a plain-JSON output: it tries `json.dumps` (no custom classes) first and
+    fails the orchestration with that error, so this does the same."""
     if az.will_continue_as_new:
         return None
     json.dumps(value)

@@ -25,7 +25,11 @@ from asynkron_durable import OrchestrationContext, OrchestrationExecutor, Runtim
 from asynkron_durable.history import ExecutionStarted, HistoryEvent, OrchestratorStarted
 from asynkron_durable_azure.context import AzureOrchestrationContext
 from asynkron_durable_azure.history_json import from_azure_history
-from asynkron_durable_azure.orchestration import run_user_orchestrator, user_orchestrator
+from asynkron_durable_azure.orchestration import (
+    declared_input_type,
+    run_user_orchestrator,
+    user_orchestrator,
+)
 
 
 class OrchestratorInvocation(BaseModel):
@@ -64,9 +68,12 @@ class OrchestratorInvocation(BaseModel):
 class _Run:
     """One invocation: the adapter context the engine created, and what the user code raised."""
 
-    def __init__(self, user: Callable[..., Any], request: OrchestratorInvocation) -> None:
+    def __init__(
+        self, user: Callable[..., Any], request: OrchestratorInvocation, input_type: type | None
+    ) -> None:
         self.user = user
         self.request = request
+        self.input_type = input_type
         self.context: AzureOrchestrationContext | None = None
         self.error: BaseException | None = None
 
@@ -77,6 +84,7 @@ class _Run:
             request.schema,
             histories=[SdkHistoryEvent(**event) for event in request.history],
             version=_version(request.history),
+            input_type=self.input_type,
         )
         try:
             returned = run_user_orchestrator(self.user, self.context)
@@ -100,7 +108,7 @@ def execute_orchestrator(fn: Callable[..., Any], context_json: str | bytes) -> s
     host's JSON and return the OrchestratorState JSON. Malformed input raises `ValueError`."""
     request = _parse(context_json)
     history = _with_input(from_azure_history(request.history), request.input_json)
-    run = _Run(user_orchestrator(fn), request)
+    run = _Run(user_orchestrator(fn), request, declared_input_type(fn))
     executor = OrchestrationExecutor(run.orchestrator, request.instanceId)
     split = max((i for i, e in enumerate(history) if isinstance(e, OrchestratorStarted)), default=0)
     executor.replay(history[:split])

@@ -16,7 +16,9 @@ def azure_registry(app: AzureApp) -> Registry:
     `context.call_http`."""
     registry = Registry()
     for name, orchestrator in app.orchestrators.items():
-        registry.add_orchestrator(core_orchestrator(orchestrator), name)
+        registry.add_orchestrator(
+            core_orchestrator(orchestrator, app.orchestrator_input_types.get(name)), name
+        )
     for name, activity in app.activities.items():
         registry.add_activity(core_activity(activity), name)
     for name, entity in app.entities.items():

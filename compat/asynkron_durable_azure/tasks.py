@@ -36,6 +36,13 @@ def sdk_exception(error: BaseException) -> Exception:
     return Exception(str(error))
 
 
+def sdk_entity_exception(error: BaseException) -> Exception:
+    """A failed entity call as the SDK raises it: `Exception(message)`, no details."""
+    if isinstance(error, TaskFailedError):
+        return Exception(error.error_message)
+    return sdk_exception(error)
+
+
 class AzureTask:
     """The SDK's task surface over a core task that exists once the task has been yielded."""
 
@@ -70,8 +77,11 @@ class AzureTask:
         if core is None or not core.is_completed:
             return None
         if core.exception is not None:
-            return sdk_exception(core.exception)
+            return self._failure(core.exception)
         return self._value(core.result)
+
+    def _failure(self, error: BaseException) -> Exception:
+        return sdk_exception(error)
 
     def _value(self, core_result: Any) -> Any:
         return from_plain(core_result, self._expected_type)
@@ -94,6 +104,13 @@ class AtomicTask(AzureTask):
             if sequence is not None:
                 self.id = sequence
         return self._core
+
+
+class EntityCallTask(AtomicTask):
+    """An entity operation's result; its failure carries the operation's message only."""
+
+    def _failure(self, error: BaseException) -> Exception:
+        return sdk_entity_exception(error)
 
 
 class TimerTask(AtomicTask):
@@ -158,6 +175,8 @@ class WhenAllTask(CompoundTask):
         return self._core
 
     def _value(self, core_result: Any) -> Any:
+        if not self.children:  # the SDK completes an empty task_all with None
+            return None
         return [child.result for child in self.children]
 
 
@@ -168,11 +187,14 @@ class WhenAnyTask(CompoundTask):
         super().__init__(children, WhenAnyAction if v2 else None)
 
     def _materialize(self, ctx: OrchestrationContext) -> Task:
-        if self._core is None:
-            self._core = ctx.task_any(self._child_cores(ctx))
+        if self._core is None:  # an empty task_any is done at once (with None), as in the SDK
+            cores = self._child_cores(ctx)
+            self._core = ctx.task_any(cores) if cores else ctx.task_all([])
         return self._core
 
     def _value(self, core_result: Any) -> Any:
+        if not self.children:
+            return None
         for child in self.children:
             if child._core is core_result:
                 return child

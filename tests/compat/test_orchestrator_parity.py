@@ -8,16 +8,20 @@ host's JSON shape, is then cut after every event and each prefix is given to bot
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
+import azure.durable_functions as df
 import pytest
 from asynkron_durable_azure.history_json import to_azure_history
 from asynkron_durable_azure.orchestration import core_orchestrator
 from asynkron_durable_azure.protocol import execute_orchestrator
+from azure.durable_functions.models.utils.df_serialization import df_dumps
 from support.azure_corpus import (
     ACTIVITIES,
     CASES,
     ENTITIES,
+    TALLY,
     Case,
     failing,
     unknown_activity,
@@ -86,3 +90,50 @@ async def test_an_unknown_activity_fails_the_instance_naming_it_and_what_is_regi
     assert status.failure is not None
     assert "unknown activity 'no_such_activity'; registered activities: " in status.failure.message
     assert_parity_at_every_prefix(unknown_activity, instance_id, input_json, history)
+
+
+async def test_nothing_yielded_after_continue_as_new_runs() -> None:
+    TALLY.clear()
+    case = next(c for c in CASES if c.name == "continue_then_yield")
+    _, _, _, status = await recorded(case)
+    assert status.output == 0
+    assert TALLY == [2, 1, 0]
+
+
+class Point:
+    """A custom class as azure-functions serialises them (static to_json / from_json)."""
+
+    def __init__(self, x: int) -> None:
+        self.x = x
+
+    @staticmethod
+    def to_json(obj: Point) -> str:
+        return json.dumps({"x": obj.x})
+
+    @staticmethod
+    def from_json(text: str) -> Point:
+        return Point(json.loads(text)["x"])
+
+
+def reads_a_point(context: df.DurableOrchestrationContext) -> Any:
+    point = context.get_input()
+    return {"type": type(point).__name__, "x": point.x}
+    yield  # a generator, as orchestrators are
+
+
+async def test_the_declared_input_type_decodes_the_input_in_strict_typing_mode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AZURE_FUNCTIONS_DURABLE_STRICT_TYPING", "1")  # no type: no custom classes
+    handle = df.Orchestrator.create(reads_a_point)
+    handle._df_input_type = Point  # what @app.orchestration_trigger(input_type=Point) sets
+    runtime = DurableFunctionRuntime("memory://", max_poll_interval=0.02)
+    runtime.register_orchestrator(core_orchestrator(handle), "reads_a_point")
+    point = json.loads(df_dumps(Point(7)))
+    async with runtime:
+        instance_id = await runtime.client.start_new("reads_a_point", point)
+        status = await runtime.client.wait_for_completion(instance_id, timeout=10)
+        history = to_azure_history(await runtime.store.get_history(instance_id), instance_id=instance_id)
+    assert status.output == {"type": "Point", "x": 7}, status.failure
+    body = request(history, instance_id, json.dumps(point), 1)
+    assert json.loads(execute_orchestrator(handle, body)) == json.loads(handle(SimpleNamespace(body=body)))

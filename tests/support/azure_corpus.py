@@ -59,17 +59,28 @@ def http_stub(request: dict[str, Any]) -> dict[str, Any]:
     return {"statusCode": 200, "headers": {}, "content": f"{request['method']} {request['uri']}"}
 
 
+TALLY: list[int] = []
+
+
+def tally(n: int) -> int:
+    TALLY.append(n)
+    return n
+
+
 ACTIVITIES: dict[str, Callable[..., Any]] = {
     HTTP_ACTIVITY_NAME: http_stub,
     "hello": hello,
     "double": double,
     "boom": boom,
     "flaky": flaky,
+    "tally": tally,
 }
 
 
 def counter(ctx: EntityContext) -> None:
     value = ctx.get_state(lambda: 0)
+    if ctx.operation_name == "explode":
+        raise ValueError("no such operation")
     if ctx.operation_name == "add":
         ctx.set_state(value + ctx.get_input())
     elif ctx.operation_name == "get":
@@ -199,6 +210,29 @@ def unknown_activity(context: df.DurableOrchestrationContext) -> Any:
     return (yield context.call_activity("no_such_activity", 1))
 
 
+def entity_failure(context: df.DurableOrchestrationContext) -> Any:
+    try:
+        yield context.call_entity(df.EntityId("counter", context.instance_id), "explode")
+    except Exception as exc:
+        return str(exc)
+    return "not reached"
+
+
+def empty_combinators(context: df.DurableOrchestrationContext) -> Any:
+    everything = yield context.task_all([])
+    first = yield context.task_any([])
+    return [everything, first]
+
+
+def continue_then_yield(context: df.DurableOrchestrationContext) -> Any:
+    n = context.get_input()
+    yield context.call_activity("tally", n)
+    if n > 0:
+        context.continue_as_new(n - 1)
+        yield context.call_activity("tally", 100 + n)  # the SDK schedules nothing after continue_as_new
+    return n
+
+
 def plain_function(context: df.DurableOrchestrationContext) -> Any:
     return {"input": context.get_input(), "id_length": len(context.instance_id)}
 
@@ -223,6 +257,9 @@ CASES = [
     Case("same_task_twice", same_task_twice, expected=84),
     Case("plain_function", plain_function, input={"a": 1}),
     Case("http_call", http_call, expected=[200, "GET http://example.invalid/status"]),
+    Case("entity_failure", entity_failure, expected="no such operation"),
+    Case("empty_combinators", empty_combinators, expected=[None, None]),
+    Case("continue_then_yield", continue_then_yield, input=2, expected=0),
 ]
 """Cases that complete; `failing`, `unknown_activity` and `yields_a_number` fail on purpose and are
 tested apart."""
