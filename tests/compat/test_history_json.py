@@ -17,12 +17,6 @@ from typing import Any
 
 import azure.durable_functions as df
 import pytest
-from asynkron_durable_azure.history_json import (
-    UNKNOWN_ERROR_TYPE,
-    entity_request_id,
-    from_azure_history,
-    to_azure_history,
-)
 from support.azure_sdk import sdk_state
 from support.orchestrations import wait_for_history, wait_for_status
 
@@ -70,6 +64,12 @@ from asynkron_durable.history import (
     TaskScheduled,
     TimerCreated,
     TimerFired,
+)
+from asynkron_durable.http.azure_history import (
+    UNKNOWN_ERROR_TYPE,
+    entity_request_id,
+    from_azure_history,
+    to_azure_history,
 )
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")

@@ -13,7 +13,6 @@ from typing import Any
 
 import azure.durable_functions as df
 import pytest
-from asynkron_durable_azure.history_json import to_azure_history
 from asynkron_durable_azure.orchestration import core_orchestrator
 from asynkron_durable_azure.protocol import execute_orchestrator
 from azure.durable_functions.models.utils.df_serialization import df_dumps
@@ -31,6 +30,7 @@ from support.azure_sdk import assert_parity_at_every_prefix, request
 from support.orchestrations import wait_for_status
 
 from asynkron_durable import DurableFunctionRuntime, RuntimeStatus
+from asynkron_durable.http.azure_history import to_azure_history
 
 
 async def recorded(case: Case) -> tuple[str, str | None, list[dict[str, Any]], Any]:

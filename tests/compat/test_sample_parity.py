@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from asynkron_durable_azure.history_json import to_azure_history
 from asynkron_durable_azure.loading import load_azure_app
 from asynkron_durable_azure.registration import azure_registry
 from support.azure_samples import EXPECTED_OUTPUT, README_COMMANDS, REPO
 from support.azure_sdk import assert_parity_at_every_prefix
 
 from asynkron_durable import DurableFunctionRuntime, RuntimeStatus
+from asynkron_durable.http.azure_history import to_azure_history
 
 
 @pytest.fixture
