@@ -1,0 +1,40 @@
+"""Instance status in the Durable Functions HTTP API's JSON shape (`DurableOrchestrationStatus`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from asynkron_durable.client import OrchestrationStatus
+from asynkron_durable.history import HistoryEvent, RuntimeStatus
+
+HistoryWriter = Callable[[Sequence[HistoryEvent], str], list[dict[str, Any]]]
+"""Turns an instance's history into JSON events (the Azure host's shape)."""
+
+
+def api_time(value: datetime) -> str:
+    """Times as the API writes them: UTC, ISO 8601, `Z`."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def status_json(status: OrchestrationStatus, history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """`{name, instanceId, runtimeStatus, input, customStatus, output, createdTime,
+    lastUpdatedTime[, historyEvents]}`. A failed instance's output is its failure message, as
+    Azure reports it."""
+    output = status.output
+    if status.runtime_status is RuntimeStatus.FAILED and status.failure is not None:
+        output = status.failure.message
+    body: dict[str, Any] = {
+        "name": status.name,
+        "instanceId": status.instance_id,
+        "runtimeStatus": status.runtime_status.value,
+        "input": status.input,
+        "customStatus": status.custom_status,
+        "output": output,
+        "createdTime": api_time(status.created_at),
+        "lastUpdatedTime": api_time(status.last_updated_at),
+    }
+    if history is not None:
+        body["historyEvents"] = history
+    return body
