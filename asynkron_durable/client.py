@@ -94,6 +94,11 @@ class OrchestrationClient:
         self.store = store
         self._registry = registry
 
+    @property
+    def registry(self) -> Registry | None:
+        """The registrations names are checked against (None: any name is accepted)."""
+        return self._registry
+
     async def start_new(
         self,
         name: str,

@@ -42,7 +42,6 @@ from asynkron_durable.history import RuntimeStatus, utc_now
 from asynkron_durable.http.azure_history import to_azure_history
 from asynkron_durable.http.status_json import status_json
 from asynkron_durable.http.urls import ApiLocation, management_urls
-from asynkron_durable.registry import Registry
 from asynkron_durable.stores.base import InstanceFilter
 from asynkron_durable_azure.payloads import to_plain
 
@@ -372,7 +371,7 @@ class DurableOrchestrationClientAdapter:
         does not decode it). An entity whose state is null reads as `""`, as the SDK's HTTP
         helper turns an empty answer into one. An entity name nothing registered is the host's
         400."""
-        registry = self._registry()
+        registry = self._client.registry
         if registry is not None and entityId.name.lower() not in registry.entities:
             raise Exception(_unexpected(400)) from UnknownFunction(
                 "entity", entityId.name, list(registry.entities)
@@ -384,14 +383,9 @@ class DurableOrchestrationClientAdapter:
 
     # ----- helpers ------------------------------------------------------------------------------
 
-    def _registry(self) -> Registry | None:
-        """The registry our client checks names against, if it has one."""
-        registry = getattr(self._client, "_registry", None)
-        return registry if isinstance(registry, Registry) else None
-
     def _unknown_orchestrator_message(self, name: str) -> str:
         """The host's message for starting an orchestrator that is not there."""
-        registry = self._registry()
+        registry = self._client.registry
         known = list(registry.orchestrators) if registry is not None else []
         message = f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator function. "
         if known:
