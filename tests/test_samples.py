@@ -30,6 +30,10 @@ EXPECTED_OUTPUT: dict[str, Any] = {
     },
     "retries.py": "inventory fetched on attempt 3",
     "bank_accounts.py": {"alice": 65, "bob": 135, "total": 200, "refused": 1},
+    "asgi_app.py": {
+        "order_id": "42",
+        "steps": ["stock reserved for 42", "payment charged for 42", "42 shipped"],
+    },
 }
 
 
