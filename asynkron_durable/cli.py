@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import click
 from rich.console import Console
@@ -27,6 +28,10 @@ from asynkron_durable.client import OrchestrationClient, OrchestrationStatus
 from asynkron_durable.entities import EntityId, EntityMetadata, EntityStateResponse
 from asynkron_durable.errors import DurableError, InstanceNotFound, OrchestrationTimeout
 from asynkron_durable.history import RuntimeStatus
+from asynkron_durable.http.management import DEFAULT_BODY_LIMIT
+from asynkron_durable.http.serve import API_KEY_ENV_VAR, ServeOptions
+from asynkron_durable.http.serve import serve as serve_http
+from asynkron_durable.http.urls import ApiLocation, client_binding
 from asynkron_durable.runtime import DurableFunctionRuntime
 from asynkron_durable.stores import InstanceFilter, store_from_url
 
@@ -397,6 +402,73 @@ def purge_entities(store_url: str) -> None:
             return await client.purge_entities()
 
     _stderr.print(f"purged {asyncio.run(go())} empty entities")
+
+
+@cli.command()
+@click.argument("app")
+@_store_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=7071, show_default=True, help="Port (0: any free)."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="In-process worker loops; 0: API only, separate `worker` processes do the work.",
+)
+@click.option(
+    "--api-key",
+    envvar=API_KEY_ENV_VAR,
+    default=None,
+    metavar="KEY",
+    help=f"Require this key on the management API (env: {API_KEY_ENV_VAR}).",
+)
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without an API key.")
+@click.option(
+    "--max-body-size",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BODY_LIMIT,
+    show_default=True,
+    metavar="BYTES",
+    help="Refuse larger request bodies (413).",
+)
+@click.option("--task-hub", default="default", show_default=True, help="Task hub name in URLs.")
+def serve(
+    app: str,
+    store_url: str,
+    host: str,
+    port: int,
+    workers: int,
+    api_key: str | None,
+    insecure: bool,
+    max_body_size: int,
+    task_hub: str,
+) -> None:
+    """Serve APP over HTTP: the Durable Functions management API, APP's HTTP triggers under /api/
+    (with a plugin such as asynkron-durable-azure), and its workers, until SIGINT or SIGTERM."""
+    options = ServeOptions(
+        app, store_url, host, port, workers, api_key or None, insecure, max_body_size, task_hub
+    )
+    serve_http(options, announce=_stderr.print)
+    _stderr.print("server stopped")
+
+
+@cli.command()
+@click.option("--url", required=True, metavar="URL", help="The server's origin: http://127.0.0.1:7071.")
+@click.option(
+    "--api-key", envvar=API_KEY_ENV_VAR, default=None, metavar="KEY", help=f"(env: {API_KEY_ENV_VAR})"
+)
+@click.option("--task-hub", default="default", show_default=True, help="Task hub name.")
+def binding(url: str, api_key: str | None, task_hub: str) -> None:
+    """Print the durable client binding JSON for a server at URL:
+    `df.DurableOrchestrationClient(binding_json)` from the Azure SDK then talks to it."""
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(f"--url must be an http(s) origin such as http://127.0.0.1:7071, not {url!r}")
+    origin = f"{parsed.scheme}://{parsed.netloc}"
+    click.echo(json.dumps(client_binding(ApiLocation(origin, task_hub, api_key or None)), indent=2))
 
 
 def main() -> None:

@@ -102,11 +102,23 @@ class _Declared:
 def load_azure_registry(spec: str) -> Registry | None:
     """The `asynkron_durable.app_loaders` entry point: the registry of the Azure app `spec` names,
     or None when `spec` is no Azure app (another loader may know it)."""
-    if _locate(Path(spec)) is None:
+    if locate_app(Path(spec)) is None:
         return None
     from asynkron_durable_azure.registration import azure_registry  # it imports this module
 
-    return azure_registry(load_azure_app(spec))
+    return azure_registry(entry_point_app(spec))
+
+
+_ENTRY_POINT_APPS: dict[Path, AzureApp] = {}
+
+
+def entry_point_app(spec: str) -> AzureApp:
+    """The app the entry points load, imported once per process: `serve` asks for its registry and
+    for its HTTP routes, and both must see the same modules (and module-level state)."""
+    key = Path(spec).resolve()
+    if key not in _ENTRY_POINT_APPS:
+        _ENTRY_POINT_APPS[key] = load_azure_app(spec)
+    return _ENTRY_POINT_APPS[key]
 
 
 def load_azure_app(path: str | Path) -> AzureApp:
@@ -114,7 +126,7 @@ def load_azure_app(path: str | Path) -> AzureApp:
     path = Path(path)
     if not path.exists():
         raise AppLoadError(f"app path {str(path)!r} not found")
-    located = _locate(path)
+    located = locate_app(path)
     if located is None:
         if path.is_dir():
             raise AppLoadError(f"{path} contains neither {V2_SCRIPT} (v2 model) nor {HOST_JSON} (v1 model)")
@@ -125,7 +137,7 @@ def load_azure_app(path: str | Path) -> AzureApp:
     return _collect(target.parent.resolve() if model == "v2" else target.resolve(), model, declared)
 
 
-def _locate(path: Path) -> tuple[Model, Path] | None:
+def locate_app(path: Path) -> tuple[Model, Path] | None:
     """Which model `path` uses, and the v2 script or the v1 folder; None if it is no Azure app.
     A v2 app has a host.json too: function_app.py decides, as it does for the host."""
     if path.is_file():

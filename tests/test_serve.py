@@ -1,0 +1,179 @@
+"""`asynkron-durable serve` and `binding`, in real processes over real HTTP: serving a native app
+with in-process workers or (`--workers 0`) with a separate `worker` process, the refusal to serve
+beyond loopback without a key, and the README's curl example against an Azure sample."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+HELLO = str(REPO / "samples" / "hello_cities.py")
+COMMAND = [sys.executable, "-m", "asynkron_durable.cli"]
+WEBHOOK = "/runtime/webhooks/durabletask"
+GREETINGS = ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
+
+
+def _environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASYNKRON_DURABLE_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+@contextmanager
+def _process(args: list[str], log_path: Path, cwd: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A command in the background; SIGTERM at the end, which must make it exit 0."""
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [*COMMAND, *args], cwd=cwd, env=_environment(), stdout=subprocess.DEVNULL, stderr=log
+        )
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        exit_code = process.wait(timeout=30)
+        output = log_path.read_text()
+        assert exit_code == 0, output
+        assert "Traceback" not in output, output
+
+
+def _wait_for(check: Callable[[], Any], what: str, deadline: float = 30.0) -> Any:
+    end = time.monotonic() + deadline
+    while not (result := check()):
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.02)
+    return result
+
+
+@contextmanager
+def served(tmp_path: Path, *args: str, port: str = "0") -> Iterator[str]:
+    """`serve ARGS` on a free port (or `port`); yields the origin it announced."""
+    log_path = tmp_path / f"serve-{time.monotonic_ns()}.log"
+    with _process(["serve", *args, "--port", port], log_path, tmp_path) as process:
+
+        def announced() -> str | None:
+            assert process.poll() is None, log_path.read_text()
+            found = re.search(r" on (http://\S+:\d+) ", log_path.read_text())
+            return found.group(1) if found else None
+
+        yield _wait_for(announced, "the server to announce itself")
+    assert "server stopped" in log_path.read_text()
+
+
+def _completed(http: httpx.Client, url: str) -> dict[str, Any]:
+    """Poll a status URL until it answers 200 (the instance finished)."""
+
+    def check() -> dict[str, Any] | None:
+        answer = http.get(url)
+        return answer.json() if answer.status_code == 200 else None
+
+    result: dict[str, Any] = _wait_for(check, f"{url} to answer 200")
+    return result
+
+
+def test_serve_runs_orchestrations_with_in_process_workers(tmp_path: Path) -> None:
+    with served(tmp_path, HELLO, "--store", f"sqlite:///{tmp_path}/d.db") as origin, httpx.Client() as http:
+        assert origin.startswith("http://127.0.0.1:")
+        assert http.get(f"{origin}/openapi.json").status_code == 200
+        started = http.post(f"{origin}{WEBHOOK}/orchestrators/hello_cities")
+        assert started.status_code == 202, started.text
+        status = _completed(http, started.json()["statusQueryGetUri"])
+        assert status["runtimeStatus"] == "Completed" and status["output"] == GREETINGS
+        unknown = http.post(f"{origin}{WEBHOOK}/orchestrators/nope")
+        assert unknown.status_code == 400
+
+
+def test_api_only_server_with_a_separate_worker(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path}/d.db"
+    with (
+        served(tmp_path, HELLO, "--store", store, "--workers", "0", "--api-key", "s3cret") as origin,
+        httpx.Client() as http,
+    ):
+        assert http.post(f"{origin}{WEBHOOK}/orchestrators/hello_cities").status_code == 401
+        started = http.post(f"{origin}{WEBHOOK}/orchestrators/hello_cities?code=s3cret")
+        assert started.status_code == 202, started.text
+        url = started.json()["statusQueryGetUri"]
+        assert http.get(url).json()["runtimeStatus"] == "Pending"  # nobody works in the server
+        with _process(["worker", HELLO, "--store", store], tmp_path / "worker.log", tmp_path):
+            assert _completed(http, url)["output"] == GREETINGS
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.1", "example.com"])
+def test_non_loopback_host_without_key_is_refused(tmp_path: Path, host: str) -> None:
+    result = subprocess.run(
+        [*COMMAND, "serve", HELLO, "--host", host, "--port", "0", "--store", f"sqlite:///{tmp_path}/d.db"],
+        cwd=tmp_path,
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        f"error: refusing to serve on non-loopback host {host!r} without an API key; "
+        "set --api-key (or ASYNKRON_DURABLE_API_KEY), or pass --insecure"
+    ]
+    assert not (tmp_path / "d.db").exists()  # refused before anything was opened
+
+
+def test_insecure_allows_serving_on_all_interfaces(tmp_path: Path) -> None:
+    with (
+        served(
+            tmp_path, HELLO, "--host", "0.0.0.0", "--insecure", "--store", f"sqlite:///{tmp_path}/d.db"
+        ) as origin,
+        httpx.Client() as http,
+    ):
+        assert origin.startswith("http://127.0.0.1:")  # where this machine reaches it
+        assert http.get(f"{origin}{WEBHOOK}/instances").status_code == 200
+
+
+def test_binding_prints_the_client_binding(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*COMMAND, "binding", "--url", "http://127.0.0.1:7071/", "--api-key", "k", "--task-hub", "hub"],
+        cwd=tmp_path,
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    binding = json.loads(result.stdout)
+    assert binding["rpcBaseUrl"] == "http://127.0.0.1:7071/durabletask/code/k/"
+    assert binding["taskHubName"] == "hub"
+    assert binding["managementUrls"]["statusQueryGetUri"].startswith(
+        "http://127.0.0.1:7071/runtime/webhooks/durabletask/instances/INSTANCEID?"
+    )
+    bad = subprocess.run(
+        [*COMMAND, "binding", "--url", "localhost:7071"],
+        cwd=tmp_path,
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --url must be an http(s) origin")
+
+
+def test_readme_curl_example_against_the_azure_sample(tmp_path: Path) -> None:
+    pytest.importorskip("asynkron_durable_azure")
+    app = str(REPO / "samples" / "azure" / "hello_chaining_v2")
+    with served(tmp_path, app, "--store", f"sqlite:///{tmp_path}/d.db") as origin, httpx.Client() as http:
+        started = http.post(f"{origin}/api/orchestrators/hello_orchestrator")
+        assert started.status_code == 202, started.text
+        assert started.headers["location"] == started.json()["statusQueryGetUri"]
+        status = _completed(http, started.json()["statusQueryGetUri"])
+        assert status["runtimeStatus"] == "Completed" and status["output"] == GREETINGS
