@@ -72,13 +72,17 @@ class ApiKeyGuard:
 
     def _authorised(self, scope: Scope) -> bool:
         assert self.api_key is not None
-        expected = self.api_key.encode()
-        headers = dict(scope["headers"])
-        if hmac.compare_digest(headers.get(b"x-functions-key", b""), expected):
-            return True
+        return carries_api_key(scope, self.api_key)
 
-        codes = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("code", [])
-        return any(hmac.compare_digest(code.encode(), expected) for code in codes)
+
+def carries_api_key(scope: Scope, api_key: str) -> bool:
+    """Whether the request sends `api_key` as `x-functions-key` header or `code` query parameter."""
+    expected = api_key.encode()
+    headers = dict(scope["headers"])
+    if hmac.compare_digest(headers.get(b"x-functions-key", b""), expected):
+        return True
+    codes = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("code", [])
+    return any(hmac.compare_digest(code.encode(), expected) for code in codes)
 
 
 class BodyLimit:

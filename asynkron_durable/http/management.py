@@ -9,6 +9,7 @@ API map to status codes in `errors.py`.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -62,6 +63,8 @@ class ManagementApi:
     async def start(self, request: Request) -> Response:
         name = request.path_params["name"]
         instance_id = request.path_params.get("instance_id")
+        if instance_id is not None:
+            _check_instance_id(instance_id)
         payload = await self._body(request)
         instance_id = await self.client.start_new(name, payload, instance_id)
         return self._accepted(request, instance_id)
@@ -268,8 +271,8 @@ def management_app(
         exception_handlers=error_handlers(),
     )
     guarded = (WEBHOOK_PREFIX, RPC_PREFIX)
-    app.add_middleware(ApiKeyGuard, api_key=location.api_key, prefixes=guarded)
     app.add_middleware(BodyLimit, limit=body_limit)
+    app.add_middleware(ApiKeyGuard, api_key=location.api_key, prefixes=guarded)  # outermost: key first
     return app
 
 
@@ -282,16 +285,38 @@ async def _json_body(request: Request) -> Any:
 
 
 def _loads(text: str | bytes, problem: str) -> Any:
-    """Strict JSON: NaN and Infinity (which Python would accept and no JSON answer can carry) and
-    nesting too deep to parse are refused as a BadRequest."""
+    """Strict JSON: NaN and Infinity (which Python would accept and no JSON answer can carry),
+    numbers too large for a float (`1e999` would read as infinity) and nesting too deep to parse
+    are refused as a BadRequest."""
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise BadRequest(f"{problem}: {exc}") from None
 
 
+MAX_INSTANCE_ID_LENGTH = 256
+_BAD_ID_CHARACTERS = frozenset("/\\?#\ufffd") | {chr(c) for c in range(32)} | {chr(127)}
+
+
+def _check_instance_id(instance_id: str) -> None:
+    """Azure's rules for a chosen instance id: at most 256 characters, no `/ \\ ? #`, no control
+    characters (and no U+FFFD, which stands for bytes that were not UTF-8 in the URL)."""
+    if len(instance_id) > MAX_INSTANCE_ID_LENGTH:
+        raise BadRequest(f"an instance id has at most {MAX_INSTANCE_ID_LENGTH} characters, got {len(instance_id)}")
+    bad = sorted({c for c in instance_id if c in _BAD_ID_CHARACTERS})
+    if bad:
+        raise BadRequest(f"an instance id may not contain {', '.join(repr(c) for c in bad)}")
+
+
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range for a number")
+    return value
 
 
 def _flag(request: Request, name: str, *, default: bool = False) -> bool:

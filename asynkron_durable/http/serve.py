@@ -33,6 +33,9 @@ from asynkron_durable.http.urls import ApiLocation
 from asynkron_durable.runtime import DurableFunctionRuntime
 from asynkron_durable.stores import StateStore, store_from_url
 
+GRACEFUL_SHUTDOWN_SECONDS = 30
+"""At shutdown, requests still open after this long (a client that never sends its body) are cut."""
+
 __all__ = [
     "API_KEY_ENV_VAR",
     "HTTP_ROUTES_GROUP",
@@ -180,7 +183,13 @@ def serve(options: ServeOptions, announce: Callable[[str], None]) -> None:
         asgi = management_app(
             client_runtime.client, location, body_limit=options.body_limit, extra_routes=routes
         )
-        config = uvicorn.Config(asgi, lifespan="off", log_level="warning", access_log=False)
+        config = uvicorn.Config(
+            asgi,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        )
         server = _Server(config)
         workers = f"{options.workers} worker(s)" if options.workers else "no workers (API only)"
         keyed = "API key required" if options.api_key else "no API key"

@@ -81,6 +81,6 @@ def client_binding(location: ApiLocation) -> dict[str, Any]:
         },
         "managementUrls": management,
         "baseUrl": location.webhook_base,
-        "requiredQueryStringParameters": f"code={location.api_key}" if location.api_key else "",
+        "requiredQueryStringParameters": urlencode({"code": location.api_key}) if location.api_key else "",
         "rpcBaseUrl": location.rpc_base,
     }

@@ -19,6 +19,7 @@ import inspect
 import json
 import logging
 import re
+import uuid
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
@@ -30,6 +31,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from asynkron_durable.http.errors import error_body
+from asynkron_durable.http.guards import MISSING_KEY, carries_api_key
 from asynkron_durable.http.urls import ApiLocation, client_binding
 from asynkron_durable_azure.loading import AzureHttpFunction, entry_point_app, locate_app
 
@@ -67,7 +70,7 @@ def http_function_routes(functions: list[AzureHttpFunction], location: ApiLocati
     routes: list[BaseRoute] = []
     for function in functions:
         constraints = _constraints(function.route)
-        handler = partial(_handle, function, binding, constraints)
+        handler = partial(_handle, function, binding, constraints, location.api_key)
         for path in route_paths(function.route):
             routes.append(Route(path, handler, methods=list(function.methods), name=function.name))
     return routes
@@ -111,8 +114,11 @@ async def _handle(
     function: AzureHttpFunction,
     binding: str,
     constraints: dict[str, list[re.Pattern[str]]],
+    key: str | None,
     request: Request,
 ) -> Response:
+    if key is not None and function.auth_level != "anonymous" and not carries_api_key(request.scope, key):
+        return JSONResponse(error_body(MISSING_KEY), 401)
     route_params = {name: str(value) for name, value in request.path_params.items()}
     for name, checks in constraints.items():
         value = route_params.get(name)
@@ -130,10 +136,11 @@ async def _handle(
     try:
         result = await _call(function, azure_request, binding)
         return _response(result)
-    except Exception as exc:
-        log.exception("HTTP function %r failed", function.name)
-        message = f"function {function.name!r} failed: {type(exc).__name__}: {exc}"
-        return JSONResponse({"error": message, "ExceptionMessage": message}, 500)
+    except Exception:
+        incident = uuid.uuid4().hex
+        log.exception("HTTP function %r failed (incident %s)", function.name, incident)
+        message = f"function {function.name!r} failed; the server log has the details (incident {incident})"
+        return JSONResponse(error_body(message), 500)
     finally:
         await _sdk_sessions.leave()
 

@@ -70,6 +70,9 @@ class AzureHttpFunction:
     request_name: str
     client_name: str | None
     model: Model
+    auth_level: str = "function"
+    """`anonymous`, `function` or `admin` (Azure's default is `function`): with an API key
+    configured, only anonymous functions are served without it."""
 
 
 @dataclass(frozen=True)
@@ -350,4 +353,5 @@ def _http_function(function: _Declared, model: Model) -> AzureHttpFunction:
         request_name=trigger["name"],
         client_name=client_name,
         model=model,
+        auth_level=str(trigger.get("authLevel") or "function").lower(),
     )

@@ -280,6 +280,7 @@ def test_a_v2_app_yields_its_functions_and_its_blueprints_unwrapped_to_the_user_
         request_name="req",
         client_name="client",
         model="v2",
+        auth_level="anonymous",
     )
     assert list(inspect.signature(start.fn).parameters) == ["req", "client"]
     assert (ping.route, ping.client_name) == ("ping", None)
@@ -349,6 +350,7 @@ def test_a_v1_app_yields_one_function_per_folder_imported_as_packages_of_the_app
         request_name="req",
         client_name="starter",
         model="v1",
+        auth_level="anonymous",
     )
     assert start.fn.__module__ == "__app__.HttpStart"
     assert (ping.route, ping.client_name, len(ping.methods)) == ("Ping", None, 7)

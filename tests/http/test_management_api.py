@@ -21,7 +21,7 @@ from starlette.routing import Mount, Route
 from support.orchestrations import wait_for_status
 
 from asynkron_durable import DurableFunctionRuntime, EntityContext, OrchestrationContext, RuntimeStatus
-from asynkron_durable.http.management import management_app
+from asynkron_durable.http.management import DEFAULT_BODY_LIMIT, management_app
 from asynkron_durable.http.urls import ApiLocation, client_binding
 from asynkron_durable.stores import InMemoryStateStore
 
@@ -669,3 +669,36 @@ async def test_start_status_query_and_purge_on_each_store(runtime: DurableFuncti
         assert [s["instanceId"] for s in listed.json()] == ["s-1"]
         assert (await http.delete(f"{BASE}/instances/s-1")).json() == {"instancesDeleted": 1}
         assert_error(await http.get(f"{BASE}/instances/s-1"), 404)
+
+
+@pytest.mark.parametrize(
+    ("instance_id", "problem"),
+    [
+        ("a" * 257, "at most 256 characters"),
+        ("%00abc", "may not contain '\\x00'"),
+        ("back%5Cslash", "may not contain '\\\\'"),
+        ("bad%FFbyte", "may not contain '\ufffd'"),
+    ],
+)
+async def test_a_chosen_instance_id_breaking_azures_rules_is_400(
+    http: httpx.AsyncClient, instance_id: str, problem: str
+) -> None:
+    response = await http.post(f"{BASE}/orchestrators/waiter/{instance_id}")
+    assert response.status_code == 400
+    assert problem in response.json()["error"]
+
+
+@pytest.mark.parametrize("body", [b"1e999", b'{"x": -1e400}', b"[1.5e308, 2e308]"])
+async def test_numbers_out_of_float_range_are_400_not_stored(http: httpx.AsyncClient, body: bytes) -> None:
+    response = await http.post(f"{BASE}/orchestrators/waiter/poison", content=body)
+    assert response.status_code == 400
+    assert "out of range" in response.json()["error"]
+    listing = await http.get(f"{BASE}/instances")
+    assert listing.status_code == 200
+    assert all(item["instanceId"] != "poison" for item in listing.json())
+
+
+async def test_the_key_is_checked_before_the_body_is_read(keyed: tuple[Starlette, httpx.AsyncClient]) -> None:
+    _, http = keyed
+    response = await http.post(f"{BASE}/orchestrators/waiter", content=b"x" * (DEFAULT_BODY_LIMIT + 1))
+    assert response.status_code == 401
