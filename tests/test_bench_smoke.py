@@ -1,0 +1,46 @@
+"""The benchmark harness runs end to end at tiny sizes and reports sane figures (no timing limits)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from bench.modes import chain, fanout, latency, long
+
+STORES = ["sqlite:///", "memory://"]
+
+
+def positive(figures: dict[str, Any], *keys: str) -> None:
+    for key in keys:
+        value = figures[key]
+        assert isinstance(value, float | int) and math.isfinite(value) and value > 0, (key, value)
+
+
+@pytest.mark.parametrize("store", STORES)
+async def test_chain(store: str) -> None:
+    figures = await chain.run(store, instances=12, workers_count=2, inflight=5)
+    positive(figures, "orchestrations_per_s", "activities_per_s", "latency_p50_ms", "latency_p99_ms")
+    assert figures["activities_per_s"] == pytest.approx(5 * figures["orchestrations_per_s"])
+    assert figures["latency_p99_ms"] >= figures["latency_p50_ms"]
+
+
+@pytest.mark.parametrize("store", STORES)
+async def test_fanout(store: str) -> None:
+    figures = await fanout.run(store, fanout=30)
+    positive(figures, "seconds", "activities_per_s", "worker_peak_rss_mb")
+
+
+@pytest.mark.parametrize("store", STORES)
+async def test_long(store: str) -> None:
+    figures = await long.run(store, steps=12)
+    assert figures["finished"] and figures["steps_done"] == 12 and figures["window"] == 6
+    positive(figures, "steps_per_s", "ms_per_step_first", "ms_per_step_last", "last_over_first")
+
+
+@pytest.mark.parametrize("store", STORES)
+async def test_latency(store: str) -> None:
+    figures = await latency.run(store, runs=3, idle_gap=0.01, idle_cpu_seconds=0.1)
+    positive(figures, "latency_p50_ms", "pickup_p50_ms", "activity_p99_ms", "timer_late_max_ms")
+    assert figures["idle_cpu_percent"] >= 0
