@@ -302,7 +302,9 @@ def _check_instance_id(instance_id: str) -> None:
     """Azure's rules for a chosen instance id: at most 256 characters, no `/ \\ ? #`, no control
     characters (and no U+FFFD, which stands for bytes that were not UTF-8 in the URL)."""
     if len(instance_id) > MAX_INSTANCE_ID_LENGTH:
-        raise BadRequest(f"an instance id has at most {MAX_INSTANCE_ID_LENGTH} characters, got {len(instance_id)}")
+        raise BadRequest(
+            f"an instance id has at most {MAX_INSTANCE_ID_LENGTH} characters, got {len(instance_id)}"
+        )
     bad = sorted({c for c in instance_id if c in _BAD_ID_CHARACTERS})
     if bad:
         raise BadRequest(f"an instance id may not contain {', '.join(repr(c) for c in bad)}")
