@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from asynkron_durable.engine import (
@@ -61,6 +62,31 @@ def new_execution_id() -> str:
     return uuid.uuid4().hex
 
 
+@dataclass(slots=True)
+class CachedExecution:
+    """An executor kept in memory after its episode committed, so the next episode of the same
+    execution applies only the new events instead of replaying the whole history.
+
+    It holds the orchestrator's live generator (user state), so it belongs to exactly one execution:
+    `fits` accepts it only for that execution at exactly the record version its commit produced.
+    Any other version means someone else wrote the instance (another worker, a restart...)."""
+
+    executor: OrchestrationExecutor
+    execution_id: str
+    version: int
+    """The record version the episode's commit wrote (expected_version + 1)."""
+    started: ExecutionStarted | None
+    """The execution's ExecutionStarted event (for continue-as-new and parent notifications)."""
+
+    def fits(self, record: InstanceRecord) -> bool:
+        """True if `record` is exactly the state this executor left behind."""
+        return (
+            record.version == self.version
+            and record.execution_id == self.execution_id
+            and not record.runtime_status.is_terminal
+        )
+
+
 def build_commit(
     item: OrchestrationWorkItem,
     history: Sequence[HistoryEvent],
@@ -68,6 +94,21 @@ def build_commit(
     now: datetime,
 ) -> EpisodeCommit:
     """Run one episode for a claimed instance and describe everything it changes."""
+    return build_episode(item, history, orchestrator, now)[0]
+
+
+def build_episode(
+    item: OrchestrationWorkItem,
+    history: Sequence[HistoryEvent],
+    orchestrator: Orchestrator,
+    now: datetime,
+    cached: CachedExecution | None = None,
+) -> tuple[EpisodeCommit, CachedExecution | None]:
+    """Run one episode and describe everything it changes; also return the executor to keep for
+    the next episode if the execution goes on (None when it ended, continued as new or was rewound).
+
+    With a `cached` executor that `fits` the record, `history` is not needed (pass []): only the
+    inbox events are applied. Otherwise a fresh executor replays `history` first."""
     record = item.record
     ack = [m.message_id for m in item.messages]
     current = [m for m in item.messages if m.execution_id in (None, record.execution_id)]
@@ -75,22 +116,30 @@ def build_commit(
     if record.runtime_status.is_terminal:
         failed = record.runtime_status is RuntimeStatus.FAILED
         if failed and any(isinstance(e, ExecutionRewound) for e in events):
-            return _rewind(record, [*history, *_outcomes(events)], orchestrator, now, ack)
+            return _rewind(record, [*history, *_outcomes(events)], orchestrator, now, ack), None
         # A failed instance keeps the results that arrive late, so a rewind does not wait for
         # (or re-run) work that finished after the failure; finished instances just drop them.
         late = _outcomes(events) if failed else []
-        return EpisodeCommit(
+        commit = EpisodeCommit(
             record, record.version, late, ack, messages=_late_grants(item.messages, record, now)
         )
+        return commit, None
 
-    executor = OrchestrationExecutor(orchestrator, record.instance_id)
-    executor.replay(history)
+    if cached is not None and cached.fits(record):
+        executor, started = cached.executor, cached.started
+    else:
+        executor = OrchestrationExecutor(orchestrator, record.instance_id)
+        executor.replay(history)
+        started = _execution_started(history)
     result = executor.run_episode([OrchestratorStarted(timestamp=now), *events])
-    started = _execution_started([*history, *events])
+    started = started or _execution_started(events)
     commit = _commit_from_result(record, result, started, now, ack, list(result.new_history))
     stale = [m for m in item.messages if m not in current]  # for an execution that has ended
     commit.messages.extend(_late_grants(stale, record, now))
-    return commit
+    keep = None
+    if not executor.is_finished and executor.nondeterminism is None and not commit.reset_history:
+        keep = CachedExecution(executor, record.execution_id, commit.record.version, started)
+    return commit, keep
 
 
 def _late_grants(messages: Sequence[InboxMessage], record: InstanceRecord, now: datetime) -> list[Message]:

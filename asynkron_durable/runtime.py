@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -22,7 +23,7 @@ from typing import Any
 
 from asynkron_durable._activities import run_activity
 from asynkron_durable._entity_episodes import build_entity_commit
-from asynkron_durable._episodes import build_commit
+from asynkron_durable._episodes import CachedExecution, build_episode
 from asynkron_durable.app import DurableApp
 from asynkron_durable.client import OrchestrationClient
 from asynkron_durable.engine import OrchestrationContext, Orchestrator
@@ -87,6 +88,10 @@ class DurableFunctionRuntime(Registrations):
     """Runs orchestrations and activities from a store. Many runtimes may share one store.
 
     `store` is a `StateStore` or a URL for `store_from_url` (`sqlite:///./durable.db`, `memory://`).
+
+    `episode_cache_size`: how many running orchestrations to keep in memory between episodes (least
+    recently used first out; 0 turns the cache off). A kept orchestration's next episode applies only
+    its new events; one not kept (evicted, or last run by another worker) replays its history.
     """
 
     def __init__(
@@ -99,11 +104,14 @@ class DurableFunctionRuntime(Registrations):
         lease_duration: timedelta = timedelta(seconds=30),
         max_poll_interval: float | None = None,
         shutdown_timeout: float = 30.0,
+        episode_cache_size: int = 1000,
     ) -> None:
         if max_concurrent_activities < 1 or max_concurrent_orchestrations < 1:
             raise ValueError("concurrency limits must be at least 1")
         if lease_duration <= timedelta(0):
             raise ValueError("lease_duration must be positive")
+        if episode_cache_size < 0:
+            raise ValueError("episode_cache_size must not be negative")
         self.store = store_from_url(store) if isinstance(store, str) else store
         self.registry = Registry()
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -114,6 +122,8 @@ class DurableFunctionRuntime(Registrations):
             self.store.poll_interval_hint if max_poll_interval is None else max_poll_interval
         )
         self.shutdown_timeout = shutdown_timeout
+        self.episode_cache_size = episode_cache_size
+        self._episode_cache: OrderedDict[str, CachedExecution] = OrderedDict()
         self.client = OrchestrationClient(self.store, self.registry)
         self._stopping = False
         self._drained = False
@@ -167,6 +177,7 @@ class DurableFunctionRuntime(Registrations):
             renewer.cancel()
             await asyncio.gather(renewer, return_exceptions=True)
             self._threads.shutdown(wait=False, cancel_futures=True)
+            self._episode_cache.clear()
             log.info("worker %s stopped", self.worker_id)
 
     async def __aenter__(self) -> DurableFunctionRuntime:
@@ -228,10 +239,13 @@ class DurableFunctionRuntime(Registrations):
             return False
         ids = [item.record.instance_id for item in items]
         self._held_instances.update(ids)
+        cached = self._take_cached(items)
         try:
             try:
-                histories = await self._load_histories([i for i in ids if not is_entity_instance(i)])
-                commits = [self._episode(item, histories, now) for item in items]
+                wanted = [i for i in ids if i not in cached and not is_entity_instance(i)]
+                histories = await self._load_histories(wanted)
+                episodes = [self._episode(item, histories, cached, now) for item in items]
+                commits = [commit for commit, _ in episodes]
                 rejected = await self.store.commit_episodes(self.worker_id, utc_now(), commits)
             except Exception:
                 with contextlib.suppress(Exception):  # let others retry now, not after expiry
@@ -239,9 +253,33 @@ class DurableFunctionRuntime(Registrations):
                 raise
             for instance_id in rejected:
                 log.warning("lease on %s was lost; its episode was dropped", instance_id)
+            for commit, keep in episodes:
+                if keep is not None and commit.record.instance_id not in rejected:
+                    self._keep(commit.record.instance_id, keep)
         finally:
             self._held_instances.difference_update(ids)
         return True
+
+    def _take_cached(self, items: Sequence[OrchestrationWorkItem]) -> dict[str, CachedExecution]:
+        """Take the claimed instances' kept executors out of the cache, keeping only those that fit
+        the claimed record exactly (same execution, the version their own commit wrote): any other
+        version means the instance moved elsewhere (another worker, a restart, a purge...) and its
+        history must be replayed. An executor in use is never in the cache, and goes back only
+        after its commit succeeded."""
+        found: dict[str, CachedExecution] = {}
+        for item in items:
+            entry = self._episode_cache.pop(item.record.instance_id, None)
+            if entry is not None and entry.fits(item.record):
+                found[item.record.instance_id] = entry
+        return found
+
+    def _keep(self, instance_id: str, entry: CachedExecution) -> None:
+        if self.episode_cache_size <= 0 or self._stopping:
+            return
+        self._episode_cache[instance_id] = entry
+        self._episode_cache.move_to_end(instance_id)
+        while len(self._episode_cache) > self.episode_cache_size:
+            self._episode_cache.popitem(last=False)
 
     async def _load_histories(self, ids: Sequence[str]) -> dict[str, list[HistoryEvent] | StoreError]:
         if not ids:
@@ -261,24 +299,26 @@ class DurableFunctionRuntime(Registrations):
         self,
         item: OrchestrationWorkItem,
         histories: dict[str, list[HistoryEvent] | StoreError],
+        cached: dict[str, CachedExecution],
         now: datetime,
-    ) -> EpisodeCommit:
+    ) -> tuple[EpisodeCommit, CachedExecution | None]:
         record = item.record
         if is_entity_instance(record.instance_id):
             try:
-                return build_entity_commit(item, self._entity(record.name), now)
+                return build_entity_commit(item, self._entity(record.name), now), None
             except Exception as exc:
                 log.exception("batch of entity %s failed", record.instance_id)
-                return _failed_commit(item, exc, now)
+                return _failed_commit(item, exc, now), None
         history = histories.get(record.instance_id, [])
         if isinstance(history, StoreError):
             log.error("instance %s has unreadable history: %s", record.instance_id, history)
-            return _failed_commit(item, history, now)
+            return _failed_commit(item, history, now), None
         try:
-            return build_commit(item, history, self._orchestrator(record.name), now)
+            orchestrator = self._orchestrator(record.name)
+            return build_episode(item, history, orchestrator, now, cached.get(record.instance_id))
         except Exception as exc:  # one instance's trouble must not hold up the rest of the batch
             log.exception("episode of instance %s failed", record.instance_id)
-            return _failed_commit(item, exc, now)
+            return _failed_commit(item, exc, now), None
 
     def _orchestrator(self, name: str) -> Orchestrator:
         found = self.registry.orchestrators.get(name)

@@ -547,6 +547,7 @@ async def test_is_replaying_is_true_only_for_replayed_code(
             return seen
 
     runtime.register_orchestrator(replays, "replays")
+    runtime.episode_cache_size = 0  # replay every episode (a kept orchestration never replays)
     async with runtime:
         output = completed(await run(runtime, "replays"))
     # The final episode replays the first two steps and runs the last one live.

@@ -182,6 +182,13 @@ class OrchestrationExecutor:
         if self.is_finished:
             self._give_back_locks(actions)
         released, self._released_locks = self._released_locks, []
+        # Leave the executor exactly as replaying `new_history` would: a cached executor's next
+        # episode then behaves (positions in errors, lock bookkeeping) like one rebuilt from history.
+        appended = new_history[len(new_events) :]
+        self._track_locks(appended)
+        self._position += len(appended)
+        if terminal is not None:
+            self._terminal_recorded = True
         return EpisodeResult(
             new_history=new_history,
             actions=actions,

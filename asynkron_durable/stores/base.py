@@ -6,6 +6,13 @@ Everything is batched (many items per round trip) and every episode commit is a 
 the instance's `version` plus the caller's lease, so many runtimes in many processes can share one.
 
 All times are timezone-aware UTC datetimes passed in by the caller: stores have no clock of their own.
+
+Claims never load history. A runtime keeps running orchestrations in memory between episodes and
+replays history (`load_histories`) only for an instance it has no current executor for. It trusts
+a kept executor only while the claimed record has exactly the `execution_id` and `version` that its
+own commit wrote, so every store must move `version` on every write to an instance's record or
+history (commits write `expected_version + 1`; replacing an instance counts up from the old
+version), and give every new execution a fresh `execution_id`.
 """
 
 from __future__ import annotations
@@ -192,6 +199,9 @@ class StateStore(Protocol):
         lease (none, or expired before `now`), oldest message first. Each item carries every
         visible message for its instance, in delivery order.
 
+        Only records and messages: the caller loads history (`load_histories`) for the instances
+        whose executor it does not hold in memory (see the module docstring).
+
         One corrupt row never blocks the rest: a stored backend moves an undecodable message aside
         (logged, kept for inspection) and stops handing out an instance whose record it cannot
         read (logged; `get_instance` raises `StoreError` naming it)."""
@@ -202,7 +212,10 @@ class StateStore(Protocol):
 
     async def load_histories(self, instance_ids: Sequence[str]) -> dict[str, list[HistoryEvent]]:
         """The current execution's history of each instance (missing ids map to empty lists).
-        Raises `StoreError` naming the instance if a stored event cannot be decoded."""
+        Raises `StoreError` naming the instance if a stored event cannot be decoded.
+
+        The runtime calls this after a claim, for the claimed orchestrations it must replay (no
+        executor kept in memory, or one whose record version moved); never for entities."""
 
     async def commit_episodes(self, owner: str, now: datetime, commits: Sequence[EpisodeCommit]) -> set[str]:
         """Apply the commits (see `EpisodeCommit`) in as few transactions as is safe.

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 
@@ -60,6 +61,7 @@ SCHEMA_VERSION = 1
 """The schema version this code reads and writes; `open()` refuses files with a newer one."""
 
 _log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @asynccontextmanager
@@ -84,13 +86,6 @@ async def _execute(conn: aiosqlite.Connection, query: str, params: Mapping[str, 
         return cursor.rowcount
 
 
-async def _execute_many(conn: aiosqlite.Connection, query: str, params: Sequence[Mapping[str, Any]]) -> int:
-    if not params:
-        return 0
-    async with conn.executemany(QUERIES[query], params) as cursor:
-        return cursor.rowcount
-
-
 async def _fetch(conn: aiosqlite.Connection, query: str, params: Mapping[str, Any]) -> list[sqlite3.Row]:
     return list(await conn.execute_fetchall(QUERIES[query], params))
 
@@ -100,14 +95,34 @@ async def _get_record(conn: aiosqlite.Connection, instance_id: str) -> InstanceR
     return record_from_row(rows[0], from_epoch) if rows else None
 
 
-async def _delete_instances(conn: aiosqlite.Connection, instance_ids: Sequence[str]) -> int:
+# ----- write transactions in one hop ----------------------------------------------------------
+# A write transaction holds SQLite's file lock from BEGIN to COMMIT, and other processes' writers
+# wait on it (sleeping in the busy handler). The functions below take the driver's own
+# `sqlite3.Connection` and run on aiosqlite's thread as one call (see `_run_in_thread`): a commit
+# of many episodes costs one thread hop, not one per statement, and holds the lock that much less.
+
+
+def _run(raw: sqlite3.Connection, query: str, params: Mapping[str, Any]) -> int:
+    return raw.execute(QUERIES[query], params).rowcount
+
+
+def _run_many(raw: sqlite3.Connection, query: str, params: Sequence[Mapping[str, Any]]) -> int:
+    return raw.executemany(QUERIES[query], params).rowcount if params else 0
+
+
+def _record_of(raw: sqlite3.Connection, instance_id: str) -> InstanceRecord | None:
+    row = raw.execute(QUERIES["select_instance"], {"instance_id": instance_id}).fetchone()
+    return None if row is None else record_from_row(row, from_epoch)
+
+
+def _delete_instances(raw: sqlite3.Connection, instance_ids: Sequence[str]) -> int:
     ids = {"ids": json_list(instance_ids)}
     for query in ("delete_histories", "delete_inboxes", "delete_instance_activities"):
-        await _execute(conn, query, ids)
-    return await _execute(conn, "delete_instances", ids)
+        _run(raw, query, ids)
+    return _run(raw, "delete_instances", ids)
 
 
-async def _insert_messages(conn: aiosqlite.Connection, messages: Sequence[Message]) -> int:
+def _insert_messages(raw: sqlite3.Connection, messages: Sequence[Message]) -> int:
     """Enqueue `messages` in order; returns how many were. One to an instance that does not exist
     is dropped by the insert itself, unless it `creates` it: then the instance is inserted first
     (if still missing), after the messages before it went in, so those still find it missing."""
@@ -115,60 +130,66 @@ async def _insert_messages(conn: aiosqlite.Connection, messages: Sequence[Messag
     batch: list[dict[str, Any]] = []
     for message in messages:
         if message.creates is not None:
-            enqueued += await _execute_many(conn, "insert_message", batch)
+            enqueued += _run_many(raw, "insert_message", batch)
             batch = []
             params = record_params(message.creates, message.creates.version, instance_id=message.instance_id)
-            await _execute(conn, "insert_instance_if_missing", params)
+            _run(raw, "insert_instance_if_missing", params)
         batch.append(message_params(message))
-    return enqueued + await _execute_many(conn, "insert_message", batch)
+    return enqueued + _run_many(raw, "insert_message", batch)
 
 
-async def _put_instance(conn: aiosqlite.Connection, new: NewInstance, old: InstanceRecord | None) -> None:
+def _put_instance(raw: sqlite3.Connection, new: NewInstance, old: InstanceRecord | None) -> None:
     """Insert `new`, replacing `old`. The version keeps growing across replacements so a stale
     commit for the old instance can never match the new one."""
     record = new.record
     version = record.version
     if old is not None:
-        await _delete_instances(conn, [record.instance_id])
+        _delete_instances(raw, [record.instance_id])
         version = max(version, old.version + 1)
-    await _execute(conn, "insert_instance", record_params(record, version))
+    _run(raw, "insert_instance", record_params(record, version))
     start = Message(record.instance_id, new.start_event, execution_id=record.execution_id)
-    await _insert_messages(conn, [start])
+    _insert_messages(raw, [start])
 
 
-async def _create_in_commit(conn: aiosqlite.Connection, new: NewInstance) -> int:
-    old = await _get_record(conn, new.record.instance_id)
+def _create_instance(raw: sqlite3.Connection, new: NewInstance, replace: bool) -> None:
+    old = _record_of(raw, new.record.instance_id)
+    if old is not None and not replace and not old.runtime_status.is_terminal:
+        raise InstanceAlreadyExists(old.instance_id, old.runtime_status.value)
+    _put_instance(raw, new, old)
+
+
+def _create_in_commit(raw: sqlite3.Connection, new: NewInstance) -> int:
+    old = _record_of(raw, new.record.instance_id)
     if old is not None and not old.runtime_status.is_terminal:
         conflict = [] if new.conflict_message is None else [new.conflict_message]
-        return await _insert_messages(conn, conflict)
-    await _put_instance(conn, new, old)
+        return _insert_messages(raw, conflict)
+    _put_instance(raw, new, old)
     return 1
 
 
-async def _apply_commit(conn: aiosqlite.Connection, owner: str, commit: EpisodeCommit) -> int:
+def _apply_commit(raw: sqlite3.Connection, owner: str, commit: EpisodeCommit) -> int:
     """Apply one commit; -1 when its CAS failed (nothing written), else how much it enqueued."""
     instance_id = commit.record.instance_id
     cas = record_params(commit.record, commit.expected_version + 1)
     cas.update(expected_version=commit.expected_version, owner=owner)
-    if await _execute(conn, "commit_instance", cas) == 0:
+    if _run(raw, "commit_instance", cas) == 0:
         return -1
     if commit.reset_history:
-        await _execute(conn, "delete_histories", {"ids": json_list([instance_id])})
+        _run(raw, "delete_histories", {"ids": json_list([instance_id])})
         first_seq = 0
     else:
-        rows = await _fetch(conn, "next_history_seq", {"instance_id": instance_id})
-        first_seq = rows[0]["seq"]
+        first_seq = raw.execute(QUERIES["next_history_seq"], {"instance_id": instance_id}).fetchone()[0]
     history = [
         {"instance_id": instance_id, "seq": first_seq + n, "event": event_to_json(event)}
         for n, event in enumerate(commit.new_history)
     ]
-    await _execute_many(conn, "insert_history", history)
+    _run_many(raw, "insert_history", history)
     acks = [{"instance_id": instance_id, "message_id": m} for m in commit.acknowledged_message_ids]
-    await _execute_many(conn, "ack_message", acks)
+    _run_many(raw, "ack_message", acks)
     enqueued = 0
     for new in commit.new_instances:
-        enqueued += await _create_in_commit(conn, new)
-    enqueued += await _insert_messages(conn, commit.messages)
+        enqueued += _create_in_commit(raw, new)
+    enqueued += _insert_messages(raw, commit.messages)
     activities = [
         {
             "instance_id": task.instance_id,
@@ -179,7 +200,55 @@ async def _apply_commit(conn: aiosqlite.Connection, owner: str, commit: EpisodeC
         }
         for task in commit.activities
     ]
-    return enqueued + await _execute_many(conn, "insert_activity", activities)
+    return enqueued + _run_many(raw, "insert_activity", activities)
+
+
+def _apply_commits(
+    raw: sqlite3.Connection, owner: str, commits: Sequence[EpisodeCommit]
+) -> tuple[set[str], int]:
+    rejected: set[str] = set()
+    enqueued = 0
+    for commit in commits:
+        outcome = _apply_commit(raw, owner, commit)
+        if outcome < 0:
+            rejected.add(commit.record.instance_id)
+        else:
+            enqueued += outcome
+    return rejected, enqueued
+
+
+def _complete_activities(
+    raw: sqlite3.Connection, owner: str, results: Sequence[ActivityResult]
+) -> tuple[set[int], int]:
+    rejected: set[int] = set()
+    enqueued = 0
+    for result in results:
+        if _run(raw, "complete_activity", {"activity_id": result.activity_id, "owner": owner}) == 0:
+            rejected.add(result.activity_id)
+        else:
+            enqueued += _insert_messages(raw, [result.message])
+    return rejected, enqueued
+
+
+def _in_transaction(raw: sqlite3.Connection, body: Callable[[sqlite3.Connection], _T]) -> _T:
+    """BEGIN IMMEDIATE, `body`, COMMIT, all on the driver's thread; rolled back on any error."""
+    raw.execute("BEGIN IMMEDIATE")
+    try:
+        result = body(raw)
+        raw.execute("COMMIT")
+    except BaseException:
+        with suppress(sqlite3.Error):
+            raw.rollback()
+        raise
+    return result
+
+
+async def _run_in_thread(conn: aiosqlite.Connection, body: Callable[[sqlite3.Connection], _T]) -> _T:
+    """One write transaction as one call on aiosqlite's thread. aiosqlite has no public way to run a
+    function there; its own methods queue theirs through `_execute`, as this does."""
+    queue = cast(Callable[..., Awaitable[_T]], conn._execute)
+    raw = conn._conn
+    return await queue(_in_transaction, raw, body)
 
 
 async def _dead_letter(conn: aiosqlite.Connection, message_id: int, error: StoreError, now: float) -> None:
@@ -301,6 +370,12 @@ class SqliteStateStore:
             with driver_errors(self._path):
                 yield self._connection()
 
+    async def _write_in_thread(self, body: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run `body` as one write transaction in one hop to the driver's thread."""
+        async with self._lock:
+            with driver_errors(self._path):
+                return await _run_in_thread(self._connection(), body)
+
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
@@ -310,19 +385,14 @@ class SqliteStateStore:
 
     async def create_instance(self, new: NewInstance, *, replace: bool) -> None:
         """Create (or replace) an instance and enqueue its start message."""
-        async with self._write() as conn:
-            old = await _get_record(conn, new.record.instance_id)
-            if old is not None and not replace and not old.runtime_status.is_terminal:
-                raise InstanceAlreadyExists(old.instance_id, old.runtime_status.value)
-            await _put_instance(conn, new, old)
+        await self._write_in_thread(partial(_create_instance, new=new, replace=replace))
         self._subscribers.notify()
 
     async def send_messages(self, messages: Sequence[Message]) -> None:
         """Enqueue messages; those for unknown instances are dropped by the insert itself."""
         if not messages:
             return
-        async with self._write() as conn:
-            enqueued = await _insert_messages(conn, messages)
+        enqueued = await self._write_in_thread(partial(_insert_messages, messages=messages))
         if enqueued:
             self._subscribers.notify()
 
@@ -389,15 +459,9 @@ class SqliteStateStore:
         """Apply all commits in one transaction; each is checked (version + lease) on its own."""
         if not commits:
             return set()
-        rejected: set[str] = set()
-        enqueued = 0
-        async with self._write() as conn:
-            for commit in commits:
-                outcome = await _apply_commit(conn, owner, commit)
-                if outcome < 0:
-                    rejected.add(commit.record.instance_id)
-                else:
-                    enqueued += outcome
+        rejected, enqueued = await self._write_in_thread(
+            partial(_apply_commits, owner=owner, commits=commits)
+        )
         if enqueued:
             self._subscribers.notify()
         return rejected
@@ -433,15 +497,9 @@ class SqliteStateStore:
         """Delete each still-leased activity and enqueue its result message, atomically."""
         if not results:
             return set()
-        rejected: set[int] = set()
-        enqueued = 0
-        async with self._write() as conn:
-            for result in results:
-                key = {"activity_id": result.activity_id, "owner": owner}
-                if await _execute(conn, "complete_activity", key) == 0:
-                    rejected.add(result.activity_id)
-                else:
-                    enqueued += await _insert_messages(conn, [result.message])
+        rejected, enqueued = await self._write_in_thread(
+            partial(_complete_activities, owner=owner, results=results)
+        )
         if enqueued:
             self._subscribers.notify()
         return rejected
@@ -515,19 +573,25 @@ class SqliteStateStore:
     async def purge_instance(self, instance_id: str, *, expected_version: int | None = None) -> bool:
         """Delete one instance and everything it owns (only if idle at `expected_version`, if given:
         the check and the delete share one write transaction, so no message slips in between)."""
-        async with self._write() as conn:
+
+        def body(raw: sqlite3.Connection) -> bool:
             if expected_version is not None:
                 idle = {"instance_id": instance_id, "version": expected_version}
-                if not await _fetch(conn, "select_idle_instance", idle):
+                if raw.execute(QUERIES["select_idle_instance"], idle).fetchone() is None:
                     return False
-            return await _delete_instances(conn, [instance_id]) > 0
+            return _delete_instances(raw, [instance_id]) > 0
+
+        return await self._write_in_thread(body)
 
     async def purge_instances(self, filter: InstanceFilter) -> int:
         """Delete every matching instance in one transaction."""
-        async with self._write() as conn:
-            rows = await _fetch(conn, "filter_instances", filter_params(filter, None, -1))
+
+        def body(raw: sqlite3.Connection) -> int:
+            rows = raw.execute(QUERIES["filter_instances"], filter_params(filter, None, -1)).fetchall()
             ids = [row["instance_id"] for row in rows]
-            return await _delete_instances(conn, ids) if ids else 0
+            return _delete_instances(raw, ids) if ids else 0
+
+        return await self._write_in_thread(body)
 
 
 ConcurrentSqliteStateStore = SqliteStateStore
