@@ -17,7 +17,6 @@ import contextlib
 import os
 import random
 import sqlite3
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any, TypeVar
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 from pydantic import BaseModel
-from support.orchestrations import completed, wait_for_status
+from support.orchestrations import completed, eventually, wait_for_status
 
 from asynkron_durable import (
     DurableFunctionRuntime,
@@ -291,20 +290,6 @@ def install(runtime: DurableFunctionRuntime) -> None:
 
 
 # ----- helpers --------------------------------------------------------------------------------
-
-
-async def eventually(
-    read: Callable[[], Awaitable[T]], holds: Callable[[T], bool], what: str, timeout: float = DEADLINE
-) -> T:
-    """Poll `read()` until `holds(value)`; fail naming `what` and the last value at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await read()
-        if holds(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}; last seen {value!r}")
-        await asyncio.sleep(0.01)
 
 
 async def run(runtime: DurableFunctionRuntime, name: str, input: Any = None) -> Any:

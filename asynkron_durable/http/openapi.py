@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from asynkron_durable.history import RuntimeStatus
-from asynkron_durable.http.urls import ApiLocation
+from asynkron_durable.http.urls import ApiLocation, management_urls
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _JSON_ANY: dict[str, Any] = {}
@@ -253,20 +253,7 @@ def openapi_document(location: ApiLocation) -> dict[str, Any]:
                 "ManagementPayload": {
                     "type": "object",
                     "required": ["id", "statusQueryGetUri"],
-                    "properties": {
-                        key: {"type": "string"}
-                        for key in (
-                            "id",
-                            "statusQueryGetUri",
-                            "sendEventPostUri",
-                            "terminatePostUri",
-                            "rewindPostUri",
-                            "purgeHistoryDeleteUri",
-                            "restartPostUri",
-                            "suspendPostUri",
-                            "resumePostUri",
-                        )
-                    },
+                    "properties": {key: {"type": "string"} for key in management_urls(location, "id")},
                 },
                 "Status": {
                     "type": "object",

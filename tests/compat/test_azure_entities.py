@@ -10,10 +10,9 @@ the client and called from orchestrations; then the refusals.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
@@ -24,7 +23,7 @@ from asynkron_durable_azure.entities import AzureEntityContext, core_entity
 from asynkron_durable_azure.entity_protocol import execute_entity_batch
 from asynkron_durable_azure.orchestration import core_orchestrator
 from azure.durable_functions.models.utils.df_serialization import df_dumps
-from support.orchestrations import completed
+from support.orchestrations import completed, eventually
 
 from asynkron_durable import (
     DurableError,
@@ -467,18 +466,6 @@ def azure_runtime(runtime: DurableFunctionRuntime) -> DurableFunctionRuntime:
     runtime.register_orchestrator(try_call)
     runtime.register_orchestrator(core_orchestrator(azure_walker), "azure_walker")
     return runtime
-
-
-async def eventually(read: Callable[[], Awaitable[T]], holds: Callable[[T], bool], what: str) -> T:
-    """Poll `read()` until `holds(value)`; fail naming `what` and the last value at the deadline."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        value = await read()
-        if holds(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {DEADLINE:g}s waiting for {what}; last seen {value!r}")
-        await asyncio.sleep(0.01)
 
 
 async def calls(runtime: DurableFunctionRuntime, steps: list[list[Any]]) -> list[dict[str, Any]]:

@@ -8,13 +8,11 @@ Azure) for every method, error cases included.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
-import time
 import typing
 import uuid
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Callable, Generator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -26,7 +24,7 @@ from asynkron_durable_azure.orchestration import core_orchestrator
 from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrchestrationStatus
 from azure.durable_functions.models.EntityStateResponse import EntityStateResponse
 from azure.durable_functions.models.PurgeHistoryResult import PurgeHistoryResult
-from support.orchestrations import wait_for_status
+from support.orchestrations import eventually, wait_for_status
 
 from asynkron_durable import DurableFunctionRuntime, EntityContext, RuntimeStatus
 from asynkron_durable.http.urls import ApiLocation, client_binding
@@ -115,15 +113,6 @@ def request(url: str = "https://functions.example.test:8443/api/orchestrators/gr
 
 async def finished(runtime: DurableFunctionRuntime, instance_id: str) -> RuntimeStatus:
     return (await runtime.client.wait_for_completion(instance_id, timeout=10)).runtime_status
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 10.0) -> None:
-    """Poll `check` until it holds; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        await asyncio.sleep(0.01)
 
 
 def unique(prefix: str) -> str:
@@ -532,7 +521,7 @@ async def test_signal_entity_and_read_entity_state(runtime: DurableFunctionRunti
         async def reads_seven() -> bool:
             return bool((await adapter.read_entity_state(entity)).entity_state == 7)
 
-        await eventually(reads_seven, "the counter reaching 7")
+        await eventually(reads_seven, bool, "the counter reaching 7", timeout=10.0)
         state = await adapter.read_entity_state(entity)
         assert isinstance(state, EntityStateResponse)
         assert state.entity_exists is True
@@ -544,7 +533,7 @@ async def test_signal_entity_and_read_entity_state(runtime: DurableFunctionRunti
         async def reads_empty() -> bool:
             return bool((await adapter.read_entity_state(entity)).entity_state == "")
 
-        await eventually(reads_empty, "the counter set to nothing")
+        await eventually(reads_empty, bool, "the counter set to nothing", timeout=10.0)
         assert (await adapter.read_entity_state(entity)).entity_exists is True
 
         await adapter.signal_entity(entity, "set", {"deep": [1, 2]})
@@ -552,7 +541,7 @@ async def test_signal_entity_and_read_entity_state(runtime: DurableFunctionRunti
         async def reads_dict() -> bool:
             return bool((await adapter.read_entity_state(entity)).entity_state == {"deep": [1, 2]})
 
-        await eventually(reads_dict, "the counter set to a dict")
+        await eventually(reads_dict, bool, "the counter set to a dict", timeout=10.0)
 
 
 async def test_entity_errors(runtime: DurableFunctionRuntime) -> None:

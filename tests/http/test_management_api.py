@@ -7,10 +7,8 @@ Nothing sleeps to synchronise: waits poll the API (or the client) until a deadli
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -18,7 +16,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
-from support.orchestrations import wait_for_status
+from support.orchestrations import eventually, wait_for_status
 
 from asynkron_durable import DurableFunctionRuntime, EntityContext, OrchestrationContext, RuntimeStatus
 from asynkron_durable.http.management import DEFAULT_BODY_LIMIT, management_app
@@ -123,14 +121,7 @@ async def poll(
     what: str,
 ) -> httpx.Response:
     """Repeat `get` until `done` holds for its answer; fail at the deadline."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        response = await get()
-        if done(response):
-            return response
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: last answer {response.status_code} {response.text}")
-        await asyncio.sleep(0.01)
+    return await eventually(get, done, what, timeout=DEADLINE)
 
 
 async def status_of(http: httpx.AsyncClient, instance_id: str, *runtime_statuses: str) -> httpx.Response:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from asynkron_durable import (
     DurableFunctionRuntime,
@@ -45,6 +46,23 @@ async def wait_for_history(
             return status
         if time.monotonic() > deadline:
             raise AssertionError(f"{instance_id} never recorded {count} x {kind}")
+        await asyncio.sleep(0.01)
+
+
+T = TypeVar("T")
+
+
+async def eventually(
+    read: Callable[[], Awaitable[T]], holds: Callable[[T], bool], what: str, timeout: float = 15.0
+) -> T:
+    """Poll `read()` until `holds(value)`; fail naming `what` and the last value at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await read()
+        if holds(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}; last seen {value!r}")
         await asyncio.sleep(0.01)
 
 
