@@ -72,17 +72,16 @@ class CachedExecution:
     Any other version means someone else wrote the instance (another worker, a restart...)."""
 
     executor: OrchestrationExecutor
-    execution_id: str
-    version: int
-    """The record version the episode's commit wrote (expected_version + 1)."""
+    record: InstanceRecord
+    """The record the episode's commit wrote (its version is the commit's expected_version + 1)."""
     started: ExecutionStarted | None
     """The execution's ExecutionStarted event (for continue-as-new and parent notifications)."""
 
     def fits(self, record: InstanceRecord) -> bool:
         """True if `record` is exactly the state this executor left behind."""
         return (
-            record.version == self.version
-            and record.execution_id == self.execution_id
+            record.version == self.record.version
+            and record.execution_id == self.record.execution_id
             and not record.runtime_status.is_terminal
         )
 
@@ -136,10 +135,27 @@ def build_episode(
     commit = _commit_from_result(record, result, started, now, ack, list(result.new_history))
     stale = [m for m in item.messages if m not in current]  # for an execution that has ended
     commit.messages.extend(_late_grants(stale, record, now))
-    keep = None
-    if not executor.is_finished and executor.nondeterminism is None and not commit.reset_history:
-        keep = CachedExecution(executor, record.execution_id, commit.record.version, started)
-    return commit, keep
+    return commit, _keep(executor, commit, started)
+
+
+def build_step(
+    cached: CachedExecution, outcomes: Sequence[HistoryEvent], now: datetime
+) -> tuple[EpisodeCommit, CachedExecution | None]:
+    """The next episode of a kept executor given only its activities' outcomes: the commit of an
+    `ActivityStep`, written in place of the outcomes' inbox messages (it acknowledges none)."""
+    record = cached.record
+    result = cached.executor.run_episode([OrchestratorStarted(timestamp=now), *outcomes])
+    commit = _commit_from_result(record, result, cached.started, now, [], list(result.new_history))
+    return commit, _keep(cached.executor, commit, cached.started)
+
+
+def _keep(
+    executor: OrchestrationExecutor, commit: EpisodeCommit, started: ExecutionStarted | None
+) -> CachedExecution | None:
+    """The executor to keep after `commit`, if its execution goes on in this executor."""
+    if executor.is_finished or executor.nondeterminism is not None or commit.reset_history:
+        return None
+    return CachedExecution(executor, commit.record, started)
 
 
 def _late_grants(messages: Sequence[InboxMessage], record: InstanceRecord, now: datetime) -> list[Message]:

@@ -4,6 +4,11 @@ Three loops run side by side: one claims instances in batches and runs their epi
 activities and runs them concurrently (sync ones in a thread pool), one renews the leases of work
 in flight. A fourth drains finished activities to the store in batches. Idle loops back off to
 `max_poll_interval`, and wake at once when this process enqueues work.
+
+Activity steps: when a finished activity's orchestration is kept in memory here, the completion
+loop runs its next episode at once and the store writes it with the result (`ActivityStep`), and
+the activities it schedules come back leased to this worker, which runs them without claiming.
+A step the store refuses (anything else happened to the instance) becomes a plain result.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any
 
 from asynkron_durable._activities import run_activity
 from asynkron_durable._entity_episodes import build_entity_commit
-from asynkron_durable._episodes import CachedExecution, build_episode
+from asynkron_durable._episodes import CachedExecution, build_episode, build_step
 from asynkron_durable.app import DurableApp
 from asynkron_durable.client import OrchestrationClient
 from asynkron_durable.engine import OrchestrationContext, Orchestrator
@@ -35,6 +40,7 @@ from asynkron_durable.registry import Registrations, Registry
 from asynkron_durable.stores import StateStore, store_from_url
 from asynkron_durable.stores.base import (
     ActivityResult,
+    ActivityStep,
     ActivityWorkItem,
     EpisodeCommit,
     OrchestrationWorkItem,
@@ -133,6 +139,8 @@ class DurableFunctionRuntime(Registrations):
         self._slot_freed = asyncio.Event()
         self._completions: list[ActivityResult] = []
         self._running_activities: dict[int, asyncio.Task[None]] = {}
+        self._reserved_slots = 0
+        """Activity slots promised to a completion call in flight, for the activities it may lease."""
         self._held_instances: set[str] = set()
         self._threads: ThreadPoolExecutor | None = None
         self._background: asyncio.Task[None] | None = None
@@ -342,7 +350,7 @@ class DurableFunctionRuntime(Registrations):
     async def _activity_loop(self) -> None:
         idle = _Backoff(0.002, self.max_poll_interval)
         while not self._stopping:
-            free = self.max_concurrent_activities - len(self._running_activities)
+            free = self.max_concurrent_activities - len(self._running_activities) - self._reserved_slots
             if free <= 0:
                 await _wait(self._slot_freed, self.max_poll_interval)
                 continue
@@ -358,12 +366,15 @@ class DurableFunctionRuntime(Registrations):
                 await _wait(self._activity_wake, idle.next())
                 continue
             idle.reset()
-            for item in items:
-                if item.activity_id in self._running_activities:
-                    continue  # our own run whose lease lapsed and came back to us: never run it twice
-                self._running_activities[item.activity_id] = asyncio.create_task(
-                    self._execute(item), name=f"activity-{item.task.name}"
-                )
+            self._start_activities(items)
+
+    def _start_activities(self, items: Sequence[ActivityWorkItem]) -> None:
+        for item in items:
+            if item.activity_id in self._running_activities:
+                continue  # our own run whose lease lapsed and came back to us: never run it twice
+            self._running_activities[item.activity_id] = asyncio.create_task(
+                self._execute(item), name=f"activity-{item.task.name}"
+            )
 
     async def _execute(self, item: ActivityWorkItem) -> None:
         """Run one activity. Its slot (and lease renewal) lasts until the result is recorded, so a
@@ -411,14 +422,59 @@ class DurableFunctionRuntime(Registrations):
             return
         batch = self._completions
         self._completions = []
+        now = utc_now()
+        plain, steps, keeps = self._steps(batch, now)
+        # The batch's own slots free up with this call; the activities it leases take them.
+        claim_limit = 0
+        if not self._stopping:
+            claim_limit = max(0, self.max_concurrent_activities - len(self._running_activities) + len(batch))
+        self._reserved_slots = claim_limit
         try:
-            rejected = await self.store.complete_activities(self.worker_id, batch)
+            done = await self.store.complete_activities(
+                self.worker_id, now, utc_now() + self.lease_duration, plain, steps, claim_limit
+            )
         except BaseException:
-            self._completions = batch + self._completions
+            self._completions = batch + self._completions  # as plain results: their executors are spent
             raise
+        finally:
+            self._reserved_slots = 0
         self._release_slots([result.activity_id for result in batch])
-        for activity_id in rejected:
+        for activity_id in done.rejected:
             log.warning("lease on activity %s was lost; its result was dropped", activity_id)
+        for instance_id in done.applied:
+            keep = keeps.get(instance_id)
+            if keep is not None:
+                self._keep(instance_id, keep)
+        self._start_activities(done.claimed)
+
+    def _steps(
+        self, results: Sequence[ActivityResult], now: datetime
+    ) -> tuple[list[ActivityResult], list[ActivityStep], dict[str, CachedExecution]]:
+        """Split finished activities into plain results and steps: the next episode of each
+        orchestration whose executor this worker keeps (it leaves the cache until the store
+        applied the step, and for good if it refused it)."""
+        by_instance: dict[str, list[ActivityResult]] = {}
+        for result in results:
+            by_instance.setdefault(result.message.instance_id, []).append(result)
+        plain: list[ActivityResult] = []
+        steps: list[ActivityStep] = []
+        keeps: dict[str, CachedExecution] = {}
+        for instance_id, group in by_instance.items():
+            cached = self._episode_cache.get(instance_id)
+            if cached is None or any(r.message.execution_id != cached.record.execution_id for r in group):
+                plain += group
+                continue
+            del self._episode_cache[instance_id]
+            try:
+                commit, keep = build_step(cached, [r.message.event for r in group], now)
+            except Exception:  # the executor is spent; a replay from history will meet this again
+                log.exception("activity step of instance %s failed; recording plain results", instance_id)
+                plain += group
+                continue
+            steps.append(ActivityStep(tuple(group), commit))
+            if keep is not None:
+                keeps[instance_id] = keep
+        return plain, steps, keeps
 
     async def _drain_activities(self) -> None:
         running = [task for task in self._running_activities.values() if not task.done()]

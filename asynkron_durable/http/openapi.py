@@ -176,7 +176,7 @@ def _paths() -> dict[str, Any]:
                 "parameters": [_INSTANCE],
                 "responses": {
                     "200": _json({"$ref": "#/components/schemas/Purged"}, "Purged"),
-                    **_errors(400, 401, 404),
+                    **_errors(400, 401, 404, 410),
                 },
             },
         },

@@ -11,8 +11,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from asynkron_durable.stores._postgres_codec import redact
 from asynkron_durable.stores.base import (
     ActivityResult,
+    ActivityStep,
     ActivityTask,
     ActivityWorkItem,
+    Completion,
     EpisodeCommit,
     InboxMessage,
     InstanceFilter,
@@ -29,8 +31,10 @@ from asynkron_durable.stores.sqlite import SqliteStateStore
 
 __all__ = [
     "ActivityResult",
+    "ActivityStep",
     "ActivityTask",
     "ActivityWorkItem",
+    "Completion",
     "EpisodeCommit",
     "InMemoryStateStore",
     "InboxMessage",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from asynkron_durable.errors import StoreError
@@ -22,7 +23,7 @@ from asynkron_durable.stores._postgres_codec import (
     record_columns,
     transpose,
 )
-from asynkron_durable.stores.base import ActivityTask, EpisodeCommit, Message, NewInstance
+from asynkron_durable.stores.base import ActivityTask, ActivityWorkItem, EpisodeCommit, Message, NewInstance
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,7 @@ class CommitPlan:
         self._existing = set(rows)
         self._state = dict(rows)
         self.rejected: set[str] = set()
-        self.committed: list[tuple[InstanceRecord, int, int]] = []
+        self.committed: list[tuple[InstanceRecord, int, int, bool]] = []
         self.reset: list[str] = []
         self.replaced: set[str] = set()
         self.created: dict[str, tuple[InstanceRecord, int]] = {}
@@ -74,6 +75,10 @@ class CommitPlan:
         self.acks: list[tuple[str, int]] = []
         self.messages: list[Message] = []
         self.activities: list[ActivityTask] = []
+        self.leased: list[ActivityTask] = []
+        """Activities of steps to insert leased to the owner (see `step`)."""
+        self.claimed: list[ActivityWorkItem] = []
+        """`leased` as inserted, with their ids (filled in by `Writer.apply`)."""
 
     def commit(self, commit: EpisodeCommit) -> None:
         """Apply `commit` if the instance still has its version and the owner's lease, else reject it."""
@@ -82,9 +87,26 @@ class CommitPlan:
         if row is None or row.version != commit.expected_version or row.lease_owner != self.owner:
             self.rejected.add(instance_id)
             return
+        self._apply(commit, step=False)
+        self.activities += commit.activities
+
+    def step(self, commit: EpisodeCommit, claim_limit: int) -> None:
+        """Apply an activity step's commit, whose checks the caller made under the row lock (see
+        `ActivityStep`); its activities are leased to the owner while fewer than `claim_limit` are."""
+        self._apply(commit, step=True)
+        room = max(0, claim_limit - len(self.leased))
+        self.leased += commit.activities[:room]
+        self.activities += commit.activities[room:]
+
+    def has_messages_for(self, instance_id: str) -> bool:
+        """Whether the batch so far enqueues a message for `instance_id` (a step must then wait)."""
+        return any(message.instance_id == instance_id for message in self.messages)
+
+    def _apply(self, commit: EpisodeCommit, *, step: bool) -> None:
+        instance_id = commit.record.instance_id
         version = commit.expected_version + 1
         self._state[instance_id] = LockedRow(commit.record.runtime_status.value, version, None)
-        self.committed.append((commit.record, version, commit.expected_version))
+        self.committed.append((commit.record, version, commit.expected_version, step))
         if commit.reset_history:
             self.reset.append(instance_id)
         self.history += [(instance_id, n, event_to_json(e)) for n, e in enumerate(commit.new_history)]
@@ -97,7 +119,6 @@ class CommitPlan:
                 self.enqueue(new.conflict_message)
         for message in commit.messages:
             self.enqueue(message)
-        self.activities += commit.activities
 
     def create(self, new: NewInstance) -> None:
         """Create `new`, replacing any instance with its id. The version keeps growing across
@@ -131,13 +152,18 @@ class CommitPlan:
         self.acks = [a for a in self.acks if a[0] != instance_id]
         self.messages = [m for m in self.messages if m.instance_id != instance_id]
         self.activities = [a for a in self.activities if a.instance_id != instance_id]
+        self.leased = [a for a in self.leased if a.instance_id != instance_id]
 
     # ----- the column arrays of each statement --------------------------------------------------
 
     def commit_columns(self) -> list[list[Any]]:
-        """`commit_instances`: the 12 record arrays, then the expected versions."""
-        records = [(record, version) for record, version, _ in self.committed]
-        return [*record_columns(records), [expected for _, _, expected in self.committed]]
+        """`commit_instances`: the 12 record arrays, the expected versions, which are steps."""
+        records = [(record, version) for record, version, _, _ in self.committed]
+        return [
+            *record_columns(records),
+            [expected for _, _, expected, _ in self.committed],
+            [step for _, _, _, step in self.committed],
+        ]
 
     def created_columns(self, *, existing: bool) -> list[list[Any]]:
         """`replace_instances` (existing ids) or `insert_instances` (new ids): the record arrays."""
@@ -196,8 +222,18 @@ class Writer:
         rows = await conn.fetch(self.queries["lock_instances"], sorted(instance_ids))
         return {row["instance_id"]: LockedRow.from_row(row) for row in rows}
 
-    async def apply(self, conn: Any, plan: CommitPlan) -> int:
-        """Write a decided plan, one statement per kind of change; returns how much it enqueued."""
+    async def lock_for_steps(
+        self, conn: Any, instance_ids: set[str], now: datetime
+    ) -> tuple[dict[str, LockedRow], set[str]]:
+        """As `lock`, plus the ids free for an activity step (unleased, no visible message)."""
+        rows = await conn.fetch(self.queries["lock_step_instances"], sorted(instance_ids), now)
+        return {row["instance_id"]: LockedRow.from_row(row) for row in rows}, {
+            row["instance_id"] for row in rows if row["free"]
+        }
+
+    async def apply(self, conn: Any, plan: CommitPlan, lease_until: datetime | None = None) -> int:
+        """Write a decided plan, one statement per kind of change; returns how much it enqueued for
+        others. Its `leased` activities are leased to its owner until `lease_until`."""
         q = self.queries
         if plan.committed:
             status = await conn.execute(q["commit_instances"], plan.owner, *plan.commit_columns())
@@ -216,7 +252,17 @@ class Writer:
         enqueued = await self.insert_messages(conn, plan.messages)
         if plan.activities:
             enqueued += await self._enqueue(conn, "insert_activities", plan.activity_columns())
+        if plan.leased:
+            await self._insert_leased(conn, plan, lease_until)
         return enqueued
+
+    async def _insert_leased(self, conn: Any, plan: CommitPlan, lease_until: datetime | None) -> None:
+        if lease_until is None:
+            raise StoreError(f"{self.where}: leased activities need a lease_until")
+        columns = activity_columns(plan.leased)
+        rows = await conn.fetch(self.queries["insert_leased_activities"], plan.owner, lease_until, *columns)
+        ids = {(row["instance_id"], row["task_id"]): row["activity_id"] for row in rows}
+        plan.claimed = [ActivityWorkItem(ids[(t.instance_id, t.task_id)], t, 1) for t in plan.leased]
 
     async def insert_messages(self, conn: Any, messages: Sequence[Message]) -> int:
         """Enqueue `messages` (dropping those to unknown instances, after creating the missing

@@ -130,6 +130,34 @@ class EpisodeCommit:
 
 
 @dataclass(frozen=True, slots=True)
+class ActivityStep:
+    """Finished activities of one instance applied straight to its next episode by the worker that
+    ran them and still holds the instance's executor in memory: no inbox message, no claim.
+
+    `commit` is that episode; it acknowledges no message and leaves the instance unleased. The store
+    applies it in place of the results' messages only while nothing else happened to the instance:
+    every result's activity is still leased to the caller, the record still has
+    `commit.expected_version`, nobody (the caller included) holds a live lease on it and no inbox
+    message is visible for it. Otherwise the results are recorded as plain ones (their messages enqueued)."""
+
+    results: tuple[ActivityResult, ...]
+    commit: EpisodeCommit
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """What `complete_activities` did."""
+
+    rejected: set[int]
+    """Activity ids whose lease the caller had lost: nothing of those was applied."""
+    applied: set[str]
+    """Instance ids whose `ActivityStep` commit was applied."""
+    claimed: list[ActivityWorkItem]
+    """Activities the applied steps scheduled that were leased to the caller on insert (attempt 1),
+    in schedule order, so it runs them without claiming."""
+
+
+@dataclass(frozen=True, slots=True)
 class LeaseRenewal:
     """Which of the leases asked about are no longer held by the caller."""
 
@@ -228,10 +256,19 @@ class StateStore(Protocol):
     ) -> list[ActivityWorkItem]:
         """Lease up to `limit` queued activities with no live lease, oldest first."""
 
-    async def complete_activities(self, owner: str, results: Sequence[ActivityResult]) -> set[int]:
-        """For each result still leased by `owner`: delete the activity and enqueue its message,
-        atomically. Returns the activity ids rejected because the lease was lost (nothing of
-        those is applied)."""
+    async def complete_activities(
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        results: Sequence[ActivityResult],
+        steps: Sequence[ActivityStep] = (),
+        claim_limit: int = 0,
+    ) -> Completion:
+        """For each result still leased by `owner`: delete the activity and enqueue its message;
+        apply each step (see `ActivityStep`) or record its results as plain ones; all in one
+        transaction. The first `claim_limit` activities the applied steps schedule are inserted
+        leased to `owner` until `lease_until`, the rest unleased."""
 
     async def renew_leases(
         self,

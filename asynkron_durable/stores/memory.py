@@ -19,8 +19,10 @@ from asynkron_durable.stores._subscribers import Subscribers
 from asynkron_durable.stores.base import (
     ENTITY_ID_PREFIX,
     ActivityResult,
+    ActivityStep,
     ActivityTask,
     ActivityWorkItem,
+    Completion,
     EpisodeCommit,
     InboxMessage,
     InstanceFilter,
@@ -59,6 +61,23 @@ class _Activity:
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
     attempt: int = 0
+
+
+@dataclass(slots=True)
+class _Claim:
+    """Activities leased to a step's caller as they are inserted, up to `limit`."""
+
+    owner: str
+    lease_until: datetime
+    limit: int
+    items: list[ActivityWorkItem] = field(default_factory=list)
+
+    def take(self, activity_id: int, activity: _Activity) -> bool:
+        if len(self.items) >= self.limit:
+            return False
+        activity.lease_owner, activity.lease_expires_at, activity.attempt = self.owner, self.lease_until, 1
+        self.items.append(ActivityWorkItem(activity_id, activity.task, 1))
+        return True
 
 
 def _lease_free(owner: str | None, expires_at: datetime | None, now: datetime) -> bool:
@@ -226,6 +245,11 @@ class InMemoryStateStore:
             or instance.lease_owner != owner
         ):
             return None
+        return self._write_commit(instance, commit, None)
+
+    def _write_commit(self, instance: _Instance, commit: EpisodeCommit, claim: _Claim | None) -> bool:
+        """Write a commit whose checks passed; returns whether it enqueued work for others. With a
+        `claim`, its activities are leased to the claimer while the claim's budget lasts."""
         instance.record = commit.record.model_copy(update={"version": commit.expected_version + 1})
         instance.lease_owner = instance.lease_expires_at = None
         if commit.reset_history:
@@ -237,8 +261,9 @@ class InMemoryStateStore:
         enqueued += [self._enqueue(message) for message in commit.messages]
         for task in commit.activities:
             self._last_activity_id += 1
-            self._activities[self._last_activity_id] = _Activity(task)
-        return any(enqueued) or bool(commit.activities)
+            activity = self._activities[self._last_activity_id] = _Activity(task)
+            enqueued.append(claim is None or not claim.take(self._last_activity_id, activity))
+        return any(enqueued)
 
     async def commit_episodes(self, owner: str, now: datetime, commits: Sequence[EpisodeCommit]) -> set[str]:
         """Apply the commits; each is checked (version + lease) on its own."""
@@ -272,22 +297,62 @@ class InMemoryStateStore:
                     items.append(ActivityWorkItem(activity_id, activity.task, activity.attempt))
             return items
 
-    async def complete_activities(self, owner: str, results: Sequence[ActivityResult]) -> set[int]:
-        """Delete each still-leased activity and enqueue its result message."""
+    async def complete_activities(
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        results: Sequence[ActivityResult],
+        steps: Sequence[ActivityStep] = (),
+        claim_limit: int = 0,
+    ) -> Completion:
+        """Record plain results, apply the steps that still fit their instance (see
+        `ActivityStep`), record the others' results as plain ones."""
         rejected: set[int] = set()
+        applied: set[str] = set()
+        claim = _Claim(owner, lease_until, claim_limit)
         enqueued = False
         async with self._lock:
             self._check_open()
             for result in results:
-                activity = self._activities.get(result.activity_id)
-                if activity is None or activity.lease_owner != owner:
-                    rejected.add(result.activity_id)
-                    continue
-                del self._activities[result.activity_id]
-                enqueued |= self._enqueue(result.message)
+                enqueued |= self._complete(owner, result, rejected)
+            for step in steps:
+                taken = [r for r in step.results if self._take_activity(owner, r.activity_id)]
+                rejected.update(r.activity_id for r in step.results if r not in taken)
+                instance = self._instances.get(step.commit.record.instance_id)
+                if len(taken) == len(step.results) and self._fits_step(instance, step.commit, now):
+                    assert instance is not None
+                    enqueued |= self._write_commit(instance, step.commit, claim)
+                    applied.add(step.commit.record.instance_id)
+                else:
+                    enqueued |= any([self._enqueue(r.message) for r in taken])
         if enqueued:
             self._subscribers.notify()
-        return rejected
+        return Completion(rejected, applied, claim.items)
+
+    def _take_activity(self, owner: str, activity_id: int) -> bool:
+        """Delete an activity if `owner` still leases it."""
+        activity = self._activities.get(activity_id)
+        if activity is None or activity.lease_owner != owner:
+            return False
+        del self._activities[activity_id]
+        return True
+
+    def _complete(self, owner: str, result: ActivityResult, rejected: set[int]) -> bool:
+        if not self._take_activity(owner, result.activity_id):
+            rejected.add(result.activity_id)
+            return False
+        return self._enqueue(result.message)
+
+    @staticmethod
+    def _fits_step(instance: _Instance | None, commit: EpisodeCommit, now: datetime) -> bool:
+        """Whether nothing happened to the instance since the step's executor last committed."""
+        return (
+            instance is not None
+            and instance.record.version == commit.expected_version
+            and _lease_free(instance.lease_owner, instance.lease_expires_at, now)
+            and not any(q.visible(now) for q in instance.inbox.values())
+        )
 
     async def renew_leases(
         self,

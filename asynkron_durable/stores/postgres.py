@@ -52,7 +52,9 @@ from asynkron_durable.stores._rows import decode_event, record_from_row
 from asynkron_durable.stores._subscribers import Subscribers
 from asynkron_durable.stores.base import (
     ActivityResult,
+    ActivityStep,
     ActivityWorkItem,
+    Completion,
     EpisodeCommit,
     InstanceFilter,
     InstancePage,
@@ -372,29 +374,59 @@ class PostgresStateStore:
             key=lambda item: item.activity_id,
         )
 
-    async def complete_activities(self, owner: str, results: Sequence[ActivityResult]) -> set[int]:
-        """Delete each still-leased activity and enqueue its result message, atomically."""
-        if not results:
-            return set()
+    async def complete_activities(
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        results: Sequence[ActivityResult],
+        steps: Sequence[ActivityStep] = (),
+        claim_limit: int = 0,
+    ) -> Completion:
+        """Record results and apply steps (see `ActivityStep`) in one transaction: every touched
+        instance is locked first, then the activities, as every writer does."""
+        if not results and not steps:
+            return Completion(set(), set(), [])
+        at = aware(now)
+        all_results = [*results, *(r for step in steps for r in step.results)]
 
-        async def body(conn: Connection) -> tuple[set[int], int]:
-            await self._writer.lock(conn, {r.message.instance_id for r in results})
-            rows = await conn.fetch(self._q["complete_activities"], owner, [r.activity_id for r in results])
-            done = {row["activity_id"] for row in rows}
-            rejected: set[int] = set()
-            messages: list[Message] = []
+        async def body(conn: Connection) -> tuple[Completion, int]:
+            touched = touched_ids(step.commit for step in steps) | {r.message.instance_id for r in results}
+            rows, free = await self._writer.lock_for_steps(conn, touched, at)
+            ids = [r.activity_id for r in all_results]
+            deleted = await conn.fetch(self._q["complete_activities"], owner, ids)
+            done = {row["activity_id"] for row in deleted}
+            plan = CommitPlan(owner, rows)
             for result in results:
                 if result.activity_id in done:
-                    done.discard(result.activity_id)
-                    messages.append(result.message)
+                    plan.enqueue(result.message)
+            applied: set[str] = set()
+            for step in steps:
+                commit = step.commit
+                instance_id = commit.record.instance_id
+                taken = [r for r in step.results if r.activity_id in done]
+                row = rows.get(instance_id)
+                if (
+                    len(taken) == len(step.results)
+                    and row is not None
+                    and instance_id in free
+                    and row.version == commit.expected_version
+                    and instance_id not in applied
+                    and not plan.has_messages_for(instance_id)
+                ):
+                    plan.step(commit, claim_limit)
+                    applied.add(instance_id)
                 else:
-                    rejected.add(result.activity_id)
-            return rejected, await self._writer.insert_messages(conn, messages)
+                    for result in taken:
+                        plan.enqueue(result.message)
+            enqueued = await self._writer.apply(conn, plan, aware(lease_until))
+            rejected = {r.activity_id for r in all_results if r.activity_id not in done}
+            return Completion(rejected, applied, plan.claimed), enqueued
 
-        rejected, enqueued = await self._run("complete_activities", body)
+        completion, enqueued = await self._run("complete_activities", body)
         if enqueued:
             self._subscribers.notify()
-        return rejected
+        return completion
 
     # ----- leases -------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -42,8 +43,10 @@ from asynkron_durable.stores._sqlite_codec import (
 from asynkron_durable.stores._subscribers import Subscribers
 from asynkron_durable.stores.base import (
     ActivityResult,
+    ActivityStep,
     ActivityTask,
     ActivityWorkItem,
+    Completion,
     EpisodeCommit,
     InboxMessage,
     InstanceFilter,
@@ -167,13 +170,29 @@ def _create_in_commit(raw: sqlite3.Connection, new: NewInstance) -> int:
     return 1
 
 
+@dataclass(slots=True)
+class _Claim:
+    """Activities leased to a step's caller as they are inserted, up to `limit`."""
+
+    owner: str
+    lease_until: float
+    limit: int
+    items: list[ActivityWorkItem] = field(default_factory=list)
+
+
 def _apply_commit(raw: sqlite3.Connection, owner: str, commit: EpisodeCommit) -> int:
     """Apply one commit; -1 when its CAS failed (nothing written), else how much it enqueued."""
-    instance_id = commit.record.instance_id
     cas = record_params(commit.record, commit.expected_version + 1)
     cas.update(expected_version=commit.expected_version, owner=owner)
     if _run(raw, "commit_instance", cas) == 0:
         return -1
+    return _write_commit(raw, commit, None)
+
+
+def _write_commit(raw: sqlite3.Connection, commit: EpisodeCommit, claim: _Claim | None) -> int:
+    """Write the rest of a commit whose record was just updated; returns how much it enqueued for
+    others. With a `claim`, its activities are leased to the claimer while the budget lasts."""
+    instance_id = commit.record.instance_id
     if commit.reset_history:
         _run(raw, "delete_histories", {"ids": json_list([instance_id])})
         first_seq = 0
@@ -190,17 +209,22 @@ def _apply_commit(raw: sqlite3.Connection, owner: str, commit: EpisodeCommit) ->
     for new in commit.new_instances:
         enqueued += _create_in_commit(raw, new)
     enqueued += _insert_messages(raw, commit.messages)
-    activities = [
-        {
+    unleased: list[dict[str, Any]] = []
+    for task in commit.activities:
+        params = {
             "instance_id": task.instance_id,
             "execution_id": task.execution_id,
             "task_id": task.task_id,
             "name": task.name,
             "input": task.input,
         }
-        for task in commit.activities
-    ]
-    return enqueued + _run_many(raw, "insert_activity", activities)
+        if claim is None or len(claim.items) >= claim.limit:
+            unleased.append(params)
+            continue
+        params.update(owner=claim.owner, lease_until=claim.lease_until)
+        activity_id = raw.execute(QUERIES["insert_leased_activity"], params).fetchone()[0]
+        claim.items.append(ActivityWorkItem(activity_id, task, 1))
+    return enqueued + _run_many(raw, "insert_activity", unleased)
 
 
 def _apply_commits(
@@ -217,17 +241,39 @@ def _apply_commits(
     return rejected, enqueued
 
 
+def _take_activity(raw: sqlite3.Connection, owner: str, activity_id: int) -> bool:
+    """Delete an activity if `owner` still leases it."""
+    return _run(raw, "complete_activity", {"activity_id": activity_id, "owner": owner}) > 0
+
+
 def _complete_activities(
-    raw: sqlite3.Connection, owner: str, results: Sequence[ActivityResult]
-) -> tuple[set[int], int]:
+    raw: sqlite3.Connection,
+    owner: str,
+    now: float,
+    results: Sequence[ActivityResult],
+    steps: Sequence[ActivityStep],
+    claim: _Claim,
+) -> tuple[Completion, int]:
     rejected: set[int] = set()
+    applied: set[str] = set()
     enqueued = 0
     for result in results:
-        if _run(raw, "complete_activity", {"activity_id": result.activity_id, "owner": owner}) == 0:
-            rejected.add(result.activity_id)
-        else:
+        if _take_activity(raw, owner, result.activity_id):
             enqueued += _insert_messages(raw, [result.message])
-    return rejected, enqueued
+        else:
+            rejected.add(result.activity_id)
+    for step in steps:
+        taken = [r for r in step.results if _take_activity(raw, owner, r.activity_id)]
+        rejected.update(r.activity_id for r in step.results if r not in taken)
+        commit = step.commit
+        cas = record_params(commit.record, commit.expected_version + 1)
+        cas.update(expected_version=commit.expected_version, now=now)
+        if len(taken) == len(step.results) and _run(raw, "advance_instance", cas) > 0:
+            enqueued += _write_commit(raw, commit, claim)
+            applied.add(commit.record.instance_id)
+        else:
+            enqueued += _insert_messages(raw, [r.message for r in taken])
+    return Completion(rejected, applied, claim.items), enqueued
 
 
 def _in_transaction(raw: sqlite3.Connection, body: Callable[[sqlite3.Connection], _T]) -> _T:
@@ -493,16 +539,26 @@ class SqliteStateStore:
             for row in rows
         ]
 
-    async def complete_activities(self, owner: str, results: Sequence[ActivityResult]) -> set[int]:
-        """Delete each still-leased activity and enqueue its result message, atomically."""
-        if not results:
-            return set()
-        rejected, enqueued = await self._write_in_thread(
-            partial(_complete_activities, owner=owner, results=results)
+    async def complete_activities(
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        results: Sequence[ActivityResult],
+        steps: Sequence[ActivityStep] = (),
+        claim_limit: int = 0,
+    ) -> Completion:
+        """Record results and apply steps (see `ActivityStep`) in one transaction."""
+        if not results and not steps:
+            return Completion(set(), set(), [])
+        claim = _Claim(owner, epoch(lease_until), claim_limit)
+        body = partial(
+            _complete_activities, owner=owner, now=epoch(now), results=results, steps=steps, claim=claim
         )
+        completion, enqueued = await self._write_in_thread(body)
         if enqueued:
             self._subscribers.notify()
-        return rejected
+        return completion
 
     async def renew_leases(
         self,

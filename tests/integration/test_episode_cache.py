@@ -214,7 +214,7 @@ async def test_terminate_and_restart_drop_the_kept_executor(tmp_path: Path) -> N
         await client.restart(instance_id, restart_with_new_instance_id=False)  # while running
         await _rounds(runtime)
         assert runtime._episode_cache[instance_id] is not kept
-        assert runtime._episode_cache[instance_id].execution_id != kept.execution_id
+        assert runtime._episode_cache[instance_id].record.execution_id != kept.record.execution_id
         for value in (1, 2, 3):
             await client.raise_event(instance_id, "go", value)
             await _rounds(runtime)

@@ -16,7 +16,7 @@ from asynkron_durable import (
     OrchestrationContext,
     RuntimeStatus,
 )
-from asynkron_durable.stores import ActivityResult, ActivityWorkItem, StateStore
+from asynkron_durable.stores import ActivityResult, ActivityStep, ActivityWorkItem, Completion, StateStore
 
 
 async def test_max_concurrent_activities_is_respected(store: StateStore) -> None:
@@ -148,11 +148,21 @@ class _SlowCompletions(InMemoryStateStore):
         self.peak = max(self.peak, self.outstanding)
         return items
 
-    async def complete_activities(self, owner: str, results: Sequence[ActivityResult]) -> set[int]:
+    async def complete_activities(
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        results: Sequence[ActivityResult],
+        steps: Sequence[ActivityStep] = (),
+        claim_limit: int = 0,
+    ) -> Completion:
         await asyncio.sleep(0.05)  # a slow or contended database
-        rejected = await super().complete_activities(owner, results)
-        self.outstanding -= len(results)
-        return rejected
+        done = await super().complete_activities(owner, now, lease_until, results, steps, claim_limit)
+        self.outstanding -= len(results) + sum(len(step.results) for step in steps)
+        self.outstanding += len(done.claimed)
+        self.peak = max(self.peak, self.outstanding)
+        return done
 
 
 async def test_unrecorded_results_count_against_the_activity_limit() -> None:

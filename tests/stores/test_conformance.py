@@ -29,7 +29,10 @@ from asynkron_durable.history import (
 )
 from asynkron_durable.stores import (
     ActivityResult,
+    ActivityStep,
     ActivityTask,
+    ActivityWorkItem,
+    Completion,
     EpisodeCommit,
     InstanceFilter,
     LeaseRenewal,
@@ -358,7 +361,10 @@ async def test_commit_and_activity_messages_create_their_targets(store: StateSto
 
     [activity] = await store.claim_activities("aw", T0, at(30), 10)
     result = Message("@counter@c", event("result"), creates=entity_record("@counter@c"))
-    assert await store.complete_activities("aw", [ActivityResult(activity.activity_id, result)]) == set()
+    completion = await store.complete_activities(
+        "aw", T0, at(30), [ActivityResult(activity.activity_id, result)]
+    )
+    assert completion.rejected == set()
     assert await store.get_instance("@counter@c") == entity_record("@counter@c")
     assert names((await claim(store, "w3"))["@counter@c"]) == ["result"]
 
@@ -622,16 +628,129 @@ async def test_complete_activities_enqueues_result_or_rejects_lost_lease(store: 
         completed = TaskCompleted(task_scheduled_id=task_id, result=str(task_id), timestamp=T0)
         return ActivityResult(activity_id, Message("a", completed, execution_id="a:1"))
 
-    rejected = await store.complete_activities(
-        "aw1", [result(won.activity_id, 0), result(lost.activity_id, 1)]
+    completion = await store.complete_activities(
+        "aw1", at(40), at(70), [result(won.activity_id, 0), result(lost.activity_id, 1)]
     )
 
-    assert rejected == {lost.activity_id}
+    assert completion == Completion({lost.activity_id}, set(), [])
     item = (await claim(store, now=at(40)))["a"]
     assert [m.event for m in item.messages] == [result(won.activity_id, 0).message.event]
-    assert await store.complete_activities("aw2", [result(lost.activity_id, 1)]) == set()
-    assert await store.complete_activities("aw2", [result(lost.activity_id, 1)]) == {lost.activity_id}
+    assert (
+        await store.complete_activities("aw2", at(40), at(70), [result(lost.activity_id, 1)])
+    ).rejected == set()
+    again = await store.complete_activities("aw2", at(40), at(70), [result(lost.activity_id, 1)])
+    assert again.rejected == {lost.activity_id}
     assert await store.claim_activities("aw3", at(1000), at(1030), 10) == []
+
+
+# --- activity steps ---------------------------------------------------------------------------
+
+
+async def _running_with_activity(store: StateStore) -> tuple[InstanceRecord, ActivityWorkItem]:
+    """Instance "a" after an episode that scheduled one activity, and that activity claimed."""
+    await _with_activities(store, 1)
+    record = await store.get_instance("a")
+    assert record is not None
+    [activity] = await store.claim_activities("aw", T0, at(30), 1)
+    return record, activity
+
+
+def _step(record: InstanceRecord, activity: ActivityWorkItem, *scheduled: ActivityTask) -> ActivityStep:
+    completed = TaskCompleted(task_scheduled_id=0, result="1", timestamp=at(2))
+    result = ActivityResult(activity.activity_id, Message("a", completed, execution_id="a:1"))
+    commit = EpisodeCommit(
+        record=record.model_copy(update={"custom_status": '"stepped"', "version": record.version + 1}),
+        expected_version=record.version,
+        new_history=[completed, *episode(2)],
+        acknowledged_message_ids=[],
+        activities=list(scheduled),
+    )
+    return ActivityStep((result,), commit)
+
+
+async def test_step_applies_its_episode_and_leases_what_it_schedules(store: StateStore) -> None:
+    record, activity = await _running_with_activity(store)
+    before = await store.get_history("a")
+    following = [ActivityTask("a", "a:1", n, f"next{n}", None) for n in (1, 2)]
+    step = _step(record, activity, *following)
+
+    done = await store.complete_activities("aw", at(2), at(32), [], [step], claim_limit=1)
+
+    assert done.rejected == set() and done.applied == {"a"}
+    assert [(c.task, c.attempt) for c in done.claimed] == [(following[0], 1)]
+    stored = await store.get_instance("a")
+    assert stored is not None and stored.custom_status == '"stepped"'
+    assert stored.version == record.version + 1
+    assert await store.get_history("a") == [*before, *step.commit.new_history]
+    assert await claim(store, now=at(3)) == {}  # the result went into the history, not the inbox
+    others = await store.claim_activities("aw2", at(3), at(33), 10)
+    assert [c.task for c in others] == [following[1]]  # over the limit: queued for anyone
+    renewal = await store.renew_leases("aw", at(60), [], [done.claimed[0].activity_id])
+    assert renewal.lost_activity_ids == set()
+
+
+async def test_step_waits_behind_a_visible_message(store: StateStore) -> None:
+    record, activity = await _running_with_activity(store)
+    await store.send_messages(
+        [Message("a", event("first")), Message("a", event("later"), visible_at=at(100))]
+    )
+    step = _step(record, activity, ActivityTask("a", "a:1", 1, "next", None))
+
+    done = await store.complete_activities("aw", at(2), at(32), [], [step], claim_limit=5)
+
+    assert done == Completion(set(), set(), [])
+    assert (await store.get_instance("a")) == record
+    item = (await claim(store, now=at(3)))["a"]
+    assert names(item) == ["first", "TaskCompleted"]
+    assert await store.claim_activities("aw2", at(3), at(33), 10) == []
+
+
+async def test_step_applies_past_a_delayed_message(store: StateStore) -> None:
+    record, activity = await _running_with_activity(store)
+    await store.send_messages([Message("a", event("later"), visible_at=at(100))])
+
+    done = await store.complete_activities("aw", at(2), at(32), [], [_step(record, activity)])
+
+    assert done.applied == {"a"}
+    assert names((await claim(store, now=at(101)))["a"]) == ["later"]
+
+
+async def test_step_is_refused_while_another_worker_leases_the_instance(store: StateStore) -> None:
+    record, activity = await _running_with_activity(store)
+    await store.send_messages([Message("a", event("x"))])
+    item = (await claim(store, "w2", now=at(1)))["a"]  # leased, its inbox taken: nothing visible
+
+    done = await store.complete_activities("aw", at(2), at(32), [], [_step(record, activity)])
+
+    assert done == Completion(set(), set(), [])
+    assert await store.commit_episodes("w2", at(3), [commit_for(item)]) == set()
+    assert names((await claim(store, now=at(4)))["a"]) == ["TaskCompleted"]
+
+
+async def test_step_is_refused_once_the_instance_has_moved_on(store: StateStore) -> None:
+    record, activity = await _running_with_activity(store)
+    await store.send_messages([Message("a", event("x"))])
+    item = (await claim(store, "w2", now=at(1)))["a"]
+    assert await store.commit_episodes("w2", at(1), [commit_for(item)]) == set()  # version moves
+
+    done = await store.complete_activities("aw", at(2), at(32), [], [_step(record, activity)])
+
+    assert done.applied == set()
+    moved = await store.get_instance("a")
+    assert moved is not None and moved.version == record.version + 1
+    assert names((await claim(store, now=at(3)))["a"]) == ["TaskCompleted"]
+
+
+async def test_step_with_a_lost_activity_lease_changes_nothing_of_it(store: StateStore) -> None:
+    record, activity = await _running_with_activity(store)
+    stolen = await store.claim_activities("aw2", at(31), at(61), 1)
+    assert [c.activity_id for c in stolen] == [activity.activity_id]
+
+    done = await store.complete_activities("aw", at(32), at(62), [], [_step(record, activity)])
+
+    assert done == Completion({activity.activity_id}, set(), [])
+    assert await store.get_instance("a") == record
+    assert await claim(store, now=at(33)) == {}
 
 
 # --- renew_leases and release_leases -------------------------------------------------------
@@ -917,5 +1036,5 @@ async def test_subscribers_hear_about_new_work_only(store: StateStore) -> None:
     assert len(calls) == 3
     [activity] = await store.claim_activities("aw", T0, at(30), 1)
     result = ActivityResult(activity.activity_id, Message("a", ExecutionCompleted(timestamp=T0)))
-    await store.complete_activities("aw", [result])
+    await store.complete_activities("aw", T0, at(30), [result])
     assert len(calls) == 4

@@ -434,7 +434,10 @@ async def _busy_worker(store: PostgresStateStore, owner: str, ids: list[str], ro
         await store.renew_leases(owner, now + timedelta(minutes=1), [], [a.activity_id for a in activities])
         done = EventRaised(name="done")
         await store.complete_activities(
-            owner, [ActivityResult(a.activity_id, Message(rng.choice(ids), done)) for a in activities]
+            owner,
+            now,
+            now + timedelta(seconds=30),
+            [ActivityResult(a.activity_id, Message(rng.choice(ids), done)) for a in activities],
         )
         if rng.random() < 0.2:
             await store.purge_instance(rng.choice(ids))

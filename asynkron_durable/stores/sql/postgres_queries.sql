@@ -85,8 +85,23 @@ FROM unnest(
 )
 WHERE i.instance_id = r.instance_id;
 
+-- lock_step_instances --
+-- $1 ids, $2 now. As lock_instances, plus whether each is free for an activity step: no live lease
+-- and no message visible at $2.
+SELECT i.instance_id, i.runtime_status, i.version, i.lease_owner,
+    (i.lease_owner IS NULL OR i.lease_expires_at < $2)
+    AND i.ready_message_id IS NULL
+    AND NOT EXISTS (
+        SELECT 1 FROM {schema}.inbox AS m WHERE m.instance_id = i.instance_id AND m.visible_at <= $2
+    ) AS free
+FROM {schema}.instances AS i
+WHERE i.instance_id = ANY($1::text[])
+ORDER BY i.instance_id
+FOR UPDATE OF i;
+
 -- commit_instances --
--- $1 owner, $2..$13 the new records, $14 the versions each commit expects (compare-and-swap).
+-- $1 owner, $2..$13 the new records, $14 the versions each commit expects (compare-and-swap),
+-- $15 whether each is an activity step's (the caller found the row unleased under its lock).
 UPDATE {schema}.instances AS i SET
     name = c.name,
     execution_id = c.execution_id,
@@ -103,12 +118,13 @@ UPDATE {schema}.instances AS i SET
     lease_expires_at = NULL
 FROM unnest(
     $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-    $10::timestamptz[], $11::timestamptz[], $12::text[], $13::bigint[], $14::bigint[]
+    $10::timestamptz[], $11::timestamptz[], $12::text[], $13::bigint[], $14::bigint[], $15::boolean[]
 ) AS c(
     instance_id, name, execution_id, runtime_status, input, output, custom_status, failure,
-    created_at, last_updated_at, parent_instance_id, version, expected_version
+    created_at, last_updated_at, parent_instance_id, version, expected_version, step
 )
-WHERE i.instance_id = c.instance_id AND i.version = c.expected_version AND i.lease_owner = $1;
+WHERE i.instance_id = c.instance_id AND i.version = c.expected_version
+  AND (i.lease_owner = $1 OR c.step);
 
 -- wipe_instances --
 -- $1 ids losing history, inbox and activities (replaced); $2 ids losing only history (reset).
@@ -299,6 +315,17 @@ WITH added AS (
     SELECT pg_notify($1, $2) FROM (SELECT FROM added LIMIT 1) AS any_added
 )
 SELECT (SELECT count(*) FROM added) AS enqueued, (SELECT count(*) FROM wake) AS woken;
+
+-- insert_leased_activities --
+-- $1 owner, $2 lease_until, $3..$7 as insert_activities: inserted leased to $1 (attempt 1), so the
+-- caller runs them without claiming; nobody else needs waking.
+INSERT INTO {schema}.activities
+    (instance_id, execution_id, task_id, name, input, lease_owner, lease_expires_at, attempt)
+SELECT a.instance_id, a.execution_id, a.task_id, a.name, a.input, $1, $2, 1
+FROM unnest($3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[])
+    WITH ORDINALITY AS a(instance_id, execution_id, task_id, name, input, ord)
+ORDER BY a.ord
+RETURNING activity_id, instance_id, task_id;
 
 -- claim_activities --
 -- $1 owner, $2 now, $3 lease_until, $4 limit.

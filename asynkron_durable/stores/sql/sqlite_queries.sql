@@ -50,6 +50,29 @@ UPDATE instances SET
     lease_expires_at = NULL
 WHERE instance_id = :instance_id AND version = :expected_version AND lease_owner = :owner;
 
+-- advance_instance --
+-- An activity step's commit: only while the instance is unleased and has no visible message.
+UPDATE instances SET
+    name = :name,
+    execution_id = :execution_id,
+    runtime_status = :runtime_status,
+    input = :input,
+    output = :output,
+    custom_status = :custom_status,
+    failure = :failure,
+    created_at = :created_at,
+    last_updated_at = :last_updated_at,
+    parent_instance_id = :parent_instance_id,
+    version = :version,
+    lease_owner = NULL,
+    lease_expires_at = NULL
+WHERE instance_id = :instance_id AND version = :expected_version
+  AND (lease_owner IS NULL OR lease_expires_at < :now)
+  AND NOT EXISTS (
+      SELECT 1 FROM inbox
+      WHERE instance_id = :instance_id AND (visible_at IS NULL OR visible_at <= :now)
+  );
+
 -- select_idle_instance --
 -- Whether the instance has version :version and no inbox message at all (delayed ones count).
 SELECT 1 FROM instances
@@ -124,6 +147,11 @@ DELETE FROM inbox WHERE message_id = :message_id;
 -- insert_activity --
 INSERT INTO activities (instance_id, execution_id, task_id, name, input)
 VALUES (:instance_id, :execution_id, :task_id, :name, :input);
+
+-- insert_leased_activity --
+INSERT INTO activities (instance_id, execution_id, task_id, name, input, lease_owner, lease_expires_at, attempt)
+VALUES (:instance_id, :execution_id, :task_id, :name, :input, :owner, :lease_until, 1)
+RETURNING activity_id;
 
 -- claim_activities --
 UPDATE activities

@@ -1,0 +1,180 @@
+"""Activity steps: a worker that keeps an orchestration in memory writes its next episode together
+with the activity result and runs the activities it schedules without claiming them.
+
+A counting store wrapper shows which path the work took; the outcomes must be the same either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Generator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from asynkron_durable import (
+    DurableFunctionRuntime,
+    OrchestrationContext,
+    RuntimeStatus,
+    SqliteStateStore,
+    StateStore,
+)
+from asynkron_durable.stores import ActivityResult, ActivityStep, ActivityWorkItem, Completion
+from asynkron_durable.stores.base import OrchestrationWorkItem
+
+
+class _Counting:
+    """A store wrapper counting claimed orchestrations and activities and applied steps."""
+
+    def __init__(self, inner: StateStore) -> None:
+        self._inner = inner
+        self.orchestrations_claimed = 0
+        self.activities_claimed = 0
+        self.steps_applied = 0
+        self.steps_refused = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def claim_orchestrations(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[OrchestrationWorkItem]:
+        items = await self._inner.claim_orchestrations(owner, now, lease_until, limit)
+        self.orchestrations_claimed += len(items)
+        return items
+
+    async def claim_activities(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[ActivityWorkItem]:
+        items = await self._inner.claim_activities(owner, now, lease_until, limit)
+        self.activities_claimed += len(items)
+        return items
+
+    async def complete_activities(
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        results: Sequence[ActivityResult],
+        steps: Sequence[ActivityStep] = (),
+        claim_limit: int = 0,
+    ) -> Completion:
+        done = await self._inner.complete_activities(owner, now, lease_until, results, steps, claim_limit)
+        self.steps_applied += len(done.applied)
+        self.steps_refused += len(steps) - len(done.applied)
+        return done
+
+
+def _runtime(tmp_path: Path, **options: Any) -> tuple[DurableFunctionRuntime, _Counting]:
+    store = _Counting(SqliteStateStore(tmp_path / "steps.db"))
+    runtime = DurableFunctionRuntime(store, max_poll_interval=0.05, **options)
+    return runtime, store
+
+
+def _register_chain(runtime: DurableFunctionRuntime) -> None:
+    @runtime.activity()
+    def add(value: int) -> int:
+        return value + 1
+
+    @runtime.orchestrator()
+    def chain(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
+        value: int = ctx.get_input()
+        for _ in range(5):
+            value = yield ctx.call_activity(add, value)
+        return value
+
+
+async def test_a_kept_chain_runs_as_steps_after_its_first_activity(tmp_path: Path) -> None:
+    runtime, store = _runtime(tmp_path)
+    _register_chain(runtime)
+
+    async with runtime:
+        instance_id = await runtime.client.start_new("chain", 10)
+        status = await runtime.client.wait_for_completion(instance_id, timeout=30)
+        history = await store.get_history(instance_id)
+
+    assert status.runtime_status is RuntimeStatus.COMPLETED and status.output == 15
+    assert store.orchestrations_claimed == 1  # the start; every result after it came as a step
+    assert store.activities_claimed == 1  # the first activity; the others came back leased
+    assert store.steps_applied == 5
+    kinds = [event.kind for event in history]
+    assert kinds.count("TaskScheduled") == kinds.count("TaskCompleted") == 5
+
+
+async def test_without_the_episode_cache_results_go_through_the_inbox(tmp_path: Path) -> None:
+    runtime, store = _runtime(tmp_path, episode_cache_size=0)
+    _register_chain(runtime)
+
+    async with runtime:
+        instance_id = await runtime.client.start_new("chain", 0)
+        status = await runtime.client.wait_for_completion(instance_id, timeout=30)
+
+    assert status.output == 5
+    assert store.steps_applied == store.steps_refused == 0
+    assert store.orchestrations_claimed == 6 and store.activities_claimed == 5
+
+
+async def test_an_event_raised_while_a_kept_activity_runs_is_delivered(tmp_path: Path) -> None:
+    runtime, store = _runtime(tmp_path)
+    release = threading.Event()
+    running = threading.Event()
+
+    @runtime.activity()
+    def slow(value: int) -> int:
+        running.set()
+        release.wait(30)
+        return value * 2
+
+    @runtime.orchestrator()
+    def both(ctx: OrchestrationContext) -> Generator[Any, Any, list[Any]]:
+        work = ctx.call_activity(slow, 21)
+        event = ctx.wait_for_external_event("poke")
+        first = yield ctx.task_any([work, event])
+        second = yield (event if first is work else work)
+        return [first.result, second]
+
+    async with runtime:
+        instance_id = await runtime.client.start_new("both")
+        assert await asyncio.to_thread(running.wait, 30)
+        await runtime.client.raise_event(instance_id, "poke", "hello")
+        release.set()
+        status = await runtime.client.wait_for_completion(instance_id, timeout=30)
+
+    assert status.runtime_status is RuntimeStatus.COMPLETED
+    assert sorted(status.output, key=str) == [42, "hello"]
+    assert store.steps_applied + store.steps_refused <= 1
+
+
+@pytest.mark.parametrize("limit", [1, 3])
+async def test_leased_activities_respect_the_activity_limit(tmp_path: Path, limit: int) -> None:
+    runtime, store = _runtime(tmp_path, max_concurrent_activities=limit)
+    running = 0
+    peak = 0
+
+    @runtime.activity()
+    async def tracked(value: int) -> int:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.01)  # stays running while others start, if the limit allowed them
+        running -= 1
+        return value
+
+    @runtime.orchestrator()
+    def fan(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
+        total = 0
+        for round_ in range(3):
+            values = yield ctx.task_all([ctx.call_activity(tracked, round_) for _ in range(6)])
+            total += sum(values)
+        return total
+
+    async with runtime:
+        instance_id = await runtime.client.start_new("fan")
+        status = await runtime.client.wait_for_completion(instance_id, timeout=30)
+
+    assert status.output == 6 * (0 + 1 + 2)
+    assert peak <= limit
+    assert store.steps_applied >= 1
