@@ -250,7 +250,13 @@ class DurableFunctionRuntime(Registrations):
         cached = self._take_cached(items)
         try:
             try:
-                wanted = [i for i in ids if i not in cached and not is_entity_instance(i)]
+                wanted = [
+                    item.record.instance_id
+                    for item in items
+                    if item.record.version > 0  # version 0: never committed, no history yet
+                    and item.record.instance_id not in cached
+                    and not is_entity_instance(item.record.instance_id)
+                ]
                 histories = await self._load_histories(wanted)
                 episodes = [self._episode(item, histories, cached, now) for item in items]
                 commits = [commit for commit, _ in episodes]

@@ -12,7 +12,8 @@ replays history (`load_histories`) only for an instance it has no current execut
 a kept executor only while the claimed record has exactly the `execution_id` and `version` that its
 own commit wrote, so every store must move `version` on every write to an instance's record or
 history (commits write `expected_version + 1`; replacing an instance counts up from the old
-version), and give every new execution a fresh `execution_id`.
+version), and give every new execution a fresh `execution_id`. A record still at version 0 was
+never committed, so its history is empty and the runtime does not ask for it.
 """
 
 from __future__ import annotations

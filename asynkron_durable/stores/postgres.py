@@ -18,13 +18,14 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from datetime import datetime
 from typing import Any, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 
 from asynkron_durable.errors import InstanceAlreadyExists, StoreError
-from asynkron_durable.history import HistoryEvent, InstanceRecord
+from asynkron_durable.history import HistoryEvent, InstanceRecord, event_to_json
 from asynkron_durable.stores._paging import PageKey, decode_token, encode_token
 from asynkron_durable.stores._postgres_codec import (
     BAD_VALUES,
@@ -42,6 +43,7 @@ from asynkron_durable.stores._postgres_codec import (
     filter_args,
     page_args,
     queries_for,
+    record_columns,
     redact,
     store_error,
     transpose,
@@ -75,6 +77,13 @@ _log = logging.getLogger(__name__)
 T = TypeVar("T")
 Connection = Any
 """An asyncpg connection (asyncpg ships no type information)."""
+
+
+async def _keep_session(conn: Connection) -> None:
+    """The pool's reset when a connection comes back: nothing to do. This store leaves no session
+    state behind (no SET, cursor or session advisory lock; the listener UNLISTENs before it gives
+    its connection back), and asyncpg still rolls back an open transaction first, so its default
+    reset query would only cost a round trip on every release."""
 
 
 class PostgresStateStore:
@@ -143,6 +152,7 @@ class PostgresStateStore:
                         min_size=self._min_pool_size,
                         max_size=self._max_pool_size + 1,
                         timeout=self._connect_timeout,
+                        reset=_keep_session,
                     )
                 async with pool.acquire() as conn:
                     await self._migrate(conn)
@@ -234,8 +244,12 @@ class PostgresStateStore:
     # ----- instances and messages ---------------------------------------------------------------
 
     async def create_instance(self, new: NewInstance, *, replace: bool) -> None:
-        """Create (or replace) an instance and enqueue its start message."""
+        """Create (or replace) an instance and enqueue its start message: one statement when the
+        id is free, else under the row lock (replace, or refuse a running one)."""
         instance_id = new.record.instance_id
+        if await self._create_if_free(new):
+            self._subscribers.notify()
+            return
 
         async def body(conn: Connection) -> None:
             rows = await self._writer.lock(conn, {instance_id})
@@ -248,6 +262,13 @@ class PostgresStateStore:
 
         await self._run("create_instance", body)
         self._subscribers.notify()
+
+    async def _create_if_free(self, new: NewInstance) -> bool:
+        record = new.record
+        columns = [column[0] for column in record_columns([(record, record.version)])]
+        args = (*self._wake_args, *columns, event_to_json(new.start_event))
+        rows = await self._fetch("create_instance", "create_if_free", *args)
+        return bool(rows[0]["created"])
 
     async def send_messages(self, messages: Sequence[Message]) -> None:
         """Enqueue messages; those for unknown instances are dropped by the insert itself."""
@@ -267,15 +288,23 @@ class PostgresStateStore:
         args = (owner, aware(now), aware(lease_until), limit)
 
         async def body(conn: Connection) -> list[OrchestrationWorkItem]:
+            # No transaction (two round trips fewer): the claim commits the leases on its own, then
+            # select_claimed reads what they cover (a statement of its own anyway: see the query).
             leased = await conn.fetch(self._q["claim_orchestrations"], *args)
             if not leased:
                 return []
             order = {row["instance_id"]: row["first_id"] for row in leased}
-            rows = await conn.fetch(self._q["select_claimed"], list(order), now)
-            items = await self._decode_claimed(conn, owner, rows, now)
+            try:
+                rows = await conn.fetch(self._q["select_claimed"], list(order), now)
+                items = await self._decode_claimed(conn, owner, rows, now)
+            except BaseException:
+                with suppress(*DRIVER_ERRORS):  # give them back now, not when the leases expire
+                    release = self._q["release_instance_leases"]
+                    await conn.execute(release, owner, list(order), *self._wake_args)
+                raise
             return sorted(items, key=lambda item: order[item.record.instance_id])
 
-        return await self._run("claim_orchestrations", body)
+        return await self._run("claim_orchestrations", body, transaction=False)
 
     async def _decode_claimed(
         self, conn: Connection, owner: str, rows: Sequence[Any], now: datetime

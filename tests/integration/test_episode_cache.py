@@ -113,7 +113,8 @@ async def test_a_kept_orchestration_applies_only_new_events(store: StateStore) -
         status = await client.wait_for_completion(instance_id, timeout=30)
         assert status.output == 5
         assert starts == [instance_id], "the orchestrator was replayed although it was kept"
-        assert spy.loaded.count(instance_id) == 1, "history was loaded for a kept orchestration"
+        # nor for its first episode: a record never committed (version 0) has no history yet
+        assert spy.loaded.count(instance_id) == 0, "history was loaded for a kept orchestration"
         assert instance_id not in runtime._episode_cache, "a completed orchestration stays cached"
 
 

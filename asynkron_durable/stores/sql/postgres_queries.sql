@@ -42,6 +42,29 @@ SELECT * FROM unnest(
     $9::timestamptz[], $10::timestamptz[], $11::text[], $12::bigint[]
 );
 
+-- create_if_free --
+-- $1 notify channel, $2 payload, $3..$14 one record, $15 its start event. The usual start in one
+-- statement: inserts the instance with its start message, already marked ready, only if the id is
+-- free. Returns created = 0 when it is not (the caller then decides under the row lock).
+WITH start AS (
+    SELECT nextval(pg_get_serial_sequence('{schema}.inbox', 'message_id')) AS message_id
+), created AS (
+    INSERT INTO {schema}.instances (
+        instance_id, name, execution_id, runtime_status, input, output, custom_status, failure,
+        created_at, last_updated_at, parent_instance_id, version, ready_message_id
+    )
+    SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, start.message_id FROM start
+    ON CONFLICT (instance_id) DO NOTHING
+    RETURNING instance_id, execution_id, ready_message_id
+), queued AS (
+    INSERT INTO {schema}.inbox (message_id, instance_id, execution_id, event, visible_at)
+    OVERRIDING SYSTEM VALUE
+    SELECT ready_message_id, instance_id, execution_id, $15, NULL FROM created
+), wake AS (
+    SELECT pg_notify($1, $2) FROM created
+)
+SELECT (SELECT count(*) FROM created) AS created, (SELECT count(*) FROM wake) AS woken;
+
 -- ensure_instances --
 -- $1..$12 the records of instances that messages create when missing, in id order. Inserts the
 -- missing ones and returns their ids. An existing one is left as it is but locked (DO UPDATE
