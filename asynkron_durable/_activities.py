@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from concurrent.futures import Executor
 from typing import Any
 
+from asynkron_durable._activity_threads import ActivityThreads
 from asynkron_durable.history import FailureDetails, TaskCompleted, TaskFailed
 from asynkron_durable.registry import ActivityContext, Registry
 from asynkron_durable.serialization import coerce, from_json, to_json
 from asynkron_durable.stores.base import ActivityResult, ActivityWorkItem, Message
 
 
-async def run_activity(registry: Registry, item: ActivityWorkItem, threads: Executor) -> ActivityResult:
+async def run_activity(
+    registry: Registry, item: ActivityWorkItem, threads: ActivityThreads
+) -> ActivityResult:
     """Execute the activity; any exception (unknown name, bad input, user error) becomes TaskFailed."""
     task = item.task
     try:
@@ -27,8 +29,7 @@ async def run_activity(registry: Registry, item: ActivityWorkItem, threads: Exec
         if definition.is_async:
             value = await definition.fn(*args)
         else:
-            call = functools.partial(definition.fn, *args)
-            value = await asyncio.get_running_loop().run_in_executor(threads, call)
+            value = await threads.run(functools.partial(definition.fn, *args))
         event: TaskCompleted | TaskFailed = TaskCompleted(
             task_scheduled_id=task.task_id,
             result=to_json(value, f"output of activity {task.name!r}"),

@@ -21,12 +21,12 @@ import socket
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
 from asynkron_durable._activities import run_activity
+from asynkron_durable._activity_threads import ActivityThreads
 from asynkron_durable._entity_episodes import build_entity_commit
 from asynkron_durable._episodes import CachedExecution, build_episode, build_step
 from asynkron_durable.app import DurableApp
@@ -105,8 +105,8 @@ class DurableFunctionRuntime(Registrations):
         store: StateStore | str = "sqlite:///./durable.db",
         *,
         worker_id: str | None = None,
-        max_concurrent_activities: int = 32,
-        max_concurrent_orchestrations: int = 64,
+        max_concurrent_activities: int = 100,
+        max_concurrent_orchestrations: int = 100,
         lease_duration: timedelta = timedelta(seconds=30),
         max_poll_interval: float | None = None,
         shutdown_timeout: float = 30.0,
@@ -142,7 +142,7 @@ class DurableFunctionRuntime(Registrations):
         self._reserved_slots = 0
         """Activity slots promised to a completion call in flight, for the activities it may lease."""
         self._held_instances: set[str] = set()
-        self._threads: ThreadPoolExecutor | None = None
+        self._threads: ActivityThreads | None = None
         self._background: asyncio.Task[None] | None = None
         self._stop_event: asyncio.Event | None = None
 
@@ -159,9 +159,7 @@ class DurableFunctionRuntime(Registrations):
         self.store.subscribe(self._wake)
         self._stopping = False
         self._drained = False
-        self._threads = ThreadPoolExecutor(
-            self.max_concurrent_activities, thread_name_prefix="durable-activity"
-        )
+        self._threads = ActivityThreads(self.max_concurrent_activities, "durable-activity")
         loops = [
             asyncio.create_task(self._orchestration_loop(), name="durable-orchestrations"),
             asyncio.create_task(self._activity_loop(), name="durable-activities"),
@@ -184,7 +182,7 @@ class DurableFunctionRuntime(Registrations):
             await asyncio.gather(flusher, return_exceptions=True)  # exits once all is recorded
             renewer.cancel()
             await asyncio.gather(renewer, return_exceptions=True)
-            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._threads.shutdown()
             self._episode_cache.clear()
             log.info("worker %s stopped", self.worker_id)
 

@@ -25,14 +25,26 @@ def parser() -> argparse.ArgumentParser:
         "--store", default="sqlite:///", help="sqlite:/// (temp file), postgresql://..., memory://"
     )
     p.add_argument("--instances", type=int, default=2000, help="chain, dbos, limit, compare: chains to run")
-    p.add_argument("--workers", type=int, default=1, help="in-process runtimes (or processes)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="in-process runtimes (or processes); dbos: its worker_concurrency",
+    )
     p.add_argument("--processes", action="store_true", help="workers as `asynkron-durable worker` processes")
     p.add_argument("--inflight", type=int, default=256, help="chain: instances running at once (closed loop)")
     p.add_argument("--steps", type=int, default=10_000, help="long: sequential activities")
     p.add_argument("--budget", type=float, default=60.0, help="long: seconds before giving up")
     p.add_argument("--fanout", type=int, default=10_000, help="fanout: activities fanned out")
     p.add_argument("--runs", type=int, default=200, help="latency: start_new repetitions")
-    p.add_argument("--batch", type=int, default=64, help="limit, compare: plain-SQL batch size")
+    p.add_argument("--batch", type=int, default=200, help="limit, compare: plain-SQL batch size")
+    p.add_argument(
+        "--dbos-concurrency",
+        type=int,
+        nargs="+",
+        default=None,
+        help="compare: DBOS worker_concurrency values to try (the best is the reference)",
+    )
     p.add_argument("--out", type=Path, default=None, help="result file (default: bench/results/...)")
     return p
 
@@ -65,7 +77,8 @@ async def dispatch(args: argparse.Namespace) -> dict[str, Any]:
         return await external.run_limit(args.store, args.instances, args.batch)
     from bench.modes import compare
 
-    return await compare.run(args.store, args.instances, args.workers, args.processes, args.batch)
+    tried = args.dbos_concurrency or compare.DBOS_CONCURRENCY
+    return await compare.run(args.store, args.instances, args.workers, args.processes, args.batch, tried)
 
 
 def main(argv: list[str] | None = None) -> None:

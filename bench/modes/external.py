@@ -25,12 +25,15 @@ async def run_dbos(store_url: str, instances: int = 2000, workers_count: int = 1
         figures: dict[str, Any] = dict(await run(store.url, instances, workers_count))
     figures.setdefault("instances", instances)
     figures.setdefault("workers", workers_count)
-    print(f"dbos on {store.kind}: {instances} x 5-step chains on DBOS Transact, {workers_count} worker(s)")
+    print(
+        f"dbos on {store.kind}: {instances} x 5-step chains on DBOS Transact, "
+        f"worker_concurrency {workers_count}"
+    )
     _show(figures)
     return figures
 
 
-async def run_limit(store_url: str, instances: int = 2000, batch: int = 64) -> dict[str, Any]:
+async def run_limit(store_url: str, instances: int = 2000, batch: int = 200) -> dict[str, Any]:
     run = _function("bench.limit", "run_limit")
     async with fresh_store(store_url) as store:
         figures: dict[str, Any] = dict(await run(store.url, instances, batch))
