@@ -179,12 +179,19 @@ SELECT NOT EXISTS (SELECT 1 FROM {schema}.inbox WHERE instance_id = $1) AS empty
 
 -- append_history --
 -- $1 instance ids, $2 each event's position among the new ones of its instance, $3 events.
+-- Each instance's next seq is read once, in a one-row aggregate that is complete before the first
+-- row goes in: read per row, the backward index scan would wade through the rows this statement
+-- already inserted (invisible to it), which is quadratic in the events appended at once.
 INSERT INTO {schema}.history (instance_id, seq, event)
-SELECT
-    h.instance_id,
-    COALESCE((SELECT max(seq) + 1 FROM {schema}.history WHERE instance_id = h.instance_id), 0) + h.n,
-    h.event
-FROM unnest($1::text[], $2::integer[], $3::text[]) AS h(instance_id, n, event);
+SELECT h.instance_id, (n.next ->> h.instance_id)::integer + h.n, h.event
+FROM unnest($1::text[], $2::integer[], $3::text[]) AS h(instance_id, n, event),
+    (
+        SELECT jsonb_object_agg(
+            d.instance_id,
+            COALESCE((SELECT max(seq) + 1 FROM {schema}.history WHERE instance_id = d.instance_id), 0)
+        ) AS next
+        FROM (SELECT DISTINCT unnest($1::text[]) AS instance_id) AS d
+    ) AS n;
 
 -- select_history --
 SELECT seq, event FROM {schema}.history WHERE instance_id = $1 ORDER BY seq;
