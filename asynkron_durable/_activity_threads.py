@@ -13,7 +13,6 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable
-from contextlib import suppress
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
@@ -94,8 +93,11 @@ class ActivityThreads:
             if self._waking:
                 return  # a delivery is already on its way and will take this one too
             self._waking = True
-        with suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
+        try:
             future.get_loop().call_soon_threadsafe(self._deliver)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            with self._lock:
+                self._waking = False
 
     def _deliver(self) -> None:
         with self._lock:
@@ -106,5 +108,9 @@ class ActivityThreads:
                 continue
             if error is None:
                 future.set_result(value)
+            elif isinstance(error, StopIteration):  # a future refuses it (it would end a generator)
+                failure = RuntimeError(f"activity raised StopIteration: {error}")
+                failure.__cause__ = error
+                future.set_exception(failure)
             else:
                 future.set_exception(error)

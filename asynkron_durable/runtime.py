@@ -141,6 +141,8 @@ class DurableFunctionRuntime(Registrations):
         self._running_activities: dict[int, asyncio.Task[None]] = {}
         self._reserved_slots = 0
         """Activity slots promised to a completion call in flight, for the activities it may lease."""
+        self._claiming = 0
+        """Activity slots asked for by the activity loop's claim in flight."""
         self._held_instances: set[str] = set()
         self._threads: ActivityThreads | None = None
         self._background: asyncio.Task[None] | None = None
@@ -358,6 +360,7 @@ class DurableFunctionRuntime(Registrations):
             if free <= 0:
                 await _wait(self._slot_freed, self.max_poll_interval)
                 continue
+            self._claiming = free  # a step flushed meanwhile leases only what this claim leaves
             try:
                 now = utc_now()
                 items = await self.store.claim_activities(
@@ -366,6 +369,8 @@ class DurableFunctionRuntime(Registrations):
             except Exception:
                 log.exception("claiming activities failed; retrying")
                 items = []
+            finally:
+                self._claiming = 0
             if not items:
                 await _wait(self._activity_wake, idle.next())
                 continue
@@ -431,7 +436,8 @@ class DurableFunctionRuntime(Registrations):
         # The batch's own slots free up with this call; the activities it leases take them.
         claim_limit = 0
         if not self._stopping:
-            claim_limit = max(0, self.max_concurrent_activities - len(self._running_activities) + len(batch))
+            running = len(self._running_activities) + self._claiming
+            claim_limit = max(0, self.max_concurrent_activities - running + len(batch))
         self._reserved_slots = claim_limit
         try:
             done = await self.store.complete_activities(
@@ -449,6 +455,9 @@ class DurableFunctionRuntime(Registrations):
             keep = keeps.get(instance_id)
             if keep is not None:
                 self._keep(instance_id, keep)
+        if self._stopping and done.claimed:  # leased while shutdown began: nobody would run them
+            await self.store.release_leases(self.worker_id, [], [c.activity_id for c in done.claimed])
+            return
         self._start_activities(done.claimed)
 
     def _steps(

@@ -33,6 +33,23 @@ async def test_returns_values_and_raises_errors_from_the_thread() -> None:
     assert threading.current_thread().name not in names
 
 
+async def test_a_call_raising_stop_iteration_fails_as_a_runtime_error_without_stranding_others() -> None:
+    threads = ActivityThreads(1, "test")
+
+    def exhausted() -> None:
+        next(iter([]))
+
+    try:
+        stopped = asyncio.ensure_future(threads.run(exhausted))
+        after = asyncio.ensure_future(threads.run(lambda: "after"))
+        with pytest.raises(RuntimeError, match="StopIteration") as raised:
+            await asyncio.wait_for(stopped, 10)
+        assert isinstance(raised.value.__cause__, StopIteration)
+        assert await asyncio.wait_for(after, 10) == "after"
+    finally:
+        threads.shutdown()
+
+
 async def test_never_runs_more_calls_at_once_than_its_size() -> None:
     threads = ActivityThreads(2, "test")
     release = threading.Event()

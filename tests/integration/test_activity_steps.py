@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.orchestrations import eventually, wait_for_history
 
 from asynkron_durable import (
     DurableFunctionRuntime,
@@ -35,6 +36,13 @@ class _Counting:
         self.activities_claimed = 0
         self.steps_applied = 0
         self.steps_refused = 0
+        self.completions = 0
+        self.leased_by_steps = 0
+        self.hold_orchestrations = False
+        """While set, orchestration claims find nothing (as if this worker were slow to look)."""
+        self.stall_activity_claims: asyncio.Event | None = None
+        """Until it fires, a claim that found activities waits for it before returning."""
+        self.claim_stalled = asyncio.Event()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -42,6 +50,8 @@ class _Counting:
     async def claim_orchestrations(
         self, owner: str, now: datetime, lease_until: datetime, limit: int
     ) -> list[OrchestrationWorkItem]:
+        if self.hold_orchestrations:
+            return []
         items = await self._inner.claim_orchestrations(owner, now, lease_until, limit)
         self.orchestrations_claimed += len(items)
         return items
@@ -51,6 +61,10 @@ class _Counting:
     ) -> list[ActivityWorkItem]:
         items = await self._inner.claim_activities(owner, now, lease_until, limit)
         self.activities_claimed += len(items)
+        stall = self.stall_activity_claims
+        if items and stall is not None and not stall.is_set():
+            self.claim_stalled.set()
+            await stall.wait()
         return items
 
     async def complete_activities(
@@ -65,6 +79,8 @@ class _Counting:
         done = await self._inner.complete_activities(owner, now, lease_until, results, steps, claim_limit)
         self.steps_applied += len(done.applied)
         self.steps_refused += len(steps) - len(done.applied)
+        self.completions += 1
+        self.leased_by_steps += len(done.claimed)
         return done
 
 
@@ -72,6 +88,13 @@ def _runtime(tmp_path: Path, **options: Any) -> tuple[DurableFunctionRuntime, _C
     store = _Counting(SqliteStateStore(tmp_path / "steps.db"))
     runtime = DurableFunctionRuntime(store, max_poll_interval=0.05, **options)
     return runtime, store
+
+
+async def _until(holds: Callable[[], bool], what: str) -> None:
+    async def nothing() -> None:
+        return None
+
+    await eventually(nothing, lambda _: holds(), what)
 
 
 def _register_chain(runtime: DurableFunctionRuntime) -> None:
@@ -117,10 +140,11 @@ async def test_without_the_episode_cache_results_go_through_the_inbox(tmp_path: 
     assert store.orchestrations_claimed == 6 and store.activities_claimed == 5
 
 
-async def test_an_event_raised_while_a_kept_activity_runs_is_delivered(tmp_path: Path) -> None:
-    runtime, store = _runtime(tmp_path)
-    release = threading.Event()
+def _register_event_race(runtime: DurableFunctionRuntime) -> tuple[threading.Event, threading.Event]:
+    """An orchestrator that waits for an activity or an event, whichever comes first, then the
+    other; returns (the activity is running, let the activity finish)."""
     running = threading.Event()
+    release = threading.Event()
 
     @runtime.activity()
     def slow(value: int) -> int:
@@ -136,16 +160,43 @@ async def test_an_event_raised_while_a_kept_activity_runs_is_delivered(tmp_path:
         second = yield (event if first is work else work)
         return [first.result, second]
 
+    return running, release
+
+
+async def test_a_step_is_refused_while_an_event_waits_in_the_inbox(tmp_path: Path) -> None:
+    runtime, store = _runtime(tmp_path)
+    running, release = _register_event_race(runtime)
+
+    async with runtime:
+        instance_id = await runtime.client.start_new("both")
+        assert await asyncio.to_thread(running.wait, 30)
+        store.hold_orchestrations = True  # the event stays in the inbox until the step was tried
+        await runtime.client.raise_event(instance_id, "poke", "hello")
+        release.set()
+        await _until(lambda: store.completions >= 1, "the activity's result to be recorded")
+        store.hold_orchestrations = False
+        status = await runtime.client.wait_for_completion(instance_id, timeout=30)
+
+    assert (store.steps_refused, store.steps_applied) == (1, 0)
+    assert status.runtime_status is RuntimeStatus.COMPLETED
+    assert status.output == ["hello", 42]  # the event came first, though the result was recorded first
+
+
+async def test_a_step_after_a_delivered_event_applies_in_order(tmp_path: Path) -> None:
+    runtime, store = _runtime(tmp_path)
+    running, release = _register_event_race(runtime)
+
     async with runtime:
         instance_id = await runtime.client.start_new("both")
         assert await asyncio.to_thread(running.wait, 30)
         await runtime.client.raise_event(instance_id, "poke", "hello")
+        await wait_for_history(runtime.client, instance_id, "EventRaised")
         release.set()
         status = await runtime.client.wait_for_completion(instance_id, timeout=30)
 
+    assert (store.steps_refused, store.steps_applied) == (0, 1)
     assert status.runtime_status is RuntimeStatus.COMPLETED
-    assert sorted(status.output, key=str) == [42, "hello"]
-    assert store.steps_applied + store.steps_refused <= 1
+    assert status.output == ["hello", 42]
 
 
 @pytest.mark.parametrize("limit", [1, 3])
@@ -178,3 +229,48 @@ async def test_leased_activities_respect_the_activity_limit(tmp_path: Path, limi
     assert status.output == 6 * (0 + 1 + 2)
     assert peak <= limit
     assert store.steps_applied >= 1
+
+
+async def test_a_step_leases_only_the_slots_a_claim_in_flight_leaves(tmp_path: Path) -> None:
+    limit = 3
+    runtime, store = _runtime(tmp_path, max_concurrent_activities=limit)
+    hold = threading.Event()
+    holding = threading.Event()
+
+    @runtime.activity()
+    def held(_: None) -> None:
+        holding.set()
+        hold.wait(30)
+
+    @runtime.activity()
+    def quick(value: int) -> int:
+        return value
+
+    @runtime.orchestrator()
+    def first(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
+        yield ctx.call_activity(held)
+        values = yield ctx.task_all([ctx.call_activity(quick, n) for n in range(limit)])
+        return sum(values)
+
+    @runtime.orchestrator()
+    def second(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
+        values = yield ctx.task_all([ctx.call_activity(quick, n) for n in range(limit - 1)])
+        return sum(values)
+
+    async with runtime:
+        first_id = await runtime.client.start_new("first")
+        assert await asyncio.to_thread(holding.wait, 30)
+        store.stall_activity_claims = asyncio.Event()
+        second_id = await runtime.client.start_new("second")
+        await asyncio.wait_for(store.claim_stalled.wait(), 30)  # second's two, claimed, not yet running
+        hold.set()
+        await _until(lambda: store.steps_applied >= 1, "first's step")
+        leased_by_the_step = store.leased_by_steps
+        store.stall_activity_claims.set()
+        outputs = [
+            (await runtime.client.wait_for_completion(i, timeout=30)).output for i in (first_id, second_id)
+        ]
+
+    assert outputs == [0 + 1 + 2, 0 + 1]
+    # 3 slots: `held` frees one with its step and the stalled claim holds two, so one is left.
+    assert leased_by_the_step == 1
