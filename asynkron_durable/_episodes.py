@@ -86,16 +86,6 @@ class CachedExecution:
         )
 
 
-def build_commit(
-    item: OrchestrationWorkItem,
-    history: Sequence[HistoryEvent],
-    orchestrator: Orchestrator,
-    now: datetime,
-) -> EpisodeCommit:
-    """Run one episode for a claimed instance and describe everything it changes."""
-    return build_episode(item, history, orchestrator, now)[0]
-
-
 def build_episode(
     item: OrchestrationWorkItem,
     history: Sequence[HistoryEvent],

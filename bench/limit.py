@@ -232,8 +232,8 @@ async def run_limit(
     (instances read back at step 5 with all five results) and, with `keep=True`, location (the
     PostgreSQL schema or SQLite file left behind for the caller to inspect and drop).
     """
-    if instances < 1 or batch < 1:
-        raise ValueError("instances and batch must be at least 1")
+    if instances < 1 or batch < 1 or (loops is not None and loops < 1):
+        raise ValueError("instances, batch and loops must be at least 1")
     scheme, _, rest = store_url.partition("://")
     scheme = scheme.lower()
     if scheme in ("postgresql", "postgres"):
@@ -245,8 +245,6 @@ async def run_limit(
         elapsed, completed, location = await _run_sqlite(rest[1:], instances, batch, loops, keep)
     else:
         raise ValueError(f"run_limit needs a postgresql:// or sqlite:/// URL, not {store_url!r}")
-    if loops < 1:
-        raise ValueError("loops must be at least 1")
     result: dict[str, Any] = {
         "orchestrations_per_s": instances / elapsed,
         "steps_per_s": instances * STEPS / elapsed,

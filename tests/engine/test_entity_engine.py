@@ -1,5 +1,5 @@
 """Entities seen from the pure engine: call/signal/lock in orchestrations, driven with hand-built
-histories, and how `_episodes.build_commit` turns the results into messages. No store, no runtime."""
+histories, and how `_episodes.build_episode` turns the results into messages. No store, no runtime."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from asynkron_durable import (
     TaskFailedError,
     replay_history,
 )
-from asynkron_durable._episodes import build_commit
+from asynkron_durable._episodes import build_episode
 from asynkron_durable.engine import (
     CallEntity,
     CriticalSection,
@@ -442,7 +442,7 @@ def _commit(
     messages = [
         InboxMessage(i, *(e if isinstance(e, tuple) else (e, None))) for i, e in enumerate(events, start=1)
     ]
-    return build_commit(OrchestrationWorkItem(record or _record(), messages), history, fn, T0)
+    return build_episode(OrchestrationWorkItem(record or _record(), messages), history, fn, T0)[0]
 
 
 def _unlocks(messages: Sequence[Message]) -> list[tuple[str, tuple[str, str, int]]]:
@@ -537,7 +537,7 @@ def test_a_grant_arriving_after_the_execution_ended_in_the_same_episode_is_given
     assert result.released_locks == [(0, AB)]  # the request it ended without, granted or not
 
 
-def test_a_grant_for_a_section_that_ended_is_released_by_build_commit() -> None:
+def test_a_grant_for_a_section_that_ended_is_released_by_build_episode() -> None:
     _, history = run_through(lock_then_give_up, [])
     commit = _commit(lock_then_give_up, history, [EventRaised(name="stop"), granted()])
     assert commit.record.runtime_status is RuntimeStatus.COMPLETED
@@ -593,10 +593,10 @@ def test_a_grant_that_fails_non_determinism_is_given_back() -> None:
     assert _unlocks(commit.messages) == [(A.instance_id, _unlock()), (B.instance_id, _unlock())]
 
 
-# ----- build_commit: entity actions as messages -------------------------------------------------
+# ----- build_episode: entity actions as messages -------------------------------------------------
 
 
-def test_build_commit_turns_entity_actions_into_messages_that_create_entities() -> None:
+def test_build_episode_turns_entity_actions_into_messages_that_create_entities() -> None:
     later = T0 + timedelta(minutes=5)
 
     def everything(ctx: OrchestrationContext) -> Generator[Any, Any, Any]:

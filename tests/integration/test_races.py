@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from asynkron_durable import DurableFunctionRuntime, OrchestrationClient, OrchestrationContext, RuntimeStatus
-from asynkron_durable._episodes import build_commit
+from asynkron_durable._episodes import build_episode
 from asynkron_durable.history import TaskCompleted, TaskScheduled, utc_now
 from asynkron_durable.stores import LeaseRenewal, StateStore
 
@@ -33,8 +33,8 @@ async def test_two_workers_racing_on_one_instance_commit_each_episode_once(store
     (item_b,) = await store.claim_orchestrations("worker-b", later, later + timedelta(seconds=30), 10)
     assert item_a.record.version == item_b.record.version
     history = (await store.load_histories([instance_id]))[instance_id]
-    commit_a = build_commit(item_a, history, chain, now)
-    commit_b = build_commit(item_b, history, chain, later)
+    commit_a = build_episode(item_a, history, chain, now)[0]
+    commit_b = build_episode(item_b, history, chain, later)[0]
 
     assert await store.commit_episodes("worker-b", later, [commit_b]) == set()
     assert await store.commit_episodes("worker-a", later, [commit_a]) == {instance_id}

@@ -717,9 +717,10 @@ async def test_step_applies_past_a_delayed_message(store: StateStore) -> None:
 
 async def test_step_is_refused_while_another_worker_leases_the_instance(store: StateStore) -> None:
     record, activity = await _running_with_activity(store)
-    await store.send_messages([Message("a", event("x"))])
-    item = (await claim(store, "w2", now=at(1)))["a"]  # leased, its inbox taken: nothing visible
+    await store.send_messages([Message("a", event("x"), visible_at=at(3))])
+    item = (await claim(store, "w2", now=at(3)))["a"]
 
+    # At at(2) the message is not yet visible: only w2's lease stands in the step's way.
     done = await store.complete_activities("aw", at(2), at(32), [], [_step(record, activity)])
 
     assert done == Completion(set(), set(), [])
