@@ -183,7 +183,7 @@ class _Claim:
 def _apply_commit(raw: sqlite3.Connection, owner: str, commit: EpisodeCommit) -> int:
     """Apply one commit; -1 when its CAS failed (nothing written), else how much it enqueued."""
     cas = record_params(commit.record, commit.expected_version + 1)
-    cas.update(expected_version=commit.expected_version, owner=owner)
+    cas.update(expected_version=commit.expected_version, owner=owner, step=0, now=None)
     if _run(raw, "commit_instance", cas) == 0:
         return -1
     return _write_commit(raw, commit, None)
@@ -217,14 +217,18 @@ def _write_commit(raw: sqlite3.Connection, commit: EpisodeCommit, claim: _Claim 
             "task_id": task.task_id,
             "name": task.name,
             "input": task.input,
+            "owner": None,
+            "lease_until": None,
         }
         if claim is None or len(claim.items) >= claim.limit:
             unleased.append(params)
             continue
         params.update(owner=claim.owner, lease_until=claim.lease_until)
-        activity_id = raw.execute(QUERIES["insert_leased_activity"], params).fetchone()[0]
+        activity_id = raw.execute(QUERIES["insert_activity"], params).fetchone()[0]
         claim.items.append(ActivityWorkItem(activity_id, task, 1))
-    return enqueued + _run_many(raw, "insert_activity", unleased)
+    if unleased:  # executemany reports no row count for a statement with RETURNING
+        raw.executemany(QUERIES["insert_activity"], unleased)
+    return enqueued + len(unleased)
 
 
 def _apply_commits(
@@ -267,8 +271,8 @@ def _complete_activities(
         rejected.update(r.activity_id for r in step.results if r not in taken)
         commit = step.commit
         cas = record_params(commit.record, commit.expected_version + 1)
-        cas.update(expected_version=commit.expected_version, now=now)
-        if len(taken) == len(step.results) and _run(raw, "advance_instance", cas) > 0:
+        cas.update(expected_version=commit.expected_version, owner=None, step=1, now=now)
+        if len(taken) == len(step.results) and _run(raw, "commit_instance", cas) > 0:
             enqueued += _write_commit(raw, commit, claim)
             applied.add(commit.record.instance_id)
         else:

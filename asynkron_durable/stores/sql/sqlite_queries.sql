@@ -34,24 +34,8 @@ INSERT INTO instances (
 ON CONFLICT (instance_id) DO NOTHING;
 
 -- commit_instance --
-UPDATE instances SET
-    name = :name,
-    execution_id = :execution_id,
-    runtime_status = :runtime_status,
-    input = :input,
-    output = :output,
-    custom_status = :custom_status,
-    failure = :failure,
-    created_at = :created_at,
-    last_updated_at = :last_updated_at,
-    parent_instance_id = :parent_instance_id,
-    version = :version,
-    lease_owner = NULL,
-    lease_expires_at = NULL
-WHERE instance_id = :instance_id AND version = :expected_version AND lease_owner = :owner;
-
--- advance_instance --
--- An activity step's commit: only while the instance is unleased and has no visible message.
+-- An episode's commit under the lease of :owner (:step = 0), or an activity step's (:step = 1),
+-- which needs the instance unleased and without a visible inbox message.
 UPDATE instances SET
     name = :name,
     execution_id = :execution_id,
@@ -67,11 +51,13 @@ UPDATE instances SET
     lease_owner = NULL,
     lease_expires_at = NULL
 WHERE instance_id = :instance_id AND version = :expected_version
-  AND (lease_owner IS NULL OR lease_expires_at < :now)
-  AND NOT EXISTS (
-      SELECT 1 FROM inbox
-      WHERE instance_id = :instance_id AND (visible_at IS NULL OR visible_at <= :now)
-  );
+  AND CASE WHEN :step THEN
+      (lease_owner IS NULL OR lease_expires_at < :now)
+      AND NOT EXISTS (
+          SELECT 1 FROM inbox
+          WHERE instance_id = :instance_id AND (visible_at IS NULL OR visible_at <= :now)
+      )
+  ELSE lease_owner = :owner END;
 
 -- select_idle_instance --
 -- Whether the instance has version :version and no inbox message at all (delayed ones count).
@@ -145,12 +131,12 @@ SELECT message_id, instance_id, event, :error, :now FROM inbox WHERE message_id 
 DELETE FROM inbox WHERE message_id = :message_id;
 
 -- insert_activity --
-INSERT INTO activities (instance_id, execution_id, task_id, name, input)
-VALUES (:instance_id, :execution_id, :task_id, :name, :input);
-
--- insert_leased_activity --
+-- Unleased (:owner NULL), or leased to :owner until :lease_until as its first attempt.
 INSERT INTO activities (instance_id, execution_id, task_id, name, input, lease_owner, lease_expires_at, attempt)
-VALUES (:instance_id, :execution_id, :task_id, :name, :input, :owner, :lease_until, 1)
+VALUES (
+    :instance_id, :execution_id, :task_id, :name, :input,
+    :owner, :lease_until, CASE WHEN :owner IS NULL THEN 0 ELSE 1 END
+)
 RETURNING activity_id;
 
 -- claim_activities --
