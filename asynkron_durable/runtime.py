@@ -141,8 +141,6 @@ class DurableFunctionRuntime(Registrations):
         self._running_activities: dict[int, asyncio.Task[None]] = {}
         self._reserved_slots = 0
         """Activity slots promised to a completion call in flight, for the activities it may lease."""
-        self._claiming = 0
-        """Activity slots asked for by the activity loop's claim in flight."""
         self._held_instances: set[str] = set()
         self._threads: ActivityThreads | None = None
         self._background: asyncio.Task[None] | None = None
@@ -360,7 +358,6 @@ class DurableFunctionRuntime(Registrations):
             if free <= 0:
                 await _wait(self._slot_freed, self.max_poll_interval)
                 continue
-            self._claiming = free  # a step flushed meanwhile leases only what this claim leaves
             try:
                 now = utc_now()
                 items = await self.store.claim_activities(
@@ -369,21 +366,35 @@ class DurableFunctionRuntime(Registrations):
             except Exception:
                 log.exception("claiming activities failed; retrying")
                 items = []
-            finally:
-                self._claiming = 0
             if not items:
                 await _wait(self._activity_wake, idle.next())
                 continue
             idle.reset()
-            self._start_activities(items)
+            await self._start_activities(items)
 
-    def _start_activities(self, items: Sequence[ActivityWorkItem]) -> None:
+    async def _start_activities(self, items: Sequence[ActivityWorkItem]) -> None:
+        """Run what was leased to us, as far as the slots go: a claim and a step that were in
+        flight together may have leased more than fits, and the surplus goes back at once."""
+        surplus: list[int] = []
         for item in items:
             if item.activity_id in self._running_activities:
                 continue  # our own run whose lease lapsed and came back to us: never run it twice
+            if len(self._running_activities) >= self.max_concurrent_activities:
+                surplus.append(item.activity_id)
+                continue
             self._running_activities[item.activity_id] = asyncio.create_task(
                 self._execute(item), name=f"activity-{item.task.name}"
             )
+        await self._give_back(surplus)
+
+    async def _give_back(self, activity_ids: Sequence[int]) -> None:
+        """Release activity leases we will not run; if that fails they lapse and run elsewhere."""
+        if not activity_ids:
+            return
+        try:
+            await self.store.release_leases(self.worker_id, [], activity_ids)
+        except Exception:
+            log.exception("giving back %d activity leases failed; they expire instead", len(activity_ids))
 
     async def _execute(self, item: ActivityWorkItem) -> None:
         """Run one activity. Its slot (and lease renewal) lasts until the result is recorded, so a
@@ -436,8 +447,7 @@ class DurableFunctionRuntime(Registrations):
         # The batch's own slots free up with this call; the activities it leases take them.
         claim_limit = 0
         if not self._stopping:
-            running = len(self._running_activities) + self._claiming
-            claim_limit = max(0, self.max_concurrent_activities - running + len(batch))
+            claim_limit = max(0, self.max_concurrent_activities - len(self._running_activities) + len(batch))
         self._reserved_slots = claim_limit
         try:
             done = await self.store.complete_activities(
@@ -455,10 +465,10 @@ class DurableFunctionRuntime(Registrations):
             keep = keeps.get(instance_id)
             if keep is not None:
                 self._keep(instance_id, keep)
-        if self._stopping and done.claimed:  # leased while shutdown began: nobody would run them
-            await self.store.release_leases(self.worker_id, [], [c.activity_id for c in done.claimed])
-            return
-        self._start_activities(done.claimed)
+        if self._stopping:  # leased while shutdown began: nobody would run them
+            await self._give_back([c.activity_id for c in done.claimed])
+        else:
+            await self._start_activities(done.claimed)
 
     def _steps(
         self, results: Sequence[ActivityResult], now: datetime

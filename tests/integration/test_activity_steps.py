@@ -38,6 +38,7 @@ class _Counting:
         self.steps_refused = 0
         self.completions = 0
         self.leased_by_steps = 0
+        self.given_back = 0
         self.hold_orchestrations = False
         """While set, orchestration claims find nothing (as if this worker were slow to look)."""
         self.stall_activity_claims: asyncio.Event | None = None
@@ -66,6 +67,12 @@ class _Counting:
             self.claim_stalled.set()
             await stall.wait()
         return items
+
+    async def release_leases(
+        self, owner: str, instance_ids: Sequence[str], activity_ids: Sequence[int]
+    ) -> None:
+        await self._inner.release_leases(owner, instance_ids, activity_ids)
+        self.given_back += len(activity_ids)
 
     async def complete_activities(
         self,
@@ -231,11 +238,14 @@ async def test_leased_activities_respect_the_activity_limit(tmp_path: Path, limi
     assert store.steps_applied >= 1
 
 
-async def test_a_step_leases_only_the_slots_a_claim_in_flight_leaves(tmp_path: Path) -> None:
+async def test_a_claim_and_a_step_in_flight_together_never_run_more_than_the_limit(tmp_path: Path) -> None:
     limit = 3
     runtime, store = _runtime(tmp_path, max_concurrent_activities=limit)
     hold = threading.Event()
     holding = threading.Event()
+    finish = asyncio.Event()
+    running = 0
+    peak = 0
 
     @runtime.activity()
     def held(_: None) -> None:
@@ -243,18 +253,23 @@ async def test_a_step_leases_only_the_slots_a_claim_in_flight_leaves(tmp_path: P
         hold.wait(30)
 
     @runtime.activity()
-    def quick(value: int) -> int:
+    async def tracked(value: int) -> int:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.wait_for(finish.wait(), 30)
+        running -= 1
         return value
 
     @runtime.orchestrator()
     def first(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
         yield ctx.call_activity(held)
-        values = yield ctx.task_all([ctx.call_activity(quick, n) for n in range(limit)])
+        values = yield ctx.task_all([ctx.call_activity(tracked, n) for n in range(limit)])
         return sum(values)
 
     @runtime.orchestrator()
     def second(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
-        values = yield ctx.task_all([ctx.call_activity(quick, n) for n in range(limit - 1)])
+        values = yield ctx.task_all([ctx.call_activity(tracked, n) for n in range(limit - 1)])
         return sum(values)
 
     async with runtime:
@@ -264,13 +279,14 @@ async def test_a_step_leases_only_the_slots_a_claim_in_flight_leaves(tmp_path: P
         second_id = await runtime.client.start_new("second")
         await asyncio.wait_for(store.claim_stalled.wait(), 30)  # second's two, claimed, not yet running
         hold.set()
-        await _until(lambda: store.steps_applied >= 1, "first's step")
-        leased_by_the_step = store.leased_by_steps
-        store.stall_activity_claims.set()
+        await _until(lambda: store.leased_by_steps == limit, "first's step to lease its three")
+        store.stall_activity_claims.set()  # the claim returns two activities with no slot left
+        await _until(lambda: store.given_back == limit - 1, "the claim's two to be given back")
+        assert running == limit
+        finish.set()
         outputs = [
             (await runtime.client.wait_for_completion(i, timeout=30)).output for i in (first_id, second_id)
         ]
 
     assert outputs == [0 + 1 + 2, 0 + 1]
-    # 3 slots: `held` frees one with its step and the stalled claim holds two, so one is left.
-    assert leased_by_the_step == 1
+    assert peak == limit
