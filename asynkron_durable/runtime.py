@@ -39,6 +39,7 @@ from asynkron_durable.history import FailureDetails, HistoryEvent, RuntimeStatus
 from asynkron_durable.registry import Registrations, Registry
 from asynkron_durable.stores import StateStore, store_from_url
 from asynkron_durable.stores.base import (
+    ActivityClaim,
     ActivityResult,
     ActivityStep,
     ActivityWorkItem,
@@ -140,7 +141,7 @@ class DurableFunctionRuntime(Registrations):
         self._completions: list[ActivityResult] = []
         self._running_activities: dict[int, asyncio.Task[None]] = {}
         self._reserved_slots = 0
-        """Activity slots promised to a completion call in flight, for the activities it may lease."""
+        """Activity slots promised to commits in flight, for the activities they may lease to us."""
         self._held_instances: set[str] = set()
         self._threads: ActivityThreads | None = None
         self._background: asyncio.Task[None] | None = None
@@ -258,7 +259,14 @@ class DurableFunctionRuntime(Registrations):
                 histories = await self._load_histories(wanted)
                 episodes = [self._episode(item, histories, cached, now) for item in items]
                 commits = [commit for commit, _ in episodes]
-                rejected = await self.store.commit_episodes(self.worker_id, utc_now(), commits)
+                claim = self._activity_claim(0)
+                self._reserved_slots += claim.limit
+                try:
+                    rejected = await self.store.commit_episodes(
+                        self.worker_id, utc_now(), commits, claim=claim
+                    )
+                finally:
+                    self._reserved_slots -= claim.limit
             except Exception:
                 with contextlib.suppress(Exception):  # let others retry now, not after expiry
                     await self.store.release_leases(self.worker_id, ids, [])
@@ -270,7 +278,23 @@ class DurableFunctionRuntime(Registrations):
                     self._keep(commit.record.instance_id, keep)
         finally:
             self._held_instances.difference_update(ids)
+        await self._run_leased(claim.items)
         return True
+
+    def _activity_claim(self, freed: int) -> ActivityClaim:
+        """What a commit may lease to us as it inserts activities: the free slots (plus `freed`,
+        those of the results it records), none once shutdown began."""
+        limit = 0
+        if not self._stopping:
+            running = len(self._running_activities) + self._reserved_slots
+            limit = max(0, self.max_concurrent_activities - running + freed)
+        return ActivityClaim(utc_now() + self.lease_duration, limit)
+
+    async def _run_leased(self, items: Sequence[ActivityWorkItem]) -> None:
+        if self._stopping:  # leased while shutdown began: nobody would run them
+            await self._give_back([item.activity_id for item in items])
+        else:
+            await self._start_activities(items)
 
     def _take_cached(self, items: Sequence[OrchestrationWorkItem]) -> dict[str, CachedExecution]:
         """Take the claimed instances' kept executors out of the cache, keeping only those that fit
@@ -445,19 +469,17 @@ class DurableFunctionRuntime(Registrations):
         now = utc_now()
         plain, steps, keeps = self._steps(batch, now)
         # The batch's own slots free up with this call; the activities it leases take them.
-        claim_limit = 0
-        if not self._stopping:
-            claim_limit = max(0, self.max_concurrent_activities - len(self._running_activities) + len(batch))
-        self._reserved_slots = claim_limit
+        claim = self._activity_claim(len(batch))
+        self._reserved_slots += claim.limit
         try:
             done = await self.store.complete_activities(
-                self.worker_id, now, utc_now() + self.lease_duration, plain, steps, claim_limit
+                self.worker_id, now, claim.lease_until, plain, steps, claim.limit
             )
         except BaseException:
             self._completions = batch + self._completions  # as plain results: their executors are spent
             raise
         finally:
-            self._reserved_slots = 0
+            self._reserved_slots -= claim.limit
         self._release_slots([result.activity_id for result in batch])
         for activity_id in done.rejected:
             log.warning("lease on activity %s was lost; its result was dropped", activity_id)
@@ -465,10 +487,7 @@ class DurableFunctionRuntime(Registrations):
             keep = keeps.get(instance_id)
             if keep is not None:
                 self._keep(instance_id, keep)
-        if self._stopping:  # leased while shutdown began: nobody would run them
-            await self._give_back([c.activity_id for c in done.claimed])
-        else:
-            await self._start_activities(done.claimed)
+        await self._run_leased(done.claimed)
 
     def _steps(
         self, results: Sequence[ActivityResult], now: datetime

@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from asynkron_durable.stores._postgres_codec import redact
 from asynkron_durable.stores.base import (
+    ActivityClaim,
     ActivityResult,
     ActivityStep,
     ActivityTask,
@@ -30,6 +31,7 @@ from asynkron_durable.stores.postgres import PostgresStateStore
 from asynkron_durable.stores.sqlite import SqliteStateStore
 
 __all__ = [
+    "ActivityClaim",
     "ActivityResult",
     "ActivityStep",
     "ActivityTask",

@@ -80,20 +80,24 @@ class CommitPlan:
         self.claimed: list[ActivityWorkItem] = []
         """`leased` as inserted, with their ids (filled in by `Writer.apply`)."""
 
-    def commit(self, commit: EpisodeCommit) -> None:
-        """Apply `commit` if the instance still has its version and the owner's lease, else reject it."""
+    def commit(self, commit: EpisodeCommit, claim_limit: int = 0) -> None:
+        """Apply `commit` if the instance still has its version and the owner's lease, else reject
+        it; its activities are leased to the owner while fewer than `claim_limit` are."""
         instance_id = commit.record.instance_id
         row = self._state.get(instance_id)
         if row is None or row.version != commit.expected_version or row.lease_owner != self.owner:
             self.rejected.add(instance_id)
             return
         self._apply(commit, step=False)
-        self.activities += commit.activities
+        self._schedule(commit, claim_limit)
 
     def step(self, commit: EpisodeCommit, claim_limit: int) -> None:
         """Apply an activity step's commit, whose checks the caller made under the row lock (see
         `ActivityStep`); its activities are leased to the owner while fewer than `claim_limit` are."""
         self._apply(commit, step=True)
+        self._schedule(commit, claim_limit)
+
+    def _schedule(self, commit: EpisodeCommit, claim_limit: int) -> None:
         room = max(0, claim_limit - len(self.leased))
         self.leased += commit.activities[:room]
         self.activities += commit.activities[room:]

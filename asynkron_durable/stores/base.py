@@ -145,6 +145,18 @@ class ActivityStep:
     commit: EpisodeCommit
 
 
+@dataclass(slots=True)
+class ActivityClaim:
+    """Leasing on insert: the first `limit` activities the commits schedule are inserted leased to
+    the committer until `lease_until` (attempt 1), and the store appends them to `items` in
+    schedule order, so the committer runs them without claiming (and a worker that keeps the
+    orchestration in memory gets its results back as steps)."""
+
+    lease_until: datetime
+    limit: int
+    items: list[ActivityWorkItem] = field(default_factory=list)
+
+
 @dataclass(frozen=True, slots=True)
 class Completion:
     """What `complete_activities` did."""
@@ -246,8 +258,15 @@ class StateStore(Protocol):
         The runtime calls this after a claim, for the claimed orchestrations it must replay (no
         executor kept in memory, or one whose record version moved); never for entities."""
 
-    async def commit_episodes(self, owner: str, now: datetime, commits: Sequence[EpisodeCommit]) -> set[str]:
-        """Apply the commits (see `EpisodeCommit`) in as few transactions as is safe.
+    async def commit_episodes(
+        self,
+        owner: str,
+        now: datetime,
+        commits: Sequence[EpisodeCommit],
+        claim: ActivityClaim | None = None,
+    ) -> set[str]:
+        """Apply the commits (see `EpisodeCommit`) in as few transactions as is safe; with a
+        `claim`, the activities of applied commits are leased to `owner` as they are inserted.
 
         Returns the instance ids whose commit was rejected because the version moved or the lease
         is no longer `owner`'s; nothing of a rejected commit is applied, the others are."""

@@ -18,6 +18,7 @@ from asynkron_durable.stores._paging import PageKey, decode_token, encode_token
 from asynkron_durable.stores._subscribers import Subscribers
 from asynkron_durable.stores.base import (
     ENTITY_ID_PREFIX,
+    ActivityClaim,
     ActivityResult,
     ActivityStep,
     ActivityTask,
@@ -236,7 +237,7 @@ class InMemoryStateStore:
                 histories[instance_id] = [] if instance is None else list(instance.history)
             return histories
 
-    def _apply_commit(self, owner: str, commit: EpisodeCommit) -> bool | None:
+    def _apply_commit(self, owner: str, commit: EpisodeCommit, claim: _Claim) -> bool | None:
         """Apply one commit: None if its CAS failed (nothing changed), else whether it enqueued."""
         instance = self._instances.get(commit.record.instance_id)
         if (
@@ -245,11 +246,11 @@ class InMemoryStateStore:
             or instance.lease_owner != owner
         ):
             return None
-        return self._write_commit(instance, commit, None)
+        return self._write_commit(instance, commit, claim)
 
-    def _write_commit(self, instance: _Instance, commit: EpisodeCommit, claim: _Claim | None) -> bool:
-        """Write a commit whose checks passed; returns whether it enqueued work for others. With a
-        `claim`, its activities are leased to the claimer while the claim's budget lasts."""
+    def _write_commit(self, instance: _Instance, commit: EpisodeCommit, claim: _Claim) -> bool:
+        """Write a commit whose checks passed; returns whether it enqueued work for others. Its
+        activities are leased to the claimer while the claim's budget lasts."""
         instance.record = commit.record.model_copy(update={"version": commit.expected_version + 1})
         instance.lease_owner = instance.lease_expires_at = None
         if commit.reset_history:
@@ -262,21 +263,30 @@ class InMemoryStateStore:
         for task in commit.activities:
             self._last_activity_id += 1
             activity = self._activities[self._last_activity_id] = _Activity(task)
-            enqueued.append(claim is None or not claim.take(self._last_activity_id, activity))
+            enqueued.append(not claim.take(self._last_activity_id, activity))
         return any(enqueued)
 
-    async def commit_episodes(self, owner: str, now: datetime, commits: Sequence[EpisodeCommit]) -> set[str]:
+    async def commit_episodes(
+        self,
+        owner: str,
+        now: datetime,
+        commits: Sequence[EpisodeCommit],
+        claim: ActivityClaim | None = None,
+    ) -> set[str]:
         """Apply the commits; each is checked (version + lease) on its own."""
         rejected: set[str] = set()
         enqueued = False
+        leasing = _Claim(owner, now, 0) if claim is None else _Claim(owner, claim.lease_until, claim.limit)
         async with self._lock:
             self._check_open()
             for commit in commits:
-                outcome = self._apply_commit(owner, commit)
+                outcome = self._apply_commit(owner, commit, leasing)
                 if outcome is None:
                     rejected.add(commit.record.instance_id)
                 else:
                     enqueued |= outcome
+        if claim is not None:
+            claim.items += leasing.items
         if enqueued:
             self._subscribers.notify()
         return rejected

@@ -53,6 +53,7 @@ from asynkron_durable.stores._postgres_plan import CommitPlan, Writer, touched_i
 from asynkron_durable.stores._rows import decode_event, record_from_row
 from asynkron_durable.stores._subscribers import Subscribers
 from asynkron_durable.stores.base import (
+    ActivityClaim,
     ActivityResult,
     ActivityStep,
     ActivityWorkItem,
@@ -344,7 +345,13 @@ class PostgresStateStore:
             histories[row["instance_id"]].append(decode_event(row["event"], row["instance_id"], where))
         return histories
 
-    async def commit_episodes(self, owner: str, now: datetime, commits: Sequence[EpisodeCommit]) -> set[str]:
+    async def commit_episodes(
+        self,
+        owner: str,
+        now: datetime,
+        commits: Sequence[EpisodeCommit],
+        claim: ActivityClaim | None = None,
+    ) -> set[str]:
         """Apply the commits in one transaction, each checked (version + lease) on its own.
 
         If PostgreSQL refuses a value of one commit (a NUL character in an instance id, say), the
@@ -352,20 +359,29 @@ class PostgresStateStore:
         and reported as rejected, so it cannot hold up the rest of its batch."""
         if not commits:
             return set()
+        lease_until = None if claim is None else aware(claim.lease_until)
+        limit = 0 if claim is None else claim.limit
+        leased: list[ActivityWorkItem] = []
 
         async def batch(conn: Connection) -> tuple[set[str], int]:
-            return await self._commit(conn, owner, commits)
+            leased.clear()  # a retried transaction starts over
+            return await self._commit(conn, owner, commits, lease_until, limit, leased)
 
         async def one_by_one(conn: Connection) -> tuple[set[str], int]:
+            leased.clear()
             rejected: set[str] = set()
             enqueued = 0
             for commit in commits:
+                kept = len(leased)
                 try:
                     async with conn.transaction():  # a savepoint
-                        lost, added = await self._commit(conn, owner, [commit])
+                        lost, added = await self._commit(
+                            conn, owner, [commit], lease_until, limit - kept, leased
+                        )
                 except BAD_VALUES as exc:
                     _log.error("commit of instance %r cannot be stored: %s", commit.record.instance_id, exc)
                     lost, added = {commit.record.instance_id}, 0
+                    del leased[kept:]
                 rejected |= lost
                 enqueued += added
             return rejected, enqueued
@@ -376,17 +392,27 @@ class PostgresStateStore:
             if len(commits) == 1 or not isinstance(exc.__cause__, BAD_VALUES):
                 raise
             rejected, enqueued = await self._run("commit_episodes", one_by_one)
+        if claim is not None:
+            claim.items += leased
         if enqueued:
             self._subscribers.notify()
         return rejected
 
     async def _commit(
-        self, conn: Connection, owner: str, commits: Sequence[EpisodeCommit]
+        self,
+        conn: Connection,
+        owner: str,
+        commits: Sequence[EpisodeCommit],
+        lease_until: datetime | None,
+        limit: int,
+        leased: list[ActivityWorkItem],
     ) -> tuple[set[str], int]:
         plan = CommitPlan(owner, await self._writer.lock(conn, touched_ids(commits)))
         for commit in commits:
-            plan.commit(commit)
-        return plan.rejected, await self._writer.apply(conn, plan)
+            plan.commit(commit, limit)
+        enqueued = await self._writer.apply(conn, plan, lease_until)
+        leased += plan.claimed
+        return plan.rejected, enqueued
 
     # ----- activities ---------------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from asynkron_durable.stores._sqlite_codec import (
 )
 from asynkron_durable.stores._subscribers import Subscribers
 from asynkron_durable.stores.base import (
+    ActivityClaim,
     ActivityResult,
     ActivityStep,
     ActivityTask,
@@ -180,13 +181,13 @@ class _Claim:
     items: list[ActivityWorkItem] = field(default_factory=list)
 
 
-def _apply_commit(raw: sqlite3.Connection, owner: str, commit: EpisodeCommit) -> int:
+def _apply_commit(raw: sqlite3.Connection, owner: str, commit: EpisodeCommit, claim: _Claim | None) -> int:
     """Apply one commit; -1 when its CAS failed (nothing written), else how much it enqueued."""
     cas = record_params(commit.record, commit.expected_version + 1)
     cas.update(expected_version=commit.expected_version, owner=owner, step=0, now=None)
     if _run(raw, "commit_instance", cas) == 0:
         return -1
-    return _write_commit(raw, commit, None)
+    return _write_commit(raw, commit, claim)
 
 
 def _write_commit(raw: sqlite3.Connection, commit: EpisodeCommit, claim: _Claim | None) -> int:
@@ -232,12 +233,12 @@ def _write_commit(raw: sqlite3.Connection, commit: EpisodeCommit, claim: _Claim 
 
 
 def _apply_commits(
-    raw: sqlite3.Connection, owner: str, commits: Sequence[EpisodeCommit]
+    raw: sqlite3.Connection, owner: str, commits: Sequence[EpisodeCommit], claim: _Claim | None
 ) -> tuple[set[str], int]:
     rejected: set[str] = set()
     enqueued = 0
     for commit in commits:
-        outcome = _apply_commit(raw, owner, commit)
+        outcome = _apply_commit(raw, owner, commit, claim)
         if outcome < 0:
             rejected.add(commit.record.instance_id)
         else:
@@ -505,13 +506,22 @@ class SqliteStateStore:
             histories[row["instance_id"]].append(decode_event(row["event"], row["instance_id"], where))
         return histories
 
-    async def commit_episodes(self, owner: str, now: datetime, commits: Sequence[EpisodeCommit]) -> set[str]:
+    async def commit_episodes(
+        self,
+        owner: str,
+        now: datetime,
+        commits: Sequence[EpisodeCommit],
+        claim: ActivityClaim | None = None,
+    ) -> set[str]:
         """Apply all commits in one transaction; each is checked (version + lease) on its own."""
         if not commits:
             return set()
+        leasing = None if claim is None else _Claim(owner, epoch(claim.lease_until), claim.limit)
         rejected, enqueued = await self._write_in_thread(
-            partial(_apply_commits, owner=owner, commits=commits)
+            partial(_apply_commits, owner=owner, commits=commits, claim=leasing)
         )
+        if claim is not None and leasing is not None:
+            claim.items += leasing.items
         if enqueued:
             self._subscribers.notify()
         return rejected

@@ -1,5 +1,5 @@
 """Activity steps: a worker that keeps an orchestration in memory writes its next episode together
-with the activity result and runs the activities it schedules without claiming them.
+with the activity result, and runs the activities its commits schedule without claiming them.
 
 A counting store wrapper shows which path the work took; the outcomes must be the same either way.
 """
@@ -23,7 +23,14 @@ from asynkron_durable import (
     SqliteStateStore,
     StateStore,
 )
-from asynkron_durable.stores import ActivityResult, ActivityStep, ActivityWorkItem, Completion
+from asynkron_durable.stores import (
+    ActivityClaim,
+    ActivityResult,
+    ActivityStep,
+    ActivityWorkItem,
+    Completion,
+    EpisodeCommit,
+)
 from asynkron_durable.stores.base import OrchestrationWorkItem
 
 
@@ -39,6 +46,8 @@ class _Counting:
         self.completions = 0
         self.leased_by_steps = 0
         self.given_back = 0
+        self.lease_on_commit = True
+        """When cleared, episode commits lease nothing, so every activity goes through a claim."""
         self.hold_orchestrations = False
         """While set, orchestration claims find nothing (as if this worker were slow to look)."""
         self.stall_activity_claims: asyncio.Event | None = None
@@ -56,6 +65,11 @@ class _Counting:
         items = await self._inner.claim_orchestrations(owner, now, lease_until, limit)
         self.orchestrations_claimed += len(items)
         return items
+
+    async def commit_episodes(
+        self, owner: str, now: datetime, commits: Sequence[EpisodeCommit], claim: ActivityClaim | None = None
+    ) -> set[str]:
+        return await self._inner.commit_episodes(owner, now, commits, claim if self.lease_on_commit else None)
 
     async def claim_activities(
         self, owner: str, now: datetime, lease_until: datetime, limit: int
@@ -117,7 +131,7 @@ def _register_chain(runtime: DurableFunctionRuntime) -> None:
         return value
 
 
-async def test_a_kept_chain_runs_as_steps_after_its_first_activity(tmp_path: Path) -> None:
+async def test_a_kept_chain_runs_as_steps_and_never_claims_an_activity(tmp_path: Path) -> None:
     runtime, store = _runtime(tmp_path)
     _register_chain(runtime)
 
@@ -128,7 +142,7 @@ async def test_a_kept_chain_runs_as_steps_after_its_first_activity(tmp_path: Pat
 
     assert status.runtime_status is RuntimeStatus.COMPLETED and status.output == 15
     assert store.orchestrations_claimed == 1  # the start; every result after it came as a step
-    assert store.activities_claimed == 1  # the first activity; the others came back leased
+    assert store.activities_claimed == 0  # the first came leased with the start's commit, the rest with steps
     assert store.steps_applied == 5
     kinds = [event.kind for event in history]
     assert kinds.count("TaskScheduled") == kinds.count("TaskCompleted") == 5
@@ -144,7 +158,8 @@ async def test_without_the_episode_cache_results_go_through_the_inbox(tmp_path: 
 
     assert status.output == 5
     assert store.steps_applied == store.steps_refused == 0
-    assert store.orchestrations_claimed == 6 and store.activities_claimed == 5
+    assert store.orchestrations_claimed == 6  # the start and each result, through the inbox
+    assert store.activities_claimed == 0  # each episode's commit leased its activity to the worker
 
 
 def _register_event_race(runtime: DurableFunctionRuntime) -> tuple[threading.Event, threading.Event]:
@@ -241,6 +256,7 @@ async def test_leased_activities_respect_the_activity_limit(tmp_path: Path, limi
 async def test_a_claim_and_a_step_in_flight_together_never_run_more_than_the_limit(tmp_path: Path) -> None:
     limit = 3
     runtime, store = _runtime(tmp_path, max_concurrent_activities=limit)
+    store.lease_on_commit = False  # second's activities come through the stalled claim
     hold = threading.Event()
     holding = threading.Event()
     finish = asyncio.Event()

@@ -23,6 +23,7 @@ from asynkron_durable import (
     StateStore,
 )
 from asynkron_durable.history import HistoryEvent
+from asynkron_durable.stores import ActivityClaim
 
 
 class _HistorySpy:
@@ -282,8 +283,10 @@ class _LostCommits:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    async def commit_episodes(self, owner: str, now: Any, commits: Sequence[Any]) -> set[str]:
-        await self._inner.commit_episodes(owner, now, commits)
+    async def commit_episodes(
+        self, owner: str, now: Any, commits: Sequence[Any], claim: ActivityClaim | None = None
+    ) -> set[str]:
+        await self._inner.commit_episodes(owner, now, commits, claim)
         return {commit.record.instance_id for commit in commits}
 
 

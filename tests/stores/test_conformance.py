@@ -28,6 +28,7 @@ from asynkron_durable.history import (
     TaskScheduled,
 )
 from asynkron_durable.stores import (
+    ActivityClaim,
     ActivityResult,
     ActivityStep,
     ActivityTask,
@@ -641,6 +642,40 @@ async def test_complete_activities_enqueues_result_or_rejects_lost_lease(store: 
     again = await store.complete_activities("aw2", at(40), at(70), [result(lost.activity_id, 1)])
     assert again.rejected == {lost.activity_id}
     assert await store.claim_activities("aw3", at(1000), at(1030), 10) == []
+
+
+async def test_a_commit_with_a_claim_leases_what_it_schedules_up_to_the_limit(store: StateStore) -> None:
+    await store.create_instance(new_instance("a"), replace=False)
+    await store.create_instance(new_instance("b"), replace=False)
+    items = await claim(store)
+    tasks = {i: [ActivityTask(i, f"{i}:1", n, f"act{n}", None) for n in range(2)] for i in ("a", "b")}
+    commits = [commit_for(items[i], activities=tasks[i]) for i in ("a", "b")]
+    leasing = ActivityClaim(at(30), 3)
+
+    assert await store.commit_episodes("w1", T0, commits, claim=leasing) == set()
+
+    assert [(c.task, c.attempt) for c in leasing.items] == [(t, 1) for t in [*tasks["a"], tasks["b"][0]]]
+    others = await store.claim_activities("aw", at(1), at(31), 10)
+    assert [c.task for c in others] == [tasks["b"][1]]  # over the limit: queued for anyone
+    renewal = await store.renew_leases("w1", at(60), [], [c.activity_id for c in leasing.items])
+    assert renewal.lost_activity_ids == set()
+    expired = await store.claim_activities("aw", at(61), at(91), 10)
+    lapsed = sorted((c.task for c in expired), key=lambda t: (t.instance_id, t.task_id))
+    assert lapsed == [*tasks["a"], *tasks["b"]]  # leases lapse like any other
+
+
+async def test_a_rejected_commit_leases_nothing(store: StateStore) -> None:
+    await store.create_instance(new_instance("a"), replace=False)
+    item = (await claim(store))["a"]
+    task = ActivityTask("a", "a:1", 0, "act", None)
+    leasing = ActivityClaim(at(30), 5)
+
+    rejected = await store.commit_episodes(
+        "someone-else", T0, [commit_for(item, activities=[task])], claim=leasing
+    )
+
+    assert rejected == {"a"} and leasing.items == []
+    assert await store.claim_activities("aw", at(1), at(31), 10) == []
 
 
 # --- activity steps ---------------------------------------------------------------------------
