@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.modes import chain, fanout, latency, long
+from bench.modes import chain, fanout, latency, long, plot
 
 STORES = ["sqlite:///", "memory://"]
 
@@ -44,3 +46,14 @@ async def test_latency(store: str) -> None:
     figures = await latency.run(store, runs=3, idle_gap=0.01, idle_cpu_seconds=0.1)
     positive(figures, "latency_p50_ms", "pickup_p50_ms", "activity_p99_ms", "timer_late_max_ms")
     assert figures["idle_cpu_percent"] >= 0
+
+
+def test_plot_points_take_the_latest_run_of_each_point_whatever_its_mode(tmp_path: Path) -> None:
+    def result(name: str, mode: str, figures: dict[str, Any]) -> None:
+        (tmp_path / name).write_text(json.dumps({"mode": mode, "store": "postgres", "figures": figures}))
+
+    run = {"workers": 1, "processes": True, "steps_per_s": 100.0}
+    result("compare-postgres-20260101T000000Z.json", "compare", {"chain": run, "dbos": {}})
+    result("chain-postgres-20260102T000000Z.json", "chain", {**run, "steps_per_s": 200.0})
+
+    assert plot.points(tmp_path) == {"ours (postgres processes)": {1: 200.0}}

@@ -12,9 +12,9 @@ from bench.results import RESULTS
 
 
 def points(folder: Path = RESULTS) -> dict[str, dict[int, float]]:
-    """{series: {workers: steps/s}}; later files (by name, so by time) win."""
+    """{series: {workers: steps/s}}; later runs (by the timestamp that ends each file name) win."""
     series: dict[str, dict[int, float]] = defaultdict(dict)
-    for path in sorted(folder.glob("*.json")):
+    for path in sorted(folder.glob("*.json"), key=lambda p: (p.stem.rsplit("-", 1)[-1], p.name)):
         try:
             document = json.loads(path.read_text())
         except (OSError, ValueError):
