@@ -259,14 +259,14 @@ class DurableFunctionRuntime(Registrations):
                 histories = await self._load_histories(wanted)
                 episodes = [self._episode(item, histories, cached, now) for item in items]
                 commits = [commit for commit, _ in episodes]
-                claim = self._activity_claim(0)
+                claim = self._activity_claim(freed=0)
                 self._reserved_slots += claim.limit
                 try:
                     rejected = await self.store.commit_episodes(
                         self.worker_id, utc_now(), commits, claim=claim
                     )
                 finally:
-                    self._reserved_slots -= claim.limit
+                    self._unreserve(claim.limit)
             except Exception:
                 with contextlib.suppress(Exception):  # let others retry now, not after expiry
                     await self.store.release_leases(self.worker_id, ids, [])
@@ -281,14 +281,22 @@ class DurableFunctionRuntime(Registrations):
         await self._run_leased(claim.items)
         return True
 
-    def _activity_claim(self, freed: int) -> ActivityClaim:
+    def _activity_claim(self, *, freed: int) -> ActivityClaim:
         """What a commit may lease to us as it inserts activities: the free slots (plus `freed`,
-        those of the results it records), none once shutdown began."""
+        those of the results it records), none once shutdown began. The caller reserves them while
+        the commit is in flight, which holds the activity loop back until it ends: a worker whose
+        commits lease its activities spares the store claims that would mostly come back empty."""
         limit = 0
         if not self._stopping:
             running = len(self._running_activities) + self._reserved_slots
             limit = max(0, self.max_concurrent_activities - running + freed)
         return ActivityClaim(utc_now() + self.lease_duration, limit)
+
+    def _unreserve(self, slots: int) -> None:
+        """End a reservation; the activity loop, if it waited for slots, looks again at once."""
+        self._reserved_slots -= slots
+        if slots:
+            self._slot_freed.set()
 
     async def _run_leased(self, items: Sequence[ActivityWorkItem]) -> None:
         if self._stopping:  # leased while shutdown began: nobody would run them
@@ -469,7 +477,7 @@ class DurableFunctionRuntime(Registrations):
         now = utc_now()
         plain, steps, keeps = self._steps(batch, now)
         # The batch's own slots free up with this call; the activities it leases take them.
-        claim = self._activity_claim(len(batch))
+        claim = self._activity_claim(freed=len(batch))
         self._reserved_slots += claim.limit
         try:
             done = await self.store.complete_activities(
@@ -479,7 +487,7 @@ class DurableFunctionRuntime(Registrations):
             self._completions = batch + self._completions  # as plain results: their executors are spent
             raise
         finally:
-            self._reserved_slots -= claim.limit
+            self._unreserve(claim.limit)
         self._release_slots([result.activity_id for result in batch])
         for activity_id in done.rejected:
             log.warning("lease on activity %s was lost; its result was dropped", activity_id)

@@ -254,10 +254,10 @@ class Writer:
         if plan.acks:
             await conn.execute(q["ack_messages"], *plan.ack_columns())
         enqueued = await self.insert_messages(conn, plan.messages)
+        if plan.leased:  # first: the leased are the first scheduled, and ids follow schedule order
+            await self._insert_leased(conn, plan, lease_until)
         if plan.activities:
             enqueued += await self._enqueue(conn, "insert_activities", plan.activity_columns())
-        if plan.leased:
-            await self._insert_leased(conn, plan, lease_until)
         return enqueued
 
     async def _insert_leased(self, conn: Any, plan: CommitPlan, lease_until: datetime | None) -> None:
