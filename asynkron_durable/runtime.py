@@ -20,7 +20,7 @@ import os
 import socket
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -260,13 +260,10 @@ class DurableFunctionRuntime(Registrations):
                 episodes = [self._episode(item, histories, cached, now) for item in items]
                 commits = [commit for commit, _ in episodes]
                 claim = self._activity_claim(freed=0)
-                self._reserved_slots += claim.limit
-                try:
+                with self._reserving(claim):
                     rejected = await self.store.commit_episodes(
                         self.worker_id, utc_now(), commits, claim=claim
                     )
-                finally:
-                    self._unreserve(claim.limit)
             except Exception:
                 with contextlib.suppress(Exception):  # let others retry now, not after expiry
                     await self.store.release_leases(self.worker_id, ids, [])
@@ -292,11 +289,17 @@ class DurableFunctionRuntime(Registrations):
             limit = max(0, self.max_concurrent_activities - running + freed)
         return ActivityClaim(utc_now() + self.lease_duration, limit)
 
-    def _unreserve(self, slots: int) -> None:
-        """End a reservation; the activity loop, if it waited for slots, looks again at once."""
-        self._reserved_slots -= slots
-        if slots:
-            self._slot_freed.set()
+    @contextlib.contextmanager
+    def _reserving(self, claim: ActivityClaim) -> Iterator[None]:
+        """Hold `claim`'s slots while its commit is in flight; when they are given up, the
+        activity loop, if it waited for slots, looks again at once."""
+        self._reserved_slots += claim.limit
+        try:
+            yield
+        finally:
+            self._reserved_slots -= claim.limit
+            if claim.limit:
+                self._slot_freed.set()
 
     async def _run_leased(self, items: Sequence[ActivityWorkItem]) -> None:
         if self._stopping:  # leased while shutdown began: nobody would run them
@@ -478,16 +481,14 @@ class DurableFunctionRuntime(Registrations):
         plain, steps, keeps = self._steps(batch, now)
         # The batch's own slots free up with this call; the activities it leases take them.
         claim = self._activity_claim(freed=len(batch))
-        self._reserved_slots += claim.limit
         try:
-            done = await self.store.complete_activities(
-                self.worker_id, now, claim.lease_until, plain, steps, claim.limit
-            )
+            with self._reserving(claim):
+                done = await self.store.complete_activities(
+                    self.worker_id, now, claim.lease_until, plain, steps, claim.limit
+                )
         except BaseException:
             self._completions = batch + self._completions  # as plain results: their executors are spent
             raise
-        finally:
-            self._unreserve(claim.limit)
         self._release_slots([result.activity_id for result in batch])
         for activity_id in done.rejected:
             log.warning("lease on activity %s was lost; its result was dropped", activity_id)

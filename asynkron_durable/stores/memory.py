@@ -237,7 +237,7 @@ class InMemoryStateStore:
                 histories[instance_id] = [] if instance is None else list(instance.history)
             return histories
 
-    def _apply_commit(self, owner: str, commit: EpisodeCommit, claim: _Claim) -> bool | None:
+    def _apply_commit(self, owner: str, commit: EpisodeCommit, claim: _Claim | None) -> bool | None:
         """Apply one commit: None if its CAS failed (nothing changed), else whether it enqueued."""
         instance = self._instances.get(commit.record.instance_id)
         if (
@@ -248,9 +248,9 @@ class InMemoryStateStore:
             return None
         return self._write_commit(instance, commit, claim)
 
-    def _write_commit(self, instance: _Instance, commit: EpisodeCommit, claim: _Claim) -> bool:
-        """Write a commit whose checks passed; returns whether it enqueued work for others. Its
-        activities are leased to the claimer while the claim's budget lasts."""
+    def _write_commit(self, instance: _Instance, commit: EpisodeCommit, claim: _Claim | None) -> bool:
+        """Write a commit whose checks passed; returns whether it enqueued work for others. With a
+        `claim`, its activities are leased to the claimer while the claim's budget lasts."""
         instance.record = commit.record.model_copy(update={"version": commit.expected_version + 1})
         instance.lease_owner = instance.lease_expires_at = None
         if commit.reset_history:
@@ -263,7 +263,7 @@ class InMemoryStateStore:
         for task in commit.activities:
             self._last_activity_id += 1
             activity = self._activities[self._last_activity_id] = _Activity(task)
-            enqueued.append(not claim.take(self._last_activity_id, activity))
+            enqueued.append(claim is None or not claim.take(self._last_activity_id, activity))
         return any(enqueued)
 
     async def commit_episodes(
@@ -276,7 +276,7 @@ class InMemoryStateStore:
         """Apply the commits; each is checked (version + lease) on its own."""
         rejected: set[str] = set()
         enqueued = False
-        leasing = _Claim(owner, now, 0) if claim is None else _Claim(owner, claim.lease_until, claim.limit)
+        leasing = None if claim is None else _Claim(owner, claim.lease_until, claim.limit)
         async with self._lock:
             self._check_open()
             for commit in commits:
@@ -285,7 +285,7 @@ class InMemoryStateStore:
                     rejected.add(commit.record.instance_id)
                 else:
                     enqueued |= outcome
-        if claim is not None:
+        if claim is not None and leasing is not None:
             claim.items += leasing.items
         if enqueued:
             self._subscribers.notify()
