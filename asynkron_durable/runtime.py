@@ -3,7 +3,7 @@
 Three loops run side by side: one claims instances in batches and runs their episodes, one claims
 activities and runs them concurrently (sync ones in a thread pool), one renews the leases of work
 in flight. A fourth drains finished activities to the store in batches. Idle loops back off to
-`max_poll_interval`, and wake at once when this process enqueues work.
+`max_poll_interval`, and wake at once when the store reports new work of their kind (`Work`).
 
 Activity steps: when a finished activity's orchestration is kept in memory here, the completion
 loop runs its next episode at once and the store writes it with the result (`ActivityStep`), and
@@ -45,6 +45,7 @@ from asynkron_durable.stores.base import (
     ActivityWorkItem,
     EpisodeCommit,
     OrchestrationWorkItem,
+    Work,
 )
 
 log = logging.getLogger("asynkron_durable.runtime")
@@ -172,7 +173,7 @@ class DurableFunctionRuntime(Registrations):
             await stop.wait()
         finally:
             self._stopping = True
-            self._wake()
+            self._wake(Work.ANY)
             await asyncio.gather(*loops, return_exceptions=True)
             try:
                 await self._drain_activities()
@@ -206,9 +207,11 @@ class DurableFunctionRuntime(Registrations):
         finally:
             await self.store.close()
 
-    def _wake(self) -> None:
-        self._orchestration_wake.set()
-        self._activity_wake.set()
+    def _wake(self, work: Work) -> None:
+        if Work.MESSAGES in work:
+            self._orchestration_wake.set()
+        if Work.ACTIVITIES in work:
+            self._activity_wake.set()
 
     # ----- orchestrations -----------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from asynkron_durable.stores.base import (
     NewInstance,
     OrchestrationWorkItem,
     StateStore,
+    Work,
 )
 from asynkron_durable.stores.memory import InMemoryStateStore
 from asynkron_durable.stores.postgres import PostgresStateStore
@@ -49,6 +50,7 @@ __all__ = [
     "PostgresStateStore",
     "SqliteStateStore",
     "StateStore",
+    "Work",
     "store_from_url",
 ]
 

@@ -1,9 +1,10 @@
 """The PostgreSQL store's LISTEN connection: how a runtime hears that another process enqueued work.
 
-Every transaction that enqueues work NOTIFYs the schema's channel with its store's token. Each store
-holds one pool connection LISTENing there and wakes its subscribers for every notification that is
-not its own (those were announced locally already). If the connection drops, it reconnects with
-back-off and wakes the subscribers once, as notifications sent while nobody listened are lost.
+Every transaction that enqueues work NOTIFYs the schema's channel with its store's token and the kind
+of work (`payload`). Each store holds one pool connection LISTENing there and wakes its subscribers
+for every notification that is not its own (those were announced locally already). If the
+connection drops, it reconnects with back-off and wakes the subscribers once for any kind of work,
+as notifications sent while nobody listened are lost.
 """
 
 from __future__ import annotations
@@ -15,17 +16,33 @@ from contextlib import suppress
 from typing import Any
 
 from asynkron_durable.stores._postgres_codec import DRIVER_ERRORS
+from asynkron_durable.stores.base import Work
 
 _FIRST_RETRY_DELAY = 0.05
 _MAX_RETRY_DELAY = 5.0
 
+_CODES = {Work.MESSAGES: "m", Work.ACTIVITIES: "a"}
+_KINDS = {code: work for work, code in _CODES.items()}
+
 _log = logging.getLogger(__name__)
+
+
+def payload(token: str, work: Work) -> str:
+    """The NOTIFY payload by which the store holding `token` announces `work` (MESSAGES or ACTIVITIES)."""
+    return f"{token}:{_CODES[work]}"
+
+
+def parse_payload(text: str) -> tuple[str, Work]:
+    """The sender's token and the work it announces; ANY for a payload naming no kind we know
+    (an older or newer sender), so nobody sleeps through work."""
+    token, _, code = text.partition(":")
+    return token, _KINDS.get(code, Work.ANY)
 
 
 class Listener:
     """One LISTEN connection taken from `pool`, kept up from `start()` until `stop()`."""
 
-    def __init__(self, pool: Any, channel: str, token: str, wake: Callable[[], None], where: str) -> None:
+    def __init__(self, pool: Any, channel: str, token: str, wake: Callable[[Work], None], where: str) -> None:
         self._pool = pool
         self._channel = channel
         self._token = token
@@ -55,9 +72,10 @@ class Listener:
                 finally:
                     await self._pool.release(conn)
 
-    def _on_notification(self, conn: Any, pid: int, channel: str, payload: str) -> None:
-        if payload != self._token:
-            self._wake()
+    def _on_notification(self, conn: Any, pid: int, channel: str, text: str) -> None:
+        token, work = parse_payload(text)
+        if token != self._token:
+            self._wake(work)
 
     def _on_drop(self, conn: Any) -> None:
         self._dropped.set()  # asyncpg's pool takes the dead connection back by itself
@@ -88,4 +106,4 @@ class Listener:
                 except DRIVER_ERRORS as exc:
                     delay = min(delay * 2, _MAX_RETRY_DELAY)
                     _log.warning("%s cannot LISTEN yet (%s); retrying in %.2fs", self._where, exc, delay)
-            self._wake()
+            self._wake(Work.ANY)

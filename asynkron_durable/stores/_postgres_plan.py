@@ -23,7 +23,14 @@ from asynkron_durable.stores._postgres_codec import (
     record_columns,
     transpose,
 )
-from asynkron_durable.stores.base import ActivityTask, ActivityWorkItem, EpisodeCommit, Message, NewInstance
+from asynkron_durable.stores.base import (
+    ActivityTask,
+    ActivityWorkItem,
+    EpisodeCommit,
+    Message,
+    NewInstance,
+    Work,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,8 +224,10 @@ class Writer:
     """Locks instances and writes plans and messages with one store's statements."""
 
     queries: dict[str, str]
-    wake: tuple[str, str]
-    """The NOTIFY channel and payload every enqueueing statement sends when it added rows."""
+    wake_messages: tuple[str, str]
+    """The NOTIFY channel and payload a statement enqueueing messages sends when it added rows."""
+    wake_activities: tuple[str, str]
+    """The same for activities."""
     where: str
 
     async def lock(self, conn: Any, instance_ids: set[str]) -> dict[str, LockedRow]:
@@ -235,8 +244,8 @@ class Writer:
             row["instance_id"] for row in rows if row["free"]
         }
 
-    async def apply(self, conn: Any, plan: CommitPlan, lease_until: datetime | None = None) -> int:
-        """Write a decided plan, one statement per kind of change; returns how much it enqueued for
+    async def apply(self, conn: Any, plan: CommitPlan, lease_until: datetime | None = None) -> Work:
+        """Write a decided plan, one statement per kind of change; returns what it enqueued for
         others. Its `leased` activities are leased to its owner until `lease_until`."""
         q = self.queries
         if plan.committed:
@@ -253,11 +262,13 @@ class Writer:
             await conn.execute(q["append_history"], *plan.history_columns())
         if plan.acks:
             await conn.execute(q["ack_messages"], *plan.ack_columns())
-        enqueued = await self.insert_messages(conn, plan.messages)
+        enqueued = Work.MESSAGES if await self.insert_messages(conn, plan.messages) else Work.NONE
         if plan.leased:  # first: the leased are the first scheduled, and ids follow schedule order
             await self._insert_leased(conn, plan, lease_until)
         if plan.activities:
-            enqueued += await self._enqueue(conn, "insert_activities", plan.activity_columns())
+            columns = plan.activity_columns()
+            if await self._enqueue(conn, "insert_activities", self.wake_activities, columns):
+                enqueued |= Work.ACTIVITIES
         return enqueued
 
     async def _insert_leased(self, conn: Any, plan: CommitPlan, lease_until: datetime | None) -> None:
@@ -275,8 +286,10 @@ class Writer:
         if creations:
             rows = await conn.fetch(self.queries["ensure_instances"], *record_columns(creations))
             messages = _after_creation(messages, {row["instance_id"] for row in rows})
-        return await self._enqueue(conn, "insert_messages", message_columns(messages)) if messages else 0
+        if not messages:
+            return 0
+        return await self._enqueue(conn, "insert_messages", self.wake_messages, message_columns(messages))
 
-    async def _enqueue(self, conn: Any, query: str, columns: list[list[Any]]) -> int:
-        row = await conn.fetchrow(self.queries[query], *self.wake, *columns)
+    async def _enqueue(self, conn: Any, query: str, wake: tuple[str, str], columns: list[list[Any]]) -> int:
+        row = await conn.fetchrow(self.queries[query], *wake, *columns)
         return int(row["enqueued"])

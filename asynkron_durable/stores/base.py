@@ -18,6 +18,7 @@ never committed, so its history is empty and the runtime does not ask for it.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +31,19 @@ from asynkron_durable.history import (
     InstanceRecord,
     RuntimeStatus,
 )
+
+
+class Work(enum.Flag):
+    """What a wake-up announces was enqueued, so a runtime wakes only the loops that can take it
+    (an activity loop woken by every new message would run empty claims)."""
+
+    NONE = 0
+    MESSAGES = enum.auto()
+    """Inbox messages: instances to claim and run episodes for."""
+    ACTIVITIES = enum.auto()
+    """Activities to claim."""
+    ANY = MESSAGES | ACTIVITIES
+    """Either, or not known (a reconnected listener may have missed notifications of both)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,9 +232,10 @@ class StateStore(Protocol):
     async def close(self) -> None:
         """Release connections. Idempotent."""
 
-    def subscribe(self, callback: Callable[[], None]) -> None:
-        """Call `callback` (from the event loop) whenever this store enqueues new work, so idle
-        workers in this process wake at once instead of waiting for their next poll."""
+    def subscribe(self, callback: Callable[[Work], None]) -> None:
+        """Call `callback` (from the event loop) with the kinds of work whenever this store
+        enqueues new work, so idle workers in this process wake at once instead of waiting for
+        their next poll, and only the loops that can take it."""
 
     async def create_instance(self, new: NewInstance, *, replace: bool) -> None:
         """Create an instance and enqueue its start message.

@@ -32,6 +32,7 @@ from asynkron_durable.stores.base import (
     Message,
     NewInstance,
     OrchestrationWorkItem,
+    Work,
 )
 
 
@@ -123,7 +124,7 @@ class InMemoryStateStore:
         """Mark the store closed; the data stays for a later `open()`. Idempotent."""
         self._open = False
 
-    def subscribe(self, callback: Callable[[], None]) -> None:
+    def subscribe(self, callback: Callable[[Work], None]) -> None:
         """Call `callback` after every operation that enqueued work."""
         self._subscribers.add(callback)
 
@@ -178,7 +179,7 @@ class InMemoryStateStore:
             if old is not None and not replace and not old.record.runtime_status.is_terminal:
                 raise InstanceAlreadyExists(old.record.instance_id, old.record.runtime_status.value)
             self._put(new)
-        self._subscribers.notify()
+        self._subscribers.notify(Work.MESSAGES)
 
     async def send_messages(self, messages: Sequence[Message]) -> None:
         """Enqueue messages; those for unknown instances are dropped."""
@@ -186,7 +187,7 @@ class InMemoryStateStore:
             self._check_open()
             enqueued = [self._enqueue(message) for message in messages]
         if any(enqueued):
-            self._subscribers.notify()
+            self._subscribers.notify(Work.MESSAGES)
 
     async def claim_orchestrations(
         self, owner: str, now: datetime, lease_until: datetime, limit: int
@@ -237,8 +238,8 @@ class InMemoryStateStore:
                 histories[instance_id] = [] if instance is None else list(instance.history)
             return histories
 
-    def _apply_commit(self, owner: str, commit: EpisodeCommit, claim: _Claim | None) -> bool | None:
-        """Apply one commit: None if its CAS failed (nothing changed), else whether it enqueued."""
+    def _apply_commit(self, owner: str, commit: EpisodeCommit, claim: _Claim | None) -> Work | None:
+        """Apply one commit: None if its CAS failed (nothing changed), else what it enqueued."""
         instance = self._instances.get(commit.record.instance_id)
         if (
             instance is None
@@ -248,8 +249,8 @@ class InMemoryStateStore:
             return None
         return self._write_commit(instance, commit, claim)
 
-    def _write_commit(self, instance: _Instance, commit: EpisodeCommit, claim: _Claim | None) -> bool:
-        """Write a commit whose checks passed; returns whether it enqueued work for others. With a
+    def _write_commit(self, instance: _Instance, commit: EpisodeCommit, claim: _Claim | None) -> Work:
+        """Write a commit whose checks passed; returns what it enqueued for others. With a
         `claim`, its activities are leased to the claimer while the claim's budget lasts."""
         instance.record = commit.record.model_copy(update={"version": commit.expected_version + 1})
         instance.lease_owner = instance.lease_expires_at = None
@@ -258,13 +259,15 @@ class InMemoryStateStore:
         instance.history.extend(commit.new_history)
         for message_id in commit.acknowledged_message_ids:
             instance.inbox.pop(message_id, None)
-        enqueued = [self._create_in_commit(new) for new in commit.new_instances]
-        enqueued += [self._enqueue(message) for message in commit.messages]
+        messages = [self._create_in_commit(new) for new in commit.new_instances]
+        messages += [self._enqueue(message) for message in commit.messages]
+        work = Work.MESSAGES if any(messages) else Work.NONE
         for task in commit.activities:
             self._last_activity_id += 1
             activity = self._activities[self._last_activity_id] = _Activity(task)
-            enqueued.append(claim is None or not claim.take(self._last_activity_id, activity))
-        return any(enqueued)
+            if claim is None or not claim.take(self._last_activity_id, activity):
+                work |= Work.ACTIVITIES
+        return work
 
     async def commit_episodes(
         self,
@@ -275,7 +278,7 @@ class InMemoryStateStore:
     ) -> set[str]:
         """Apply the commits; each is checked (version + lease) on its own."""
         rejected: set[str] = set()
-        enqueued = False
+        enqueued = Work.NONE
         leasing = None if claim is None else _Claim(owner, claim.lease_until, claim.limit)
         async with self._lock:
             self._check_open()
@@ -287,8 +290,7 @@ class InMemoryStateStore:
                     enqueued |= outcome
         if claim is not None and leasing is not None:
             claim.items += leasing.items
-        if enqueued:
-            self._subscribers.notify()
+        self._subscribers.notify(enqueued)
         return rejected
 
     async def claim_activities(
@@ -321,11 +323,12 @@ class InMemoryStateStore:
         rejected: set[int] = set()
         applied: set[str] = set()
         claim = _Claim(owner, lease_until, claim_limit)
-        enqueued = False
+        enqueued = Work.NONE
         async with self._lock:
             self._check_open()
             for result in results:
-                enqueued |= self._complete(owner, result, rejected)
+                if self._complete(owner, result, rejected):
+                    enqueued |= Work.MESSAGES
             for step in steps:
                 taken = [r for r in step.results if self._take_activity(owner, r.activity_id)]
                 rejected.update(r.activity_id for r in step.results if r not in taken)
@@ -334,10 +337,9 @@ class InMemoryStateStore:
                     assert instance is not None
                     enqueued |= self._write_commit(instance, step.commit, claim)
                     applied.add(step.commit.record.instance_id)
-                else:
-                    enqueued |= any([self._enqueue(r.message) for r in taken])
-        if enqueued:
-            self._subscribers.notify()
+                elif any([self._enqueue(r.message) for r in taken]):
+                    enqueued |= Work.MESSAGES
+        self._subscribers.notify(enqueued)
         return Completion(rejected, applied, claim.items)
 
     def _take_activity(self, owner: str, activity_id: int) -> bool:

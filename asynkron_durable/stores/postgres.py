@@ -48,7 +48,7 @@ from asynkron_durable.stores._postgres_codec import (
     store_error,
     transpose,
 )
-from asynkron_durable.stores._postgres_listener import Listener
+from asynkron_durable.stores._postgres_listener import Listener, payload
 from asynkron_durable.stores._postgres_plan import CommitPlan, Writer, touched_ids
 from asynkron_durable.stores._rows import decode_event, record_from_row
 from asynkron_durable.stores._subscribers import Subscribers
@@ -65,6 +65,7 @@ from asynkron_durable.stores.base import (
     Message,
     NewInstance,
     OrchestrationWorkItem,
+    Work,
 )
 
 QUARANTINED = "!unreadable"
@@ -123,9 +124,11 @@ class PostgresStateStore:
         self._max_pool_size = max_pool_size
         self._connect_timeout = connect_timeout
         self._q = queries_for(schema)
-        self._token = uuid.uuid4().hex  # the NOTIFY payload by which we recognise our own wake-ups
-        self._wake_args = (channel_for(schema), self._token)
-        self._writer = Writer(self._q, self._wake_args, self._where)
+        self._token = uuid.uuid4().hex  # in NOTIFY payloads: how we recognise our own wake-ups
+        self._channel = channel_for(schema)
+        self._wake_messages = (self._channel, payload(self._token, Work.MESSAGES))
+        self._wake_activities = (self._channel, payload(self._token, Work.ACTIVITIES))
+        self._writer = Writer(self._q, self._wake_messages, self._wake_activities, self._where)
         self._pool: asyncpg.Pool | None = None
         self._listener: Listener | None = None
         self._lock = asyncio.Lock()
@@ -157,7 +160,7 @@ class PostgresStateStore:
                     )
                 async with pool.acquire() as conn:
                     await self._migrate(conn)
-                listener = Listener(pool, *self._wake_args, self._subscribers.notify, self._where)
+                listener = Listener(pool, self._channel, self._token, self._subscribers.notify, self._where)
                 await listener.start()
             except BaseException as exc:
                 if pool is not None and self._given_pool is None:
@@ -205,7 +208,7 @@ class PostgresStateStore:
 
     # ----- wake-ups -----------------------------------------------------------------------------
 
-    def subscribe(self, callback: Callable[[], None]) -> None:
+    def subscribe(self, callback: Callable[[Work], None]) -> None:
         """Call `callback` after this store enqueued work, and when another process did (NOTIFY)."""
         self._subscribers.add(callback)
 
@@ -249,7 +252,7 @@ class PostgresStateStore:
         id is free, else under the row lock (replace, or refuse a running one)."""
         instance_id = new.record.instance_id
         if await self._create_if_free(new):
-            self._subscribers.notify()
+            self._subscribers.notify(Work.MESSAGES)
             return
 
         async def body(conn: Connection) -> None:
@@ -262,12 +265,12 @@ class PostgresStateStore:
             await self._writer.apply(conn, plan)
 
         await self._run("create_instance", body)
-        self._subscribers.notify()
+        self._subscribers.notify(Work.MESSAGES)
 
     async def _create_if_free(self, new: NewInstance) -> bool:
         record = new.record
         columns = [column[0] for column in record_columns([(record, record.version)])]
-        args = (*self._wake_args, *columns, event_to_json(new.start_event))
+        args = (*self._wake_messages, *columns, event_to_json(new.start_event))
         rows = await self._fetch("create_instance", "create_if_free", *args)
         return bool(rows[0]["created"])
 
@@ -278,7 +281,7 @@ class PostgresStateStore:
             return await self._writer.insert_messages(conn, messages)
 
         if messages and await self._run("send_messages", body) > 0:
-            self._subscribers.notify()
+            self._subscribers.notify(Work.MESSAGES)
 
     async def claim_orchestrations(
         self, owner: str, now: datetime, lease_until: datetime, limit: int
@@ -301,7 +304,7 @@ class PostgresStateStore:
             except BaseException:
                 with suppress(*DRIVER_ERRORS):  # give them back now, not when the leases expire
                     release = self._q["release_instance_leases"]
-                    await conn.execute(release, owner, list(order), *self._wake_args)
+                    await conn.execute(release, owner, list(order), *self._wake_messages)
                 raise
             return sorted(items, key=lambda item: order[item.record.instance_id])
 
@@ -317,7 +320,7 @@ class PostgresStateStore:
         granted: an instance left with nothing to deliver is given straight back."""
         idle = [row["instance_id"] for row in rows if row["message_ids"] is None]
         if idle:
-            await conn.execute(self._q["release_instance_leases"], owner, idle, *self._wake_args)
+            await conn.execute(self._q["release_instance_leases"], owner, idle, *self._wake_messages)
         claimed = decode_claimed(row for row in rows if row["message_ids"] is not None)
         for instance_id, error in claimed.unreadable:
             _log.error("instance %r is unreadable and no longer claimed: %s", instance_id, error)
@@ -363,14 +366,14 @@ class PostgresStateStore:
         limit = 0 if claim is None else claim.limit
         leased: list[ActivityWorkItem] = []
 
-        async def batch(conn: Connection) -> tuple[set[str], int]:
+        async def batch(conn: Connection) -> tuple[set[str], Work]:
             leased.clear()  # a retried transaction starts over
             return await self._commit(conn, owner, commits, lease_until, limit, leased)
 
-        async def one_by_one(conn: Connection) -> tuple[set[str], int]:
+        async def one_by_one(conn: Connection) -> tuple[set[str], Work]:
             leased.clear()
             rejected: set[str] = set()
-            enqueued = 0
+            enqueued = Work.NONE
             for commit in commits:
                 kept = len(leased)
                 try:
@@ -380,10 +383,10 @@ class PostgresStateStore:
                         )
                 except BAD_VALUES as exc:
                     _log.error("commit of instance %r cannot be stored: %s", commit.record.instance_id, exc)
-                    lost, added = {commit.record.instance_id}, 0
+                    lost, added = {commit.record.instance_id}, Work.NONE
                     del leased[kept:]
                 rejected |= lost
-                enqueued += added
+                enqueued |= added
             return rejected, enqueued
 
         try:
@@ -394,8 +397,7 @@ class PostgresStateStore:
             rejected, enqueued = await self._run("commit_episodes", one_by_one)
         if claim is not None:
             claim.items += leased
-        if enqueued:
-            self._subscribers.notify()
+        self._subscribers.notify(enqueued)
         return rejected
 
     async def _commit(
@@ -406,7 +408,7 @@ class PostgresStateStore:
         lease_until: datetime | None,
         limit: int,
         leased: list[ActivityWorkItem],
-    ) -> tuple[set[str], int]:
+    ) -> tuple[set[str], Work]:
         plan = CommitPlan(owner, await self._writer.lock(conn, touched_ids(commits)))
         for commit in commits:
             plan.commit(commit, limit)
@@ -445,7 +447,7 @@ class PostgresStateStore:
         at = aware(now)
         all_results = [*results, *(r for step in steps for r in step.results)]
 
-        async def body(conn: Connection) -> tuple[Completion, int]:
+        async def body(conn: Connection) -> tuple[Completion, Work]:
             touched = touched_ids(step.commit for step in steps) | {r.message.instance_id for r in results}
             rows, free = await self._writer.lock_for_steps(conn, touched, at)
             ids = [r.activity_id for r in all_results]
@@ -479,8 +481,7 @@ class PostgresStateStore:
             return Completion(rejected, applied, plan.claimed), enqueued
 
         completion, enqueued = await self._run("complete_activities", body)
-        if enqueued:
-            self._subscribers.notify()
+        self._subscribers.notify(enqueued)
         return completion
 
     # ----- leases -------------------------------------------------------------------------------
@@ -513,10 +514,13 @@ class PostgresStateStore:
     ) -> None:
         """Drop `owner`'s leases so the work can be claimed again at once (other processes hear
         of it by NOTIFY)."""
-        releases = (("release_instance_leases", instance_ids), ("release_activity_leases", activity_ids))
-        for query, ids in releases:
+        releases = (
+            ("release_instance_leases", instance_ids, self._wake_messages),
+            ("release_activity_leases", activity_ids, self._wake_activities),
+        )
+        for query, ids, wake in releases:
             if ids:
-                await self._fetch("release_leases", query, owner, list(ids), *self._wake_args)
+                await self._fetch("release_leases", query, owner, list(ids), *wake)
 
     # ----- queries and purges -------------------------------------------------------------------
 

@@ -56,6 +56,7 @@ from asynkron_durable.stores.base import (
     Message,
     NewInstance,
     OrchestrationWorkItem,
+    Work,
 )
 
 QUARANTINED = "!unreadable"
@@ -181,17 +182,19 @@ class _Claim:
     items: list[ActivityWorkItem] = field(default_factory=list)
 
 
-def _apply_commit(raw: sqlite3.Connection, owner: str, commit: EpisodeCommit, claim: _Claim | None) -> int:
-    """Apply one commit; -1 when its CAS failed (nothing written), else how much it enqueued."""
+def _apply_commit(
+    raw: sqlite3.Connection, owner: str, commit: EpisodeCommit, claim: _Claim | None
+) -> Work | None:
+    """Apply one commit; None when its CAS failed (nothing written), else what it enqueued."""
     cas = record_params(commit.record, commit.expected_version + 1)
     cas.update(expected_version=commit.expected_version, owner=owner, step=0, now=None)
     if _run(raw, "commit_instance", cas) == 0:
-        return -1
+        return None
     return _write_commit(raw, commit, claim)
 
 
-def _write_commit(raw: sqlite3.Connection, commit: EpisodeCommit, claim: _Claim | None) -> int:
-    """Write the rest of a commit whose record was just updated; returns how much it enqueued for
+def _write_commit(raw: sqlite3.Connection, commit: EpisodeCommit, claim: _Claim | None) -> Work:
+    """Write the rest of a commit whose record was just updated; returns what it enqueued for
     others. With a `claim`, its activities are leased to the claimer while the budget lasts."""
     instance_id = commit.record.instance_id
     if commit.reset_history:
@@ -206,10 +209,8 @@ def _write_commit(raw: sqlite3.Connection, commit: EpisodeCommit, claim: _Claim 
     _run_many(raw, "insert_history", history)
     acks = [{"instance_id": instance_id, "message_id": m} for m in commit.acknowledged_message_ids]
     _run_many(raw, "ack_message", acks)
-    enqueued = 0
-    for new in commit.new_instances:
-        enqueued += _create_in_commit(raw, new)
-    enqueued += _insert_messages(raw, commit.messages)
+    messages = sum(_create_in_commit(raw, new) for new in commit.new_instances)
+    messages += _insert_messages(raw, commit.messages)
     unleased: list[dict[str, Any]] = []
     for task in commit.activities:
         params = {
@@ -229,20 +230,20 @@ def _write_commit(raw: sqlite3.Connection, commit: EpisodeCommit, claim: _Claim 
         claim.items.append(ActivityWorkItem(activity_id, task, 1))
     if unleased:  # executemany reports no row count for a statement with RETURNING
         raw.executemany(QUERIES["insert_activity"], unleased)
-    return enqueued + len(unleased)
+    return (Work.MESSAGES if messages else Work.NONE) | (Work.ACTIVITIES if unleased else Work.NONE)
 
 
 def _apply_commits(
     raw: sqlite3.Connection, owner: str, commits: Sequence[EpisodeCommit], claim: _Claim | None
-) -> tuple[set[str], int]:
+) -> tuple[set[str], Work]:
     rejected: set[str] = set()
-    enqueued = 0
+    enqueued = Work.NONE
     for commit in commits:
         outcome = _apply_commit(raw, owner, commit, claim)
-        if outcome < 0:
+        if outcome is None:
             rejected.add(commit.record.instance_id)
         else:
-            enqueued += outcome
+            enqueued |= outcome
     return rejected, enqueued
 
 
@@ -258,13 +259,14 @@ def _complete_activities(
     results: Sequence[ActivityResult],
     steps: Sequence[ActivityStep],
     claim: _Claim,
-) -> tuple[Completion, int]:
+) -> tuple[Completion, Work]:
     rejected: set[int] = set()
     applied: set[str] = set()
-    enqueued = 0
+    enqueued = Work.NONE
     for result in results:
         if _take_activity(raw, owner, result.activity_id):
-            enqueued += _insert_messages(raw, [result.message])
+            if _insert_messages(raw, [result.message]):
+                enqueued |= Work.MESSAGES
         else:
             rejected.add(result.activity_id)
     for step in steps:
@@ -274,10 +276,10 @@ def _complete_activities(
         cas = record_params(commit.record, commit.expected_version + 1)
         cas.update(expected_version=commit.expected_version, owner=None, step=1, now=now)
         if len(taken) == len(step.results) and _run(raw, "commit_instance", cas) > 0:
-            enqueued += _write_commit(raw, commit, claim)
+            enqueued |= _write_commit(raw, commit, claim)
             applied.add(commit.record.instance_id)
-        else:
-            enqueued += _insert_messages(raw, [r.message for r in taken])
+        elif _insert_messages(raw, [r.message for r in taken]):
+            enqueued |= Work.MESSAGES
     return Completion(rejected, applied, claim.items), enqueued
 
 
@@ -395,7 +397,7 @@ class SqliteStateStore:
                 with driver_errors(self._path):
                     await conn.close()
 
-    def subscribe(self, callback: Callable[[], None]) -> None:
+    def subscribe(self, callback: Callable[[Work], None]) -> None:
         """Call `callback` after every transaction of this store object that enqueued work."""
         self._subscribers.add(callback)
 
@@ -437,15 +439,14 @@ class SqliteStateStore:
     async def create_instance(self, new: NewInstance, *, replace: bool) -> None:
         """Create (or replace) an instance and enqueue its start message."""
         await self._write_in_thread(partial(_create_instance, new=new, replace=replace))
-        self._subscribers.notify()
+        self._subscribers.notify(Work.MESSAGES)
 
     async def send_messages(self, messages: Sequence[Message]) -> None:
         """Enqueue messages; those for unknown instances are dropped by the insert itself."""
         if not messages:
             return
-        enqueued = await self._write_in_thread(partial(_insert_messages, messages=messages))
-        if enqueued:
-            self._subscribers.notify()
+        if await self._write_in_thread(partial(_insert_messages, messages=messages)):
+            self._subscribers.notify(Work.MESSAGES)
 
     async def claim_orchestrations(
         self, owner: str, now: datetime, lease_until: datetime, limit: int
@@ -522,8 +523,7 @@ class SqliteStateStore:
         )
         if claim is not None and leasing is not None:
             claim.items += leasing.items
-        if enqueued:
-            self._subscribers.notify()
+        self._subscribers.notify(enqueued)
         return rejected
 
     async def claim_activities(
@@ -570,8 +570,7 @@ class SqliteStateStore:
             _complete_activities, owner=owner, now=epoch(now), results=results, steps=steps, claim=claim
         )
         completion, enqueued = await self._write_in_thread(body)
-        if enqueued:
-            self._subscribers.notify()
+        self._subscribers.notify(enqueued)
         return completion
 
     async def renew_leases(

@@ -41,6 +41,7 @@ from asynkron_durable.stores import (
     NewInstance,
     OrchestrationWorkItem,
     StateStore,
+    Work,
 )
 from asynkron_durable.stores.base import ENTITY_ID_PREFIX
 
@@ -269,8 +270,8 @@ async def test_send_messages_drops_unknown_instances_and_keeps_order(store: Stat
 
 
 async def test_message_creates_its_missing_target(store: StateStore) -> None:
-    calls: list[str] = []
-    store.subscribe(lambda: calls.append("wake"))
+    calls: list[Work] = []
+    store.subscribe(calls.append)
     counter, late = entity_record("@counter@a"), entity_record("@counter@b", version=4)
 
     await store.send_messages(
@@ -284,7 +285,7 @@ async def test_message_creates_its_missing_target(store: StateStore) -> None:
         ]
     )
 
-    assert calls == ["wake"]
+    assert calls == [Work.MESSAGES]
     assert await store.get_instance("@counter@a") == counter
     assert await store.get_instance("@counter@b") == late
     assert await store.get_instance("ghost") is None
@@ -1047,29 +1048,47 @@ async def test_purge_instances_by_filter(store: StateStore) -> None:
 # --- subscribe -----------------------------------------------------------------------------
 
 
-async def test_subscribers_hear_about_new_work_only(store: StateStore) -> None:
-    calls: list[str] = []
-    store.subscribe(lambda: calls.append("wake"))
+async def test_subscribers_hear_about_new_work_only_and_of_which_kind(store: StateStore) -> None:
+    calls: list[Work] = []
+    store.subscribe(calls.append)
 
-    def boom() -> None:
+    def boom(work: Work) -> None:
         raise RuntimeError("subscriber bug")
 
     store.subscribe(boom)
 
     await store.create_instance(new_instance("a"), replace=False)
-    assert len(calls) == 1
+    assert calls == [Work.MESSAGES]
     item = (await claim(store))["a"]
     await store.send_messages([Message("ghost", event("lost"))])
-    assert len(calls) == 1
     await store.commit_episodes("w1", T0, [commit_for(item)])
-    assert len(calls) == 1
+    assert calls == [Work.MESSAGES]
     await store.send_messages([Message("a", event("x"))])
-    assert len(calls) == 2
+    assert calls == [Work.MESSAGES] * 2
     item = (await claim(store))["a"]
-    task = ActivityTask("a", "a:1", 1, "t", None)
-    await store.commit_episodes("w1", T0, [commit_for(item, activities=[task])])
-    assert len(calls) == 3
-    [activity] = await store.claim_activities("aw", T0, at(30), 1)
+    tasks = [ActivityTask("a", "a:1", n, "t", None) for n in (1, 2)]
+    await store.commit_episodes("w1", T0, [commit_for(item, activities=tasks)])
+    assert calls == [Work.MESSAGES] * 2 + [Work.ACTIVITIES]
+    [activity, _] = await store.claim_activities("aw", T0, at(30), 2)
     result = ActivityResult(activity.activity_id, Message("a", ExecutionCompleted(timestamp=T0)))
     await store.complete_activities("aw", T0, at(30), [result])
-    assert len(calls) == 4
+    assert calls == [Work.MESSAGES] * 2 + [Work.ACTIVITIES, Work.MESSAGES]
+
+
+async def test_activities_leased_by_their_commit_wake_nobody(store: StateStore) -> None:
+    await store.create_instance(new_instance("a"), replace=False)
+    item = (await claim(store))["a"]
+    calls: list[Work] = []
+    store.subscribe(calls.append)
+    tasks = [ActivityTask("a", "a:1", n, "t", None) for n in (1, 2)]
+
+    leasing = ActivityClaim(at(30), 2)
+    assert await store.commit_episodes("w1", T0, [commit_for(item, activities=tasks)], leasing) == set()
+
+    assert len(leasing.items) == 2
+    assert calls == []
+    await store.send_messages([Message("a", event("x"))])
+    item = (await claim(store))["a"]
+    more = [ActivityTask("a", "a:1", n, "t", None) for n in (3, 4)]
+    await store.commit_episodes("w1", T0, [commit_for(item, activities=more)], ActivityClaim(at(30), 1))
+    assert calls == [Work.MESSAGES, Work.ACTIVITIES]  # the one beyond the claim's limit is for anyone

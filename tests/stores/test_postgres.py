@@ -31,6 +31,7 @@ from asynkron_durable.stores import (
     NewInstance,
     OrchestrationWorkItem,
     PostgresStateStore,
+    Work,
     store_from_url,
 )
 from asynkron_durable.stores._postgres_codec import MIGRATIONS, queries_for
@@ -186,31 +187,56 @@ async def test_schemas_in_one_database_are_isolated(pg_dsn: str, pg_schemas: Cal
 # --- NOTIFY ----------------------------------------------------------------------------------
 
 
-async def test_notify_wakes_a_subscriber_of_another_store_object(
+async def test_notify_wakes_a_subscriber_of_another_store_object_with_the_kind_of_work(
     pg: Any, pg_dsn: str, pg_schemas: Callable[[], str]
 ) -> None:
     schema = pg_schemas()
     sender, receiver = PostgresStateStore(pg_dsn, schema=schema), PostgresStateStore(pg_dsn, schema=schema)
     await sender.open()
     await receiver.open()
-    woke = asyncio.Event()
-    receiver.subscribe(woke.set)
+    heard: asyncio.Queue[Work] = asyncio.Queue()
+    receiver.subscribe(heard.put_nowait)
     try:
         await sender.create_instance(new_instance("a"), replace=False)
-        await asyncio.wait_for(woke.wait(), DEADLINE)
+        assert await asyncio.wait_for(heard.get(), DEADLINE) == Work.MESSAGES
 
-        woke.clear()  # a dropped LISTEN connection comes back, and says so by waking subscribers
+        [item] = await sender.claim_orchestrations("w", T0, LATER, 10)
+        task = ActivityTask("a", "a:1", 1, "t", None)
+        assert await sender.commit_episodes("w", T0, [commit_for(item, activities=[task])]) == set()
+        assert await asyncio.wait_for(heard.get(), DEADLINE) == Work.ACTIVITIES
+        [activity] = await sender.claim_activities("w", T0, LATER, 10)
+        await sender.release_leases("w", [], [activity.activity_id])
+        assert await asyncio.wait_for(heard.get(), DEADLINE) == Work.ACTIVITIES
+
+        # a dropped LISTEN connection comes back, and says so by waking subscribers for any work
         killed = await pg.fetch(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1",
             f'LISTEN "{schema}_wake"',
         )
         assert len(killed) == 2
-        await asyncio.wait_for(woke.wait(), DEADLINE)
-        woke.clear()
+        assert await asyncio.wait_for(heard.get(), DEADLINE) == Work.ANY
         await sender.send_messages([Message("a", EventRaised(name="e"))])
-        await asyncio.wait_for(woke.wait(), DEADLINE)
+        assert await asyncio.wait_for(heard.get(), DEADLINE) == Work.MESSAGES
+        assert heard.empty()
     finally:
         await sender.close()
+        await receiver.close()
+
+
+async def test_a_notification_naming_no_known_kind_wakes_for_any_work(
+    pg: Any, pg_dsn: str, pg_schemas: Callable[[], str]
+) -> None:
+    """A sender of another version may announce work we cannot read the kind of: wake for all."""
+    schema = pg_schemas()
+    receiver = PostgresStateStore(pg_dsn, schema=schema)
+    await receiver.open()
+    heard: asyncio.Queue[Work] = asyncio.Queue()
+    receiver.subscribe(heard.put_nowait)
+    try:
+        for payload in ("some-other-token", "some-other-token:z"):
+            await pg.execute("SELECT pg_notify($1, $2)", f"{schema}_wake", payload)
+            assert await asyncio.wait_for(heard.get(), DEADLINE) == Work.ANY
+    finally:
         await receiver.close()
 
 
