@@ -262,7 +262,7 @@ class DurableFunctionRuntime(Registrations):
                 histories = await self._load_histories(wanted)
                 episodes = [self._episode(item, histories, cached, now) for item in items]
                 commits = [commit for commit, _ in episodes]
-                claim = self._activity_claim(freed=0)
+                claim = self._activity_claim(commits, freed=0)
                 with self._reserving(claim):
                     rejected = await self.store.commit_episodes(
                         self.worker_id, utc_now(), commits, claim=claim
@@ -281,15 +281,16 @@ class DurableFunctionRuntime(Registrations):
         await self._run_leased(claim.items)
         return True
 
-    def _activity_claim(self, *, freed: int) -> ActivityClaim:
-        """What a commit may lease to us as it inserts activities: the free slots (plus `freed`,
-        those of the results it records), none once shutdown began. The caller reserves them while
-        the commit is in flight, which holds the activity loop back until it ends: a worker whose
-        commits lease its activities spares the store claims that would mostly come back empty."""
+    def _activity_claim(self, commits: Sequence[EpisodeCommit], *, freed: int) -> ActivityClaim:
+        """What `commits` may lease to us as they insert activities: as many as they schedule, while
+        slots are free (counting `freed`, those of the results they record), none once shutdown
+        began. The caller reserves them while the commit is in flight, so the activity loop claims
+        only for the slots left over."""
         limit = 0
         if not self._stopping:
             running = len(self._running_activities) + self._reserved_slots
             limit = max(0, self.max_concurrent_activities - running + freed)
+            limit = min(limit, sum(len(commit.activities) for commit in commits))
         return ActivityClaim(utc_now() + self.lease_duration, limit)
 
     @contextlib.contextmanager
@@ -483,7 +484,7 @@ class DurableFunctionRuntime(Registrations):
         now = utc_now()
         plain, steps, keeps = self._steps(batch, now)
         # The batch's own slots free up with this call; the activities it leases take them.
-        claim = self._activity_claim(freed=len(batch))
+        claim = self._activity_claim([step.commit for step in steps], freed=len(batch))
         try:
             with self._reserving(claim):
                 done = await self.store.complete_activities(

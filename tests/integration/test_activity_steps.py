@@ -53,6 +53,8 @@ class _Counting:
         self.stall_activity_claims: asyncio.Event | None = None
         """Until it fires, a claim that found activities waits for it before returning."""
         self.claim_stalled = asyncio.Event()
+        self.offered: list[int] = []
+        """How many leases each commit and each completion offered to take, in order."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -69,6 +71,7 @@ class _Counting:
     async def commit_episodes(
         self, owner: str, now: datetime, commits: Sequence[EpisodeCommit], claim: ActivityClaim | None = None
     ) -> set[str]:
+        self.offered.append(0 if claim is None else claim.limit)
         return await self._inner.commit_episodes(owner, now, commits, claim if self.lease_on_commit else None)
 
     async def claim_activities(
@@ -97,6 +100,7 @@ class _Counting:
         steps: Sequence[ActivityStep] = (),
         claim_limit: int = 0,
     ) -> Completion:
+        self.offered.append(claim_limit)
         done = await self._inner.complete_activities(owner, now, lease_until, results, steps, claim_limit)
         self.steps_applied += len(done.applied)
         self.steps_refused += len(steps) - len(done.applied)
@@ -219,6 +223,18 @@ async def test_a_step_after_a_delivered_event_applies_in_order(tmp_path: Path) -
     assert (store.steps_refused, store.steps_applied) == (0, 1)
     assert status.runtime_status is RuntimeStatus.COMPLETED
     assert status.output == ["hello", 42]
+
+
+async def test_a_commit_reserves_only_the_slots_its_activities_take(tmp_path: Path) -> None:
+    """The slots a commit may lease are held back from the activity loop while it is in flight,
+    so it must not hold more than it schedules (here one activity per episode, none at the end)."""
+    runtime, store = _runtime(tmp_path, max_concurrent_activities=10)
+    _register_chain(runtime)
+    async with runtime:
+        instance_id = await runtime.client.start_new("chain", 0)
+        status = await runtime.client.wait_for_completion(instance_id, timeout=30)
+    assert status.output == 5
+    assert store.offered == [1, 1, 1, 1, 1, 0]
 
 
 @pytest.mark.parametrize("limit", [1, 3])
