@@ -174,6 +174,7 @@ class DurableFunctionRuntime(Registrations):
         finally:
             self._stopping = True
             self._wake(Work.ANY)
+            self._slot_freed.set()  # an activity loop waiting for a slot must see the stop too
             await asyncio.gather(*loops, return_exceptions=True)
             try:
                 await self._drain_activities()
@@ -207,7 +208,8 @@ class DurableFunctionRuntime(Registrations):
         finally:
             await self.store.close()
 
-    def _wake(self, work: Work) -> None:
+    def _wake(self, work: Work = Work.ANY) -> None:
+        """A store's subscriber (a store written before wake-ups had kinds calls it bare)."""
         if Work.MESSAGES in work:
             self._orchestration_wake.set()
         if Work.ACTIVITIES in work:
@@ -223,6 +225,8 @@ class DurableFunctionRuntime(Registrations):
             except Exception:
                 log.exception("orchestration round failed; retrying")
                 worked = False
+                # The failed batch's leases went back, which announced it as new work: back off.
+                self._orchestration_wake.clear()
             if worked:
                 idle.reset()
             else:

@@ -234,8 +234,8 @@ class StateStore(Protocol):
 
     def subscribe(self, callback: Callable[[Work], None]) -> None:
         """Call `callback` (from the event loop) with the kinds of work whenever this store
-        enqueues new work, so idle workers in this process wake at once instead of waiting for
-        their next poll, and only the loops that can take it."""
+        enqueues new work or gives leased work back, so idle workers in this process wake at once
+        instead of waiting for their next poll, and only the loops that can take it."""
 
     async def create_instance(self, new: NewInstance, *, replace: bool) -> None:
         """Create an instance and enqueue its start message.

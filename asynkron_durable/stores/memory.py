@@ -395,15 +395,18 @@ class InMemoryStateStore:
     async def release_leases(
         self, owner: str, instance_ids: Sequence[str], activity_ids: Sequence[int]
     ) -> None:
-        """Drop `owner`'s leases so the work can be claimed again at once."""
+        """Drop `owner`'s leases so the work can be claimed again at once (and say so, like new work)."""
+        released = Work.NONE
         async with self._lock:
             self._check_open()
-            leased: list[_Instance | _Activity] = []
-            leased += [i for i in map(self._instances.get, instance_ids) if i is not None]
-            leased += [a for a in map(self._activities.get, activity_ids) if a is not None]
-            for item in leased:
+            leased: list[tuple[_Instance | _Activity, Work]] = []
+            leased += [(i, Work.MESSAGES) for i in map(self._instances.get, instance_ids) if i is not None]
+            leased += [(a, Work.ACTIVITIES) for a in map(self._activities.get, activity_ids) if a is not None]
+            for item, work in leased:
                 if item.lease_owner == owner:
                     item.lease_owner = item.lease_expires_at = None
+                    released |= work
+        self._subscribers.notify(released)
 
     async def get_instance(self, instance_id: str) -> InstanceRecord | None:
         """The instance's record, or None."""

@@ -512,15 +512,17 @@ class PostgresStateStore:
     async def release_leases(
         self, owner: str, instance_ids: Sequence[str], activity_ids: Sequence[int]
     ) -> None:
-        """Drop `owner`'s leases so the work can be claimed again at once (other processes hear
-        of it by NOTIFY)."""
+        """Drop `owner`'s leases so the work can be claimed again at once, and say so like new work
+        (other processes hear of it by NOTIFY)."""
+        released = Work.NONE
         releases = (
-            ("release_instance_leases", instance_ids, self._wake_messages),
-            ("release_activity_leases", activity_ids, self._wake_activities),
+            ("release_instance_leases", instance_ids, self._wake_messages, Work.MESSAGES),
+            ("release_activity_leases", activity_ids, self._wake_activities, Work.ACTIVITIES),
         )
-        for query, ids, wake in releases:
-            if ids:
-                await self._fetch("release_leases", query, owner, list(ids), *wake)
+        for query, ids, wake, work in releases:
+            if ids and await self._fetch("release_leases", query, owner, list(ids), *wake):
+                released |= work
+        self._subscribers.notify(released)
 
     # ----- queries and purges -------------------------------------------------------------------
 

@@ -602,16 +602,19 @@ class SqliteStateStore:
     async def release_leases(
         self, owner: str, instance_ids: Sequence[str], activity_ids: Sequence[int]
     ) -> None:
-        """Drop `owner`'s leases so the work can be claimed again at once."""
+        """Drop `owner`'s leases so the work can be claimed again at once (and say so, like new work)."""
         if not instance_ids and not activity_ids:
             return
+        released = Work.NONE
+        releases = (
+            ("release_instance_leases", instance_ids, Work.MESSAGES),
+            ("release_activity_leases", activity_ids, Work.ACTIVITIES),
+        )
         async with self._write() as conn:
-            if instance_ids:
-                params = {"owner": owner, "ids": json_list(instance_ids)}
-                await _execute(conn, "release_instance_leases", params)
-            if activity_ids:
-                params = {"owner": owner, "ids": json_list(activity_ids)}
-                await _execute(conn, "release_activity_leases", params)
+            for query, ids, work in releases:
+                if ids and await _execute(conn, query, {"owner": owner, "ids": json_list(ids)}):
+                    released |= work
+        self._subscribers.notify(released)
 
     async def get_instance(self, instance_id: str) -> InstanceRecord | None:
         """The instance's record, or None."""

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from support.orchestrations import eventually
 
 from asynkron_durable import (
     DurableFunctionRuntime,
@@ -156,14 +157,8 @@ async def test_error_text_any_store_cannot_encode_is_escaped_not_fatal(store: St
     assert crashed.failure is not None and "report-\\udcff.csv" in crashed.failure.message
 
 
-class _BrokenRelease(InMemoryStateStore):
-    async def release_leases(self, owner: str, instance_ids: Any, activity_ids: Any) -> None:
-        raise StoreError("database went away")
-
-
-async def test_shutdown_finishes_and_closes_the_store_even_when_the_store_fails() -> None:
-    store = _BrokenRelease()
-    runtime = DurableFunctionRuntime(store, shutdown_timeout=0.1, max_poll_interval=0.01)
+def _register_stuck(runtime: DurableFunctionRuntime) -> asyncio.Event:
+    """Register `stuck`, an orchestration whose one activity never ends; the event fires once it runs."""
     started = asyncio.Event()
 
     @runtime.activity()
@@ -175,6 +170,19 @@ async def test_shutdown_finishes_and_closes_the_store_even_when_the_store_fails(
     def stuck(ctx: OrchestrationContext) -> Generator[Any, Any, None]:
         yield ctx.call_activity(forever)
 
+    return started
+
+
+class _BrokenRelease(InMemoryStateStore):
+    async def release_leases(self, owner: str, instance_ids: Any, activity_ids: Any) -> None:
+        raise StoreError("database went away")
+
+
+async def test_shutdown_finishes_and_closes_the_store_even_when_the_store_fails() -> None:
+    store = _BrokenRelease()
+    runtime = DurableFunctionRuntime(store, shutdown_timeout=0.1, max_poll_interval=0.01)
+    started = _register_stuck(runtime)
+
     async with runtime:
         await runtime.client.start_new("stuck")
         await asyncio.wait_for(started.wait(), timeout=20)
@@ -182,3 +190,55 @@ async def test_shutdown_finishes_and_closes_the_store_even_when_the_store_fails(
     assert leftovers == []
     with pytest.raises(StoreError, match="not open"):
         await store.get_instance("anything")
+
+
+class _FailingCommits:
+    """A store wrapper whose episode commits always fail, counting the attempts."""
+
+    def __init__(self, inner: StateStore) -> None:
+        self._inner = inner
+        self.attempts = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def commit_episodes(self, *args: Any, **kwargs: Any) -> set[str]:
+        self.attempts += 1
+        raise StoreError("the commit cannot be written")
+
+
+async def test_a_commit_that_keeps_failing_is_retried_with_back_off(store: StateStore) -> None:
+    """The failed batch's leases are given back (which announces the work like new work); the
+    worker must still back off instead of claiming it again at once, round after round."""
+    failing = _FailingCommits(store)
+    runtime = DurableFunctionRuntime(failing, max_poll_interval=0.2)  # type: ignore[arg-type]
+
+    @runtime.orchestrator()
+    def quick(ctx: OrchestrationContext) -> Any:
+        return None
+
+    async def attempts() -> int:
+        return failing.attempts
+
+    async with runtime:
+        await runtime.client.start_new("quick")
+        await eventually(attempts, lambda n: n >= 1, "a first commit attempt")
+        await asyncio.sleep(1.0)  # a window to count retries in: backing off from 2 ms to 0.2 s
+    # makes about 10; retrying at once would make hundreds
+    assert failing.attempts <= 20, f"{failing.attempts} commit attempts in a second"
+
+
+async def test_shutdown_does_not_wait_out_the_poll_interval_when_every_slot_is_busy(
+    store: StateStore,
+) -> None:
+    runtime = DurableFunctionRuntime(
+        store, max_concurrent_activities=1, max_poll_interval=60.0, shutdown_timeout=0.1
+    )
+    started = _register_stuck(runtime)
+    await runtime.__aenter__()
+    try:
+        await runtime.client.start_new("stuck")
+        await asyncio.wait_for(started.wait(), timeout=20)
+    finally:
+        # the activity loop waits for a free slot; the stop must reach it long before 60 s
+        await asyncio.wait_for(runtime.__aexit__(None, None, None), timeout=20)

@@ -1075,6 +1075,27 @@ async def test_subscribers_hear_about_new_work_only_and_of_which_kind(store: Sta
     assert calls == [Work.MESSAGES] * 2 + [Work.ACTIVITIES, Work.MESSAGES]
 
 
+async def test_given_back_leases_are_announced_like_new_work(store: StateStore) -> None:
+    await store.create_instance(new_instance("a"), replace=False)
+    await claim(store)
+    calls: list[Work] = []
+    store.subscribe(calls.append)
+
+    await store.release_leases("w2", ["a"], [])  # not the holder: nothing to announce
+    assert calls == []
+    await store.release_leases("w1", ["a"], [])
+    assert calls == [Work.MESSAGES]
+
+    item = (await claim(store))["a"]
+    leasing = ActivityClaim(at(30), 1)
+    task = ActivityTask("a", "a:1", 1, "t", None)
+    assert await store.commit_episodes("w1", T0, [commit_for(item, activities=[task])], leasing) == set()
+    [leased] = leasing.items
+    await store.release_leases("w1", [], [leased.activity_id])
+    assert calls == [Work.MESSAGES, Work.ACTIVITIES]
+    assert [a.activity_id for a in await store.claim_activities("w2", T0, at(30), 5)] == [leased.activity_id]
+
+
 async def test_activities_leased_by_their_commit_wake_nobody(store: StateStore) -> None:
     await store.create_instance(new_instance("a"), replace=False)
     item = (await claim(store))["a"]
