@@ -139,6 +139,7 @@ class DurableFunctionRuntime(Registrations):
         self._activity_wake = asyncio.Event()
         self._completions_ready = asyncio.Event()
         self._slot_freed = asyncio.Event()
+        self._stop_requested = asyncio.Event()
         self._completions: list[ActivityResult] = []
         self._running_activities: dict[int, asyncio.Task[None]] = {}
         self._reserved_slots = 0
@@ -160,6 +161,7 @@ class DurableFunctionRuntime(Registrations):
         await self.store.open()
         self.store.subscribe(self._wake)
         self._stopping = False
+        self._stop_requested.clear()
         self._drained = False
         self._threads = ActivityThreads(self.max_concurrent_activities, "durable-activity")
         loops = [
@@ -175,6 +177,7 @@ class DurableFunctionRuntime(Registrations):
             self._stopping = True
             self._wake(Work.ANY)
             self._slot_freed.set()  # an activity loop waiting for a slot must see the stop too
+            self._stop_requested.set()
             await asyncio.gather(*loops, return_exceptions=True)
             try:
                 await self._drain_activities()
@@ -219,16 +222,20 @@ class DurableFunctionRuntime(Registrations):
 
     async def _orchestration_loop(self) -> None:
         idle = _Backoff(0.002, self.max_poll_interval)
+        failing = _Backoff(0.002, self.max_poll_interval)
         while not self._stopping:
             try:
                 worked = await self._orchestration_round()
             except Exception:
                 log.exception("orchestration round failed; retrying")
-                worked = False
-                # The failed batch's leases went back, which announced it as new work: back off.
-                self._orchestration_wake.clear()
+                # Wake-ups are no reason to retry sooner: the failed batch's give-back announces it
+                # as new work, to us and to other runtimes failing on it too. Back off on a clock
+                # of its own; wake-ups that came meanwhile stay set for the next idle wait.
+                await _wait(self._stop_requested, failing.next())
+                continue
             if worked:
                 idle.reset()
+                failing.reset()
             else:
                 await _wait(self._orchestration_wake, await self._idle_delay(idle.next()))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Generator
 from datetime import timedelta
 from typing import Any
@@ -207,32 +208,55 @@ class _FailingCommits:
         raise StoreError("the commit cannot be written")
 
 
-async def test_a_commit_that_keeps_failing_is_retried_with_back_off(store: StateStore) -> None:
-    """The failed batch's leases are given back (which announces the work like new work); the
-    worker must still back off instead of claiming it again at once, round after round."""
+@pytest.mark.parametrize("runtimes", [1, 2])
+async def test_a_commit_that_keeps_failing_is_retried_with_back_off(store: StateStore, runtimes: int) -> None:
+    """The failed batch's leases are given back, which announces the work like new work to every
+    runtime on the store, the failing one included; each must still back off instead of claiming
+    it again at once (two runtimes must not wake each other round after round)."""
     failing = _FailingCommits(store)
-    runtime = DurableFunctionRuntime(failing, max_poll_interval=0.2)  # type: ignore[arg-type]
-
-    @runtime.orchestrator()
-    def quick(ctx: OrchestrationContext) -> Any:
-        return None
+    workers = [
+        DurableFunctionRuntime(failing, max_poll_interval=0.2)  # type: ignore[arg-type]
+        for _ in range(runtimes)
+    ]
+    for runtime in workers:
+        runtime.orchestrator(name="quick")(lambda ctx: None)
 
     async def attempts() -> int:
         return failing.attempts
 
-    async with runtime:
-        await runtime.client.start_new("quick")
+    async with contextlib.AsyncExitStack() as stack:
+        for runtime in workers:
+            await stack.enter_async_context(runtime)
+        await workers[0].client.start_new("quick")
         await eventually(attempts, lambda n: n >= 1, "a first commit attempt")
         await asyncio.sleep(1.0)  # a window to count retries in: backing off from 2 ms to 0.2 s
-    # makes about 10; retrying at once would make hundreds
-    assert failing.attempts <= 20, f"{failing.attempts} commit attempts in a second"
+    # makes about 10 per runtime; retrying at once would make hundreds
+    assert failing.attempts <= 20 * runtimes, f"{failing.attempts} commit attempts in a second"
+
+
+class _NoLeaseOnCommit:
+    """A store wrapper whose commits lease nothing, so every activity goes through a claim."""
+
+    def __init__(self, inner: StateStore) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def commit_episodes(self, owner: str, now: Any, commits: Any, claim: Any = None) -> set[str]:
+        return await self._inner.commit_episodes(owner, now, commits)
 
 
 async def test_shutdown_does_not_wait_out_the_poll_interval_when_every_slot_is_busy(
     store: StateStore,
 ) -> None:
+    # The activity loop claims the one activity itself and, with no slot left, goes straight on to
+    # wait for one (no await in between), so it waits there before the activity even starts.
     runtime = DurableFunctionRuntime(
-        store, max_concurrent_activities=1, max_poll_interval=60.0, shutdown_timeout=0.1
+        _NoLeaseOnCommit(store),  # type: ignore[arg-type]
+        max_concurrent_activities=1,
+        max_poll_interval=60.0,
+        shutdown_timeout=0.1,
     )
     started = _register_stuck(runtime)
     await runtime.__aenter__()
