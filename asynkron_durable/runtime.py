@@ -133,13 +133,13 @@ class DurableFunctionRuntime(Registrations):
         self.episode_cache_size = episode_cache_size
         self._episode_cache: OrderedDict[str, CachedExecution] = OrderedDict()
         self.client = OrchestrationClient(self.store, self.registry)
-        self._stopping = False
         self._drained = False
         self._orchestration_wake = asyncio.Event()
         self._activity_wake = asyncio.Event()
         self._completions_ready = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._stop_requested = asyncio.Event()
+        """Set once shutdown begins (`_stopping`); waits that must end at shutdown wait on it."""
         self._completions: list[ActivityResult] = []
         self._running_activities: dict[int, asyncio.Task[None]] = {}
         self._reserved_slots = 0
@@ -160,7 +160,6 @@ class DurableFunctionRuntime(Registrations):
         `shutdown_timeout` seconds to finish; leases of unfinished work are released."""
         await self.store.open()
         self.store.subscribe(self._wake)
-        self._stopping = False
         self._stop_requested.clear()
         self._drained = False
         self._threads = ActivityThreads(self.max_concurrent_activities, "durable-activity")
@@ -174,10 +173,9 @@ class DurableFunctionRuntime(Registrations):
         try:
             await stop.wait()
         finally:
-            self._stopping = True
+            self._stop_requested.set()
             self._wake(Work.ANY)
             self._slot_freed.set()  # an activity loop waiting for a slot must see the stop too
-            self._stop_requested.set()
             await asyncio.gather(*loops, return_exceptions=True)
             try:
                 await self._drain_activities()
@@ -211,6 +209,10 @@ class DurableFunctionRuntime(Registrations):
         finally:
             await self.store.close()
 
+    @property
+    def _stopping(self) -> bool:
+        return self._stop_requested.is_set()
+
     def _wake(self, work: Work = Work.ANY) -> None:
         """A store's subscriber (a store written before wake-ups had kinds calls it bare)."""
         if Work.MESSAGES in work:
@@ -231,7 +233,8 @@ class DurableFunctionRuntime(Registrations):
                 # Wake-ups are no reason to retry sooner: the failed batch's give-back announces it
                 # as new work, to us and to other runtimes failing on it too. Back off on a clock
                 # of its own; wake-ups that came meanwhile stay set for the next idle wait.
-                await _wait(self._stop_requested, failing.next())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop_requested.wait(), failing.next())
                 continue
             if worked:
                 idle.reset()

@@ -65,20 +65,19 @@ class _Activity:
     attempt: int = 0
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Claim:
-    """Activities leased to a step's caller as they are inserted, up to `limit`."""
+    """`claim` taken up by `owner`: activities leased to it as they are inserted, up to the limit."""
 
     owner: str
-    lease_until: datetime
-    limit: int
-    items: list[ActivityWorkItem] = field(default_factory=list)
+    claim: ActivityClaim
 
     def take(self, activity_id: int, activity: _Activity) -> bool:
-        if len(self.items) >= self.limit:
+        claim = self.claim
+        if len(claim.items) >= claim.limit:
             return False
-        activity.lease_owner, activity.lease_expires_at, activity.attempt = self.owner, self.lease_until, 1
-        self.items.append(ActivityWorkItem(activity_id, activity.task, 1))
+        activity.lease_owner, activity.lease_expires_at, activity.attempt = self.owner, claim.lease_until, 1
+        claim.items.append(ActivityWorkItem(activity_id, activity.task, 1))
         return True
 
 
@@ -279,7 +278,7 @@ class InMemoryStateStore:
         """Apply the commits; each is checked (version + lease) on its own."""
         rejected: set[str] = set()
         enqueued = Work.NONE
-        leasing = None if claim is None else _Claim(owner, claim.lease_until, claim.limit)
+        leasing = None if claim is None else _Claim(owner, claim)
         async with self._lock:
             self._check_open()
             for commit in commits:
@@ -288,8 +287,6 @@ class InMemoryStateStore:
                     rejected.add(commit.record.instance_id)
                 else:
                     enqueued |= outcome
-        if claim is not None and leasing is not None:
-            claim.items += leasing.items
         self._subscribers.notify(enqueued)
         return rejected
 
@@ -322,7 +319,8 @@ class InMemoryStateStore:
         `ActivityStep`), record the others' results as plain ones."""
         rejected: set[int] = set()
         applied: set[str] = set()
-        claim = _Claim(owner, lease_until, claim_limit)
+        claim = ActivityClaim(lease_until, claim_limit)
+        leasing = _Claim(owner, claim)
         enqueued = Work.NONE
         async with self._lock:
             self._check_open()
@@ -335,7 +333,7 @@ class InMemoryStateStore:
                 instance = self._instances.get(step.commit.record.instance_id)
                 if len(taken) == len(step.results) and self._fits_step(instance, step.commit, now):
                     assert instance is not None
-                    enqueued |= self._write_commit(instance, step.commit, claim)
+                    enqueued |= self._write_commit(instance, step.commit, leasing)
                     applied.add(step.commit.record.instance_id)
                 elif any([self._enqueue(r.message) for r in taken]):
                     enqueued |= Work.MESSAGES
