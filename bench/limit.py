@@ -1,7 +1,7 @@
 """The database's own ceiling for the chain workload: a batched claim -> execute -> commit loop in plain SQL.
 
-    python bench/limit.py --store postgresql://postgres@127.0.0.1:5432/test --instances 2000 --batch 1 200
-    python bench/limit.py --store sqlite:///bench.db --instances 2000 --batch 1 200
+    python -m bench.limit --store postgresql://postgres@127.0.0.1:5432/test --instances 2000 --batch 1 200
+    python -m bench.limit --store sqlite:///bench.db --instances 2000 --batch 1 200
 
 No engine, no history, no serialization beyond one integer per step: a `work` table of (instance, step,
 input) rows and an `instances` table. Each iteration of a loop is one transaction that claims up to
@@ -28,6 +28,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from bench import cpu
 
 STEPS = 5
 
@@ -89,7 +91,7 @@ async def _pg_loop(pool: Any, schema: str, batch: int, progress: _Progress) -> N
 
 async def _run_pg(
     url: str, instances: int, batch: int, loops: int, keep: bool
-) -> tuple[float, int, str | None]:
+) -> tuple[float, int, str | None, dict[str, float]]:
     import asyncpg
 
     schema = f"limit_{uuid.uuid4().hex[:12]}"
@@ -115,9 +117,11 @@ async def _run_pg(
             )
             await conn.execute(f"ANALYZE {schema}.work")
         progress = _Progress(instances)
+        before = cpu.sample()
         started = time.perf_counter()
         await asyncio.gather(*(_pg_loop(pool, schema, batch, progress) for _ in range(loops)))
         elapsed = time.perf_counter() - started
+        spent = cpu.per_step(before, cpu.sample(), instances * STEPS)
         async with pool.acquire() as conn:
             completed = await conn.fetchval(
                 f"SELECT count(*) FROM {schema}.instances WHERE step = $1 AND results = $2::int[]",
@@ -129,7 +133,7 @@ async def _run_pg(
             async with pool.acquire() as conn:
                 await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         await pool.close()
-    return elapsed, int(completed), schema if keep else None
+    return elapsed, int(completed), schema if keep else None, spent
 
 
 # ---------------------------------------------------------------- SQLite
@@ -182,7 +186,7 @@ def remove_sqlite(file: str | Path) -> None:
 
 async def _run_sqlite(
     path: str, instances: int, batch: int, loops: int, keep: bool
-) -> tuple[float, int, str | None]:
+) -> tuple[float, int, str | None, dict[str, float]]:
     import aiosqlite
 
     file = _fresh_file(path)
@@ -205,9 +209,11 @@ async def _run_sqlite(
             await conn.executemany("INSERT INTO work (instance, step, input) VALUES (?, 1, 0)", seed)
             await conn.commit()
             progress = _Progress(instances)
+            before = cpu.sample()
             started = time.perf_counter()
             await asyncio.gather(*(_sqlite_loop(file, batch, progress) for _ in range(loops)))
             elapsed = time.perf_counter() - started
+            spent = cpu.per_step(before, cpu.sample(), instances * STEPS)
             expected = "".join(f",{n}" for n in range(1, STEPS + 1))
             cursor = await conn.execute(
                 "SELECT count(*) FROM instances WHERE step = ? AND results = ?", (STEPS, expected)
@@ -217,7 +223,7 @@ async def _run_sqlite(
     finally:
         if not keep:
             remove_sqlite(file)
-    return elapsed, completed, str(file) if keep else None
+    return elapsed, completed, str(file) if keep else None, spent
 
 
 # ---------------------------------------------------------------- entry points
@@ -239,10 +245,10 @@ async def run_limit(
     if scheme in ("postgresql", "postgres"):
         loops = 2 if loops is None else loops
         url = store_url.split("?", 1)[0]  # ?schema= and the like belong to the store, not asyncpg
-        elapsed, completed, location = await _run_pg(url, instances, batch, loops, keep)
+        elapsed, completed, location, spent = await _run_pg(url, instances, batch, loops, keep)
     elif scheme == "sqlite":
         loops = 1 if loops is None else loops
-        elapsed, completed, location = await _run_sqlite(rest[1:], instances, batch, loops, keep)
+        elapsed, completed, location, spent = await _run_sqlite(rest[1:], instances, batch, loops, keep)
     else:
         raise ValueError(f"run_limit needs a postgresql:// or sqlite:/// URL, not {store_url!r}")
     result: dict[str, Any] = {
@@ -253,6 +259,7 @@ async def run_limit(
         "loops": loops,
         "elapsed_s": elapsed,
         "completed": completed,
+        **spent,
     }
     if keep:
         result["location"] = location

@@ -26,6 +26,8 @@ async def test_chain(store: str) -> None:
     positive(figures, "orchestrations_per_s", "activities_per_s", "latency_p50_ms", "latency_p99_ms")
     assert figures["activities_per_s"] == pytest.approx(5 * figures["orchestrations_per_s"])
     assert figures["latency_p99_ms"] >= figures["latency_p50_ms"]
+    assert figures["cpu_us_per_step_this_process"] > 0  # the driver and in-process workers ran here
+    assert figures["cpu_us_per_step_worker_processes"] == 0
 
 
 @pytest.mark.parametrize("store", STORES)

@@ -16,6 +16,7 @@ from typing import Any
 
 from asynkron_durable import OrchestrationClient, RuntimeStatus
 from asynkron_durable.stores import InstanceFilter, StateStore
+from bench import cpu
 from bench.app import CHAIN_LENGTH, FINISHED
 from bench.results import percentile, show
 from bench.stores import BenchStore, fresh_store
@@ -44,10 +45,13 @@ async def run_on(
     try:
         client = OrchestrationClient(client_store)
         prefix = f"chain-{uuid.uuid4().hex[:8]}-"
-        async with workers(store, workers_count, processes):
+        async with workers(store, workers_count, processes) as running:
+            pids = [process.pid for process in running.processes]
+            before = cpu.sample(pids)
             started = time.perf_counter()
             await _closed_loop(client, client_store, prefix, instances, inflight, not processes)
             elapsed = time.perf_counter() - started
+            spent = cpu.per_step(before, cpu.sample(pids), instances * CHAIN_LENGTH)
         latencies, failed = await _latencies(client_store, prefix)
     finally:
         await store.close(client_store)
@@ -64,6 +68,7 @@ async def run_on(
         "steps_per_s": instances * CHAIN_LENGTH / elapsed,
         "latency_p50_ms": percentile(latencies, 0.5),
         "latency_p99_ms": percentile(latencies, 0.99),
+        **spent,
     }
     kind = "processes" if processes else "in-process"
     print(
@@ -74,6 +79,7 @@ async def run_on(
     show("activities/s", figures["activities_per_s"], "/s")
     show("end-to-end latency p50", figures["latency_p50_ms"], "ms")
     show("end-to-end latency p99", figures["latency_p99_ms"], "ms")
+    cpu.show_split(figures)
     return figures
 
 

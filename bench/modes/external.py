@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from bench import cpu
 from bench.results import show
 from bench.stores import fresh_store
 
@@ -50,3 +51,4 @@ def _show(figures: dict[str, Any]) -> None:
     for key in ("latency_p50_ms", "latency_p99_ms"):
         if isinstance(figures.get(key), int | float):
             show(key.replace("_ms", "").replace("_", " "), figures[key], "ms")
+    cpu.show_split(figures)
