@@ -50,6 +50,10 @@ from asynkron_durable.stores.base import (
 
 log = logging.getLogger("asynkron_durable.runtime")
 
+_SHUTDOWN_RETRY_DELAY = 0.5
+"""Longest wait between retries of a failed result batch once shutdown began, however long the
+back-off had grown: shutdown must not be held up by a store that keeps failing."""
+
 
 class _Backoff:
     """Idle waits that double from `low` up to `high`, reset as soon as work shows up."""
@@ -467,14 +471,21 @@ class DurableFunctionRuntime(Registrations):
         self._slot_freed.set()
 
     async def _completion_loop(self) -> None:
-        """Record finished activities in batches; at shutdown, return once nothing is left."""
+        """Record finished activities in batches; at shutdown, return once nothing is left.
+
+        A failed batch is retried on a back-off from milliseconds up to `max_poll_interval`, so a
+        blip delays results briefly; a stop requested meanwhile cuts the wait short, and at shutdown
+        the loop gives up after three failures in a row, waiting at most `_SHUTDOWN_RETRY_DELAY`
+        between them (the results rerun when their leases expire)."""
         failures = 0
+        failing = _Backoff(0.002, self.max_poll_interval)
         while True:
             await self._completions_ready.wait()
             self._completions_ready.clear()
             try:
                 await self._flush_completions()
                 failures = 0
+                failing.reset()
             except Exception:
                 failures += 1
                 log.exception("recording activity results failed; retrying")
@@ -484,7 +495,12 @@ class DurableFunctionRuntime(Registrations):
                         len(self._completions),
                     )
                     return
-                await asyncio.sleep(self.max_poll_interval)
+                delay = failing.next()
+                if self._stopping:
+                    await asyncio.sleep(min(delay, _SHUTDOWN_RETRY_DELAY))
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop_requested.wait(), delay)
                 self._completions_ready.set()
                 continue
             if self._drained and not self._completions:

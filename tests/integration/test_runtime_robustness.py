@@ -266,3 +266,64 @@ async def test_shutdown_does_not_wait_out_the_poll_interval_when_every_slot_is_b
     finally:
         # the activity loop waits for a free slot; the stop must reach it long before 60 s
         await asyncio.wait_for(runtime.__aexit__(None, None, None), timeout=20)
+
+
+class _FailingCompletions:
+    """A store wrapper whose first `failures` result batches fail (all of them with None)."""
+
+    def __init__(self, inner: StateStore, failures: int | None) -> None:
+        self._inner = inner
+        self._left = failures
+        self.attempts = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def complete_activities(self, *args: Any, **kwargs: Any) -> Any:
+        self.attempts += 1
+        if self._left is None or self._left > 0:
+            if self._left is not None:
+                self._left -= 1
+            raise StoreError("the results cannot be written")
+        return await self._inner.complete_activities(*args, **kwargs)
+
+
+def _register_echo(runtime: DurableFunctionRuntime) -> None:
+    @runtime.activity()
+    def echo(value: int) -> int:
+        return value
+
+    @runtime.orchestrator()
+    def once(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
+        return (yield ctx.call_activity(echo, 7))
+
+
+async def test_a_result_batch_that_failed_once_is_retried_soon_not_after_the_poll_interval(
+    store: StateStore,
+) -> None:
+    failing = _FailingCompletions(store, failures=1)
+    runtime = DurableFunctionRuntime(failing, max_poll_interval=60.0)  # type: ignore[arg-type]
+    _register_echo(runtime)
+    async with runtime:
+        instance_id = await runtime.client.start_new("once")
+        status = await runtime.client.wait_for_completion(instance_id, timeout=20)
+    assert status.runtime_status is RuntimeStatus.COMPLETED and status.output == 7
+    assert failing.attempts == 2
+
+
+async def test_shutdown_is_not_held_up_by_result_batches_that_keep_failing(store: StateStore) -> None:
+    failing = _FailingCompletions(store, failures=None)
+    runtime = DurableFunctionRuntime(failing, max_poll_interval=60.0, shutdown_timeout=0.1)  # type: ignore[arg-type]
+    _register_echo(runtime)
+
+    async def attempts() -> int:
+        return failing.attempts
+
+    await runtime.__aenter__()
+    try:
+        await runtime.client.start_new("once")
+        await eventually(attempts, lambda n: n >= 1, "a first attempt to record the result")
+    finally:
+        # retried on a back-off the stop cuts short, then given up on after three failures
+        await asyncio.wait_for(runtime.__aexit__(None, None, None), timeout=20)
+    assert failing.attempts >= 3
