@@ -475,21 +475,23 @@ class DurableFunctionRuntime(Registrations):
 
         A failed batch is retried on a back-off from milliseconds up to `max_poll_interval`, so a
         blip delays results briefly; a stop requested meanwhile cuts the wait short, and at shutdown
-        the loop gives up after three failures in a row, waiting at most `_SHUTDOWN_RETRY_DELAY`
-        between them (the results rerun when their leases expire)."""
-        failures = 0
+        the loop gives up after three failures in a row once the activities are drained (counted
+        from then on), waiting at most `_SHUTDOWN_RETRY_DELAY` between them (the results rerun when
+        their leases expire)."""
+        failures_drained = 0
         failing = _Backoff(0.002, self.max_poll_interval)
         while True:
             await self._completions_ready.wait()
             self._completions_ready.clear()
             try:
                 await self._flush_completions()
-                failures = 0
+                failures_drained = 0
                 failing.reset()
             except Exception:
-                failures += 1
                 log.exception("recording activity results failed; retrying")
-                if self._drained and failures >= 3:
+                if self._drained:
+                    failures_drained += 1
+                if failures_drained >= 3:
                     log.error(
                         "giving up on %d results at shutdown; they rerun when their leases expire",
                         len(self._completions),

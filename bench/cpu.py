@@ -7,7 +7,6 @@ split can. Read from Linux's /proc; elsewhere the figures are left out."""
 from __future__ import annotations
 
 import os
-import resource
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +26,10 @@ class CpuSample:
 
 
 def _machine_busy() -> float:
+    # user, nice, system, idle, iowait, irq, softirq, ...: guest time is already inside user and
+    # nice, and steal is another machine's, so busy is user + nice + system + irq + softirq.
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields) - fields[3] - fields[4]) / _TICK
+    return (fields[0] + fields[1] + fields[2] + fields[5] + fields[6]) / _TICK
 
 
 def _process_cpu(pid: int) -> float:
@@ -38,11 +39,11 @@ def _process_cpu(pid: int) -> float:
 
 
 def sample(worker_pids: Sequence[int] = ()) -> CpuSample | None:
-    """Now's counters, or None where /proc is not there to read."""
+    """Now's counters, or None where /proc is not there to read (or a worker process is gone).
+    Every counter is read from /proc in the same clock ticks, so the split adds up."""
     try:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
         return CpuSample(
-            _machine_busy(), usage.ru_utime + usage.ru_stime, sum(_process_cpu(p) for p in worker_pids)
+            _machine_busy(), _process_cpu(os.getpid()), sum(_process_cpu(p) for p in worker_pids)
         )
     except OSError:
         return None
@@ -50,7 +51,8 @@ def sample(worker_pids: Sequence[int] = ()) -> CpuSample | None:
 
 def per_step(start: CpuSample | None, end: CpuSample | None, steps: int) -> dict[str, float]:
     """Microseconds of CPU per step between two samples: machine, this process, worker processes
-    and the rest; {} if either sample is missing."""
+    and the rest (the remainder, so within a few clock ticks: it may come out slightly negative
+    when the rest did nothing); {} if either sample is missing."""
     if start is None or end is None or steps <= 0:
         return {}
     machine = end.machine - start.machine
@@ -61,7 +63,7 @@ def per_step(start: CpuSample | None, end: CpuSample | None, steps: int) -> dict
         "cpu_us_per_step_machine": machine * scale,
         "cpu_us_per_step_this_process": own * scale,
         "cpu_us_per_step_worker_processes": workers * scale,
-        "cpu_us_per_step_rest": max(0.0, machine - own - workers) * scale,
+        "cpu_us_per_step_rest": (machine - own - workers) * scale,
     }
 
 

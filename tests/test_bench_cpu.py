@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -25,7 +26,10 @@ def test_a_worker_process_cpu_is_counted_under_workers() -> None:
         if before is None:
             pytest.skip("no /proc on this system: the CPU split is not measured here")
         spent = 0.0
-        while spent < 0.3:  # the child burns 0.3 s of CPU, then waits for stdin
+        deadline = time.monotonic() + 30
+        while spent < 0.29:  # the child burns 0.3 s of CPU (counted in 10 ms ticks), then waits
+            assert time.monotonic() < deadline, f"only {spent} s of the child's CPU seen"
+            time.sleep(0.01)
             after = cpu.sample([burner.pid])
             assert after is not None
             spent = after.workers - before.workers

@@ -322,8 +322,14 @@ async def test_shutdown_is_not_held_up_by_result_batches_that_keep_failing(store
     await runtime.__aenter__()
     try:
         await runtime.client.start_new("once")
-        await eventually(attempts, lambda n: n >= 1, "a first attempt to record the result")
+        # ten failures in about a second: the back-off (2 ms, doubling) now waits a second or more
+        await eventually(attempts, lambda n: n >= 10, "ten attempts to record the result")
     finally:
-        # retried on a back-off the stop cuts short, then given up on after three failures
+        before_stop = failing.attempts
+        stopping = asyncio.get_running_loop().time()
+        # The stop cuts the pending wait short; once drained, three more tries at most 0.5 s apart.
+        # Waiting out the back-off instead (1 s, then 2 s, then 4 s...) takes 7 s or more.
         await asyncio.wait_for(runtime.__aexit__(None, None, None), timeout=20)
-    assert failing.attempts >= 3
+        stopped_after = asyncio.get_running_loop().time() - stopping
+    assert failing.attempts - before_stop >= 3
+    assert stopped_after < 4.0, f"shutdown took {stopped_after:.1f} s"
