@@ -217,6 +217,11 @@ class DurableFunctionRuntime(Registrations):
     def _stopping(self) -> bool:
         return self._stop_requested.is_set()
 
+    async def _pause(self, seconds: float) -> None:
+        """Wait `seconds` after a failure, or until shutdown begins (wake-ups do not cut it short)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_requested.wait(), seconds)
+
     def _wake(self, work: Work = Work.ANY) -> None:
         """A store's subscriber (a store written before wake-ups had kinds calls it bare)."""
         if Work.MESSAGES in work:
@@ -237,8 +242,7 @@ class DurableFunctionRuntime(Registrations):
                 # Wake-ups are no reason to retry sooner: the failed batch's give-back announces it
                 # as new work, to us and to other runtimes failing on it too. Back off on a clock
                 # of its own; wake-ups that came meanwhile stay set for the next idle wait.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop_requested.wait(), failing.next())
+                await self._pause(failing.next())
                 continue
             if worked:
                 idle.reset()
@@ -498,11 +502,10 @@ class DurableFunctionRuntime(Registrations):
                     )
                     return
                 delay = failing.next()
-                if self._stopping:
+                if self._stopping:  # a stop already set cannot cut the wait short: cap it instead
                     await asyncio.sleep(min(delay, _SHUTDOWN_RETRY_DELAY))
                 else:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stop_requested.wait(), delay)
+                    await self._pause(delay)
                 self._completions_ready.set()
                 continue
             if self._drained and not self._completions:

@@ -18,7 +18,7 @@ _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 @dataclass(frozen=True)
 class CpuSample:
     machine: float
-    """Busy CPU seconds of the whole machine since boot (every state but idle and iowait)."""
+    """Busy CPU seconds of the whole machine since boot (user, nice, system, irq and softirq)."""
     own: float
     """CPU seconds of this process."""
     workers: float

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from support.orchestrations import eventually, wait_for_history
+from support.store_wrapper import StoreWrapper
 
 from asynkron_durable import (
     DurableFunctionRuntime,
@@ -34,11 +35,11 @@ from asynkron_durable.stores import (
 from asynkron_durable.stores.base import OrchestrationWorkItem
 
 
-class _Counting:
+class _Counting(StoreWrapper):
     """A store wrapper counting claimed orchestrations and activities and applied steps."""
 
     def __init__(self, inner: StateStore) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self.orchestrations_claimed = 0
         self.activities_claimed = 0
         self.steps_applied = 0
@@ -55,9 +56,6 @@ class _Counting:
         self.claim_stalled = asyncio.Event()
         self.offered: list[int] = []
         """How many leases each commit and each completion offered to take, in order."""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
     async def claim_orchestrations(
         self, owner: str, now: datetime, lease_until: datetime, limit: int

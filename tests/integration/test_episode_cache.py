@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.store_wrapper import StoreWrapper
 
 from asynkron_durable import (
     DurableFunctionRuntime,
@@ -26,15 +27,12 @@ from asynkron_durable.history import HistoryEvent
 from asynkron_durable.stores import ActivityClaim
 
 
-class _HistorySpy:
+class _HistorySpy(StoreWrapper):
     """A store wrapper recording which instances had their history loaded."""
 
     def __init__(self, inner: StateStore) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self.loaded: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
     async def load_histories(self, instance_ids: Sequence[str]) -> dict[str, list[HistoryEvent]]:
         self.loaded.extend(instance_ids)
@@ -274,14 +272,8 @@ def test_a_negative_cache_size_is_refused(size: int) -> None:
         DurableFunctionRuntime("memory://", episode_cache_size=size)
 
 
-class _LostCommits:
+class _LostCommits(StoreWrapper):
     """A store wrapper that reports every commit as rejected (as when the lease was lost)."""
-
-    def __init__(self, inner: StateStore) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
     async def commit_episodes(
         self, owner: str, now: Any, commits: Sequence[Any], claim: ActivityClaim | None = None

@@ -8,6 +8,8 @@ from collections.abc import Generator, Sequence
 from datetime import timedelta
 from typing import Any
 
+from support.store_wrapper import StoreWrapper
+
 from asynkron_durable import DurableFunctionRuntime, OrchestrationClient, OrchestrationContext, RuntimeStatus
 from asynkron_durable._episodes import build_episode
 from asynkron_durable.history import TaskCompleted, TaskScheduled, utc_now
@@ -47,14 +49,8 @@ async def test_two_workers_racing_on_one_instance_commit_each_episode_once(store
     assert [a.task.task_id for a in activities] == [0], "the losing commit enqueued work"
 
 
-class _NoRenewal:
+class _NoRenewal(StoreWrapper):
     """A store whose lease renewals never take effect, as if the worker were cut off from it."""
-
-    def __init__(self, inner: StateStore) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
     async def renew_leases(
         self, owner: str, lease_until: Any, instance_ids: Sequence[str], activity_ids: Sequence[int]

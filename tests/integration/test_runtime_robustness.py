@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from support.orchestrations import eventually
+from support.store_wrapper import StoreWrapper
 
 from asynkron_durable import (
     DurableFunctionRuntime,
@@ -193,15 +194,12 @@ async def test_shutdown_finishes_and_closes_the_store_even_when_the_store_fails(
         await store.get_instance("anything")
 
 
-class _FailingCommits:
+class _FailingCommits(StoreWrapper):
     """A store wrapper whose episode commits always fail, counting the attempts."""
 
     def __init__(self, inner: StateStore) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self.attempts = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
     async def commit_episodes(self, *args: Any, **kwargs: Any) -> set[str]:
         self.attempts += 1
@@ -234,14 +232,8 @@ async def test_a_commit_that_keeps_failing_is_retried_with_back_off(store: State
     assert failing.attempts <= 20 * runtimes, f"{failing.attempts} commit attempts in a second"
 
 
-class _NoLeaseOnCommit:
+class _NoLeaseOnCommit(StoreWrapper):
     """A store wrapper whose commits lease nothing, so every activity goes through a claim."""
-
-    def __init__(self, inner: StateStore) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
     async def commit_episodes(self, owner: str, now: Any, commits: Any, claim: Any = None) -> set[str]:
         return await self._inner.commit_episodes(owner, now, commits)
@@ -268,16 +260,13 @@ async def test_shutdown_does_not_wait_out_the_poll_interval_when_every_slot_is_b
         await asyncio.wait_for(runtime.__aexit__(None, None, None), timeout=20)
 
 
-class _FailingCompletions:
+class _FailingCompletions(StoreWrapper):
     """A store wrapper whose first `failures` result batches fail (all of them with None)."""
 
     def __init__(self, inner: StateStore, failures: int | None) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._left = failures
         self.attempts = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
     async def complete_activities(self, *args: Any, **kwargs: Any) -> Any:
         self.attempts += 1

@@ -7,20 +7,18 @@ from datetime import datetime
 from typing import Any
 
 from support.orchestrations import eventually
+from support.store_wrapper import StoreWrapper
 
 from asynkron_durable import DurableFunctionRuntime, OrchestrationContext
 from asynkron_durable.stores import ActivityWorkItem, StateStore, Work
 
 
-class _ClaimCounter:
+class _ClaimCounter(StoreWrapper):
     """A store wrapper counting activity claims."""
 
     def __init__(self, inner: StateStore) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self.claims = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
     async def claim_activities(
         self, owner: str, now: datetime, lease_until: datetime, limit: int
@@ -52,15 +50,12 @@ async def test_new_orchestrations_do_not_wake_the_activity_loop(store: StateStor
     assert woken <= 2, f"the activity loop claimed {woken} times while only orchestrations ran"
 
 
-class _Subscriptions:
+class _Subscriptions(StoreWrapper):
     """A store wrapper keeping the callbacks subscribed to it."""
 
     def __init__(self, inner: StateStore) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self.callbacks: list[Callable[..., None]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
     def subscribe(self, callback: Callable[..., None]) -> None:
         self.callbacks.append(callback)
