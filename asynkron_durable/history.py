@@ -6,6 +6,7 @@ Payloads (`input`, `result`) are JSON text, stored once and decoded only where u
 from __future__ import annotations
 
 import traceback
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -390,6 +391,24 @@ def event_to_json(event: HistoryEvent) -> str:
 def event_from_json(text: str | bytes) -> HistoryEvent:
     """Decode one stored event; raises pydantic's ValidationError on a corrupt row."""
     return EVENT_ADAPTER.validate_json(text)
+
+
+EVENTS_ADAPTER: TypeAdapter[list[HistoryEvent]] = TypeAdapter(list[HistoryEvent])
+"""Parses a stored history row: the events one commit appended."""
+
+
+def events_to_json(events: Sequence[HistoryEvent]) -> str:
+    """Encode the events one commit appends as one history row (a JSON array): one row per
+    commit instead of one per event keeps the write to a single insert and index entry."""
+    return "[" + ",".join(map(event_to_json, events)) + "]"
+
+
+def events_from_json(text: str) -> list[HistoryEvent]:
+    """Decode a history row: a JSON array of events, or a single event object (the one-event rows
+    of stores written before rows held a whole commit); raises ValidationError on a corrupt row."""
+    if text.lstrip().startswith("["):
+        return EVENTS_ADAPTER.validate_json(text)
+    return [EVENT_ADAPTER.validate_json(text)]
 
 
 class InstanceRecord(BaseModel):

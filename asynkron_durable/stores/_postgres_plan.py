@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from asynkron_durable.errors import StoreError
-from asynkron_durable.history import InstanceRecord, event_to_json
+from asynkron_durable.history import HistoryEvent, InstanceRecord, events_to_json
 from asynkron_durable.stores._postgres_codec import (
     TERMINAL,
     activity_columns,
@@ -78,7 +78,8 @@ class CommitPlan:
         self.reset: list[str] = []
         self.replaced: set[str] = set()
         self.created: dict[str, tuple[InstanceRecord, int]] = {}
-        self.history: list[tuple[str, int, str]] = []
+        self.history: dict[str, list[HistoryEvent]] = {}
+        """Each instance's new events, appended as one history row."""
         self.acks: list[tuple[str, int]] = []
         self.messages: list[Message] = []
         self.activities: list[ActivityTask] = []
@@ -120,7 +121,8 @@ class CommitPlan:
         self.committed.append((commit.record, version, commit.expected_version, step))
         if commit.reset_history:
             self.reset.append(instance_id)
-        self.history += [(instance_id, n, event_to_json(e)) for n, e in enumerate(commit.new_history)]
+        if commit.new_history:
+            self.history.setdefault(instance_id, []).extend(commit.new_history)
         self.acks += [(instance_id, message_id) for message_id in commit.acknowledged_message_ids]
         for new in commit.new_instances:
             old = self._state.get(new.record.instance_id)
@@ -159,7 +161,7 @@ class CommitPlan:
         """Forget what the batch wrote so far for an instance it now replaces, as replacing deletes it."""
         if instance_id in self._existing:
             self.replaced.add(instance_id)
-        self.history = [h for h in self.history if h[0] != instance_id]
+        self.history.pop(instance_id, None)
         self.acks = [a for a in self.acks if a[0] != instance_id]
         self.messages = [m for m in self.messages if m.instance_id != instance_id]
         self.activities = [a for a in self.activities if a.instance_id != instance_id]
@@ -182,8 +184,8 @@ class CommitPlan:
         return record_columns(rows) if rows else []
 
     def history_columns(self) -> list[list[Any]]:
-        """`append_history`: instance ids, positions among the instance's new events, events."""
-        return transpose(self.history)
+        """`append_history`: instance ids, each one's new events as one JSON array."""
+        return [list(self.history), [events_to_json(events) for events in self.history.values()]]
 
     def ack_columns(self) -> list[list[Any]]:
         """`ack_messages`: instance ids, message ids."""

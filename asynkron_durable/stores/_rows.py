@@ -13,6 +13,7 @@ from asynkron_durable.history import (
     InstanceRecord,
     RuntimeStatus,
     event_from_json,
+    events_from_json,
 )
 
 
@@ -51,3 +52,12 @@ def decode_event(text: Any, instance_id: str, where: str) -> HistoryEvent:
         return event_from_json(text)
     except (ValueError, TypeError) as exc:
         raise StoreError(f"instance {instance_id!r}: cannot decode {where}: {exc}") from exc
+
+
+def decode_history_row(text: Any, instance_id: str, seq: int) -> list[HistoryEvent]:
+    """Decode a history row (the events one commit appended); raises `StoreError` naming the
+    instance and row if it is corrupt."""
+    try:
+        return events_from_json(text)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise StoreError(f"instance {instance_id!r}: cannot decode history row seq={seq}: {exc}") from exc

@@ -50,7 +50,7 @@ from asynkron_durable.stores._postgres_codec import (
 )
 from asynkron_durable.stores._postgres_listener import Listener, payload
 from asynkron_durable.stores._postgres_plan import CommitPlan, Writer, touched_ids
-from asynkron_durable.stores._rows import decode_event, record_from_row
+from asynkron_durable.stores._rows import decode_history_row, record_from_row
 from asynkron_durable.stores._subscribers import Subscribers
 from asynkron_durable.stores.base import (
     ActivityClaim,
@@ -344,8 +344,7 @@ class PostgresStateStore:
         if not histories:
             return histories
         for row in await self._fetch("load_histories", "select_histories", list(histories)):
-            where = f"history row seq={row['seq']}"
-            histories[row["instance_id"]].append(decode_event(row["event"], row["instance_id"], where))
+            histories[row["instance_id"]] += decode_history_row(row["event"], row["instance_id"], row["seq"])
         return histories
 
     async def commit_episodes(
@@ -534,7 +533,7 @@ class PostgresStateStore:
     async def get_history(self, instance_id: str) -> list[HistoryEvent]:
         """The current execution's history; raises `StoreError` on a corrupt row."""
         rows = await self._fetch("get_history", "select_history", instance_id)
-        return [decode_event(row["event"], instance_id, f"history row seq={row['seq']}") for row in rows]
+        return [event for row in rows for event in decode_history_row(row["event"], instance_id, row["seq"])]
 
     async def query_instances(
         self, filter: InstanceFilter, page_size: int, continuation_token: str | None

@@ -25,10 +25,10 @@ from asynkron_durable.errors import InstanceAlreadyExists, StoreError
 from asynkron_durable.history import (
     HistoryEvent,
     InstanceRecord,
-    event_to_json,
+    events_to_json,
 )
 from asynkron_durable.stores._paging import PageKey, decode_token, encode_token
-from asynkron_durable.stores._rows import decode_event, record_from_row
+from asynkron_durable.stores._rows import decode_event, decode_history_row, record_from_row
 from asynkron_durable.stores._sqlite_codec import (
     QUERIES,
     SCHEMA,
@@ -62,8 +62,10 @@ from asynkron_durable.stores.base import (
 QUARANTINED = "!unreadable"
 """The lease owner of instances whose row cannot be decoded; nobody claims them."""
 
-SCHEMA_VERSION = 1
-"""The schema version this code reads and writes; `open()` refuses files with a newer one."""
+SCHEMA_VERSION = 2
+"""The schema version this code reads and writes; `open()` refuses files with a newer one.
+Version 2 writes a commit's history events as one row; version 1 files are upgraded in place
+(their one-event rows stay readable), and version 1 code refuses the upgraded file."""
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -199,14 +201,9 @@ def _write_commit(raw: sqlite3.Connection, commit: EpisodeCommit, claim: _Claim 
     instance_id = commit.record.instance_id
     if commit.reset_history:
         _run(raw, "delete_histories", {"ids": json_list([instance_id])})
-        first_seq = 0
-    else:
-        first_seq = raw.execute(QUERIES["next_history_seq"], {"instance_id": instance_id}).fetchone()[0]
-    history = [
-        {"instance_id": instance_id, "seq": first_seq + n, "event": event_to_json(event)}
-        for n, event in enumerate(commit.new_history)
-    ]
-    _run_many(raw, "insert_history", history)
+    if commit.new_history:
+        row = {"instance_id": instance_id, "events": events_to_json(commit.new_history)}
+        _run(raw, "insert_history", row)
     acks = [{"instance_id": instance_id, "message_id": m} for m in commit.acknowledged_message_ids]
     _run_many(raw, "ack_message", acks)
     messages = sum(_create_in_commit(raw, new) for new in commit.new_instances)
@@ -385,6 +382,8 @@ class SqliteStateStore:
             if version is None:
                 for statement in SCHEMA:
                     await conn.execute(statement)
+            elif version < SCHEMA_VERSION:
+                await conn.execute(QUERIES["record_schema_version"], {"version": SCHEMA_VERSION})
 
     async def close(self) -> None:
         """Close the connection. Idempotent."""
@@ -503,8 +502,7 @@ class SqliteStateStore:
         async with self._read() as conn:
             rows = await _fetch(conn, "select_histories", {"ids": json_list(histories)})
         for row in rows:
-            where = f"history row seq={row['seq']}"
-            histories[row["instance_id"]].append(decode_event(row["event"], row["instance_id"], where))
+            histories[row["instance_id"]] += decode_history_row(row["event"], row["instance_id"], row["seq"])
         return histories
 
     async def commit_episodes(
@@ -625,7 +623,7 @@ class SqliteStateStore:
         """The current execution's history; raises `StoreError` on a corrupt row."""
         async with self._read() as conn:
             rows = await _fetch(conn, "select_history", {"instance_id": instance_id})
-        return [decode_event(row["event"], instance_id, f"history row seq={row['seq']}") for row in rows]
+        return [event for row in rows for event in decode_history_row(row["event"], instance_id, row["seq"])]
 
     async def query_instances(
         self, filter: InstanceFilter, page_size: int, continuation_token: str | None

@@ -18,6 +18,7 @@ from asynkron_durable.errors import StoreError
 from asynkron_durable.history import (
     EventRaised,
     ExecutionStarted,
+    HistoryEvent,
     InstanceRecord,
     OrchestratorStarted,
     RuntimeStatus,
@@ -55,13 +56,13 @@ def new_instance(instance_id: str) -> NewInstance:
 
 
 def commit_for(item: OrchestrationWorkItem, **changes: Any) -> EpisodeCommit:
-    return EpisodeCommit(
-        record=item.record.model_copy(update={"runtime_status": RuntimeStatus.RUNNING}),
-        expected_version=item.record.version,
-        new_history=[OrchestratorStarted(timestamp=T0)],
-        acknowledged_message_ids=[m.message_id for m in item.messages],
-        **changes,
-    )
+    fields: dict[str, Any] = {
+        "record": item.record.model_copy(update={"runtime_status": RuntimeStatus.RUNNING}),
+        "expected_version": item.record.version,
+        "new_history": [OrchestratorStarted(timestamp=T0)],
+        "acknowledged_message_ids": [m.message_id for m in item.messages],
+    }
+    return EpisodeCommit(**fields | changes)
 
 
 @pytest.fixture
@@ -85,10 +86,12 @@ async def pg_store(pg_dsn: str, pg_schemas: Callable[[], str]) -> AsyncIterator[
 
 
 async def _schema_shape(conn: Any, schema: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Columns, indexes and constraints of `schema`, with the schema's name taken out."""
+    """Columns (with their comments), indexes and constraints of `schema`, with the schema's name
+    taken out."""
     columns = await conn.fetch(
         """SELECT table_name, column_name, ordinal_position, data_type, is_nullable, column_default,
-                  collation_name, is_identity, identity_generation
+                  collation_name, is_identity, identity_generation,
+                  col_description(format('%I.%I', table_schema, table_name)::regclass, ordinal_position)
            FROM information_schema.columns WHERE table_schema = $1 ORDER BY 1, 3""",
         schema,
     )
@@ -137,6 +140,50 @@ async def test_migrations_build_exactly_the_schema_file(
         assert await upgraded.get_instance("a") is not None
     finally:
         await upgraded.close()
+
+
+async def test_a_commit_appends_its_events_as_one_history_row(pg_store: PostgresStateStore, pg: Any) -> None:
+    await pg_store.create_instance(new_instance("a"), replace=False)
+    [item] = await pg_store.claim_orchestrations("w", T0, LATER, 1)
+    events: list[HistoryEvent] = [
+        OrchestratorStarted(timestamp=T0),
+        EventRaised(name="x"),
+        EventRaised(name="y"),
+    ]
+    assert await pg_store.commit_episodes("w", T0, [commit_for(item, new_history=events)]) == set()
+
+    rows = await pg.fetch(f'SELECT seq FROM "{pg_store.schema}".history WHERE instance_id = $1', "a")
+    assert [row["seq"] for row in rows] == [0]
+    assert await pg_store.get_history("a") == events
+
+
+async def test_one_event_rows_of_a_version_1_schema_read_back_before_newer_commits(
+    pg_store: PostgresStateStore, pg: Any, pg_dsn: str
+) -> None:
+    schema = f'"{pg_store.schema}"'
+    await pg_store.create_instance(new_instance("a"), replace=False)
+    [item] = await pg_store.claim_orchestrations("w", T0, LATER, 1)
+    await pg_store.close()
+    old: list[HistoryEvent] = [OrchestratorStarted(timestamp=T0), EventRaised(name="old")]
+    await pg.execute(f"DELETE FROM {schema}.schema_version WHERE version > 1")
+    await pg.executemany(
+        f"INSERT INTO {schema}.history (instance_id, seq, event) VALUES ('a', $1, $2)",
+        [(seq, event_to_json(event)) for seq, event in enumerate(old)],
+    )
+
+    upgraded = PostgresStateStore(pg_dsn, schema=pg_store.schema)
+    await upgraded.open()
+    try:
+        versions = await pg.fetch(f"SELECT version FROM {schema}.schema_version ORDER BY version")
+        assert [row["version"] for row in versions] == list(MIGRATIONS)
+        new: list[HistoryEvent] = [OrchestratorStarted(timestamp=LATER), EventRaised(name="new")]
+        assert await upgraded.commit_episodes("w", T0, [commit_for(item, new_history=new)]) == set()
+        assert await upgraded.get_history("a") == old + new
+        assert await upgraded.load_histories(["a"]) == {"a": old + new}
+    finally:
+        await upgraded.close()
+    rows = await pg.fetch(f"SELECT seq FROM {schema}.history WHERE instance_id = 'a' ORDER BY seq")
+    assert [row["seq"] for row in rows] == [0, 1, 2]
 
 
 async def test_concurrent_first_opens_migrate_once(

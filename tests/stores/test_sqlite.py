@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,15 +14,18 @@ from asynkron_durable.errors import StoreError
 from asynkron_durable.history import (
     EventRaised,
     ExecutionStarted,
+    HistoryEvent,
     InstanceRecord,
     OrchestratorStarted,
     RuntimeStatus,
+    event_to_json,
 )
 from asynkron_durable.stores import (
     EpisodeCommit,
     InMemoryStateStore,
     Message,
     NewInstance,
+    OrchestrationWorkItem,
     SqliteStateStore,
     store_from_url,
 )
@@ -59,17 +62,21 @@ async def sqlite_store(db: Path) -> AsyncIterator[SqliteStateStore]:
         await store.close()
 
 
-async def _run_one_episode(store: SqliteStateStore, instance_id: str) -> list[OrchestratorStarted]:
-    await store.create_instance(new_instance(instance_id), replace=False)
-    [item] = await store.claim_orchestrations("w1", T0, LATER, 1)
-    history = [OrchestratorStarted(timestamp=T0)]
-    commit = EpisodeCommit(
+def _commit(item: OrchestrationWorkItem, history: Sequence[HistoryEvent]) -> EpisodeCommit:
+    """The commit of an episode of `item` that consumed its messages and recorded `history`."""
+    return EpisodeCommit(
         record=item.record.model_copy(update={"runtime_status": RuntimeStatus.RUNNING}),
         expected_version=item.record.version,
         new_history=list(history),
         acknowledged_message_ids=[m.message_id for m in item.messages],
     )
-    assert await store.commit_episodes("w1", T0, [commit]) == set()
+
+
+async def _run_one_episode(store: SqliteStateStore, instance_id: str) -> list[OrchestratorStarted]:
+    await store.create_instance(new_instance(instance_id), replace=False)
+    [item] = await store.claim_orchestrations("w1", T0, LATER, 1)
+    history = [OrchestratorStarted(timestamp=T0)]
+    assert await store.commit_episodes("w1", T0, [_commit(item, history)]) == set()
     return history
 
 
@@ -107,7 +114,7 @@ async def test_open_is_idempotent_and_uses_wal(sqlite_store: SqliteStateStore, d
     await other.open()
     await other.close()
 
-    assert _sql(db, "SELECT version FROM schema_version") == [(1,)]
+    assert _sql(db, "SELECT version FROM schema_version") == [(2,)]
     assert _sql(db, "PRAGMA journal_mode") == [("wal",)]
     assert await sqlite_store.get_instance("a") is not None
 
@@ -116,10 +123,52 @@ async def test_refuses_a_newer_schema(db: Path) -> None:
     store = SqliteStateStore(db)
     await store.open()
     await store.close()
-    _sql(db, "UPDATE schema_version SET version = 2")
+    _sql(db, "UPDATE schema_version SET version = 3")
 
-    with pytest.raises(StoreError, match="schema version 2"):
+    with pytest.raises(StoreError, match=r"schema version 3.*only knows up to 2"):
         await SqliteStateStore(db).open()
+
+
+async def test_a_commit_appends_its_events_as_one_history_row(
+    sqlite_store: SqliteStateStore, db: Path
+) -> None:
+    await sqlite_store.create_instance(new_instance("a"), replace=False)
+    [item] = await sqlite_store.claim_orchestrations("w1", T0, LATER, 1)
+    events: list[HistoryEvent] = [
+        OrchestratorStarted(timestamp=T0),
+        EventRaised(name="x"),
+        EventRaised(name="y"),
+    ]
+    assert await sqlite_store.commit_episodes("w1", T0, [_commit(item, events)]) == set()
+
+    assert _sql(db, "SELECT seq FROM history WHERE instance_id = 'a'") == [(0,)]
+    assert await sqlite_store.get_history("a") == events
+
+
+async def test_a_version_1_file_is_upgraded_and_its_one_event_rows_read_first(db: Path) -> None:
+    store = SqliteStateStore(db)
+    await store.open()
+    await store.create_instance(new_instance("a"), replace=False)
+    [item] = await store.claim_orchestrations("w1", T0, LATER, 1)
+    await store.close()
+    old: list[HistoryEvent] = [OrchestratorStarted(timestamp=T0), EventRaised(name="old")]
+    _sql(db, "UPDATE schema_version SET version = 1")
+    for seq, event in enumerate(old):
+        _sql(
+            db, "INSERT INTO history VALUES ('a', :seq, :event)", {"seq": seq, "event": event_to_json(event)}
+        )
+
+    upgraded = SqliteStateStore(db)
+    await upgraded.open()
+    try:
+        assert _sql(db, "SELECT version FROM schema_version") == [(2,)]
+        new: list[HistoryEvent] = [OrchestratorStarted(timestamp=LATER), EventRaised(name="new")]
+        assert await upgraded.commit_episodes("w1", T0, [_commit(item, new)]) == set()
+        assert await upgraded.get_history("a") == old + new
+        assert await upgraded.load_histories(["a"]) == {"a": old + new}
+    finally:
+        await upgraded.close()
+    assert _sql(db, "SELECT seq FROM history WHERE instance_id = 'a' ORDER BY seq") == [(0,), (1,), (2,)]
 
 
 async def test_driver_errors_become_store_errors(tmp_path: Path) -> None:
@@ -136,7 +185,7 @@ async def test_driver_errors_become_store_errors(tmp_path: Path) -> None:
 async def test_corrupt_history_row_names_the_instance(sqlite_store: SqliteStateStore, db: Path) -> None:
     await _run_one_episode(sqlite_store, "broken")
     await _run_one_episode(sqlite_store, "fine")
-    _sql(db, "UPDATE history SET event = '{\"kind\": \"Nope\"}' WHERE instance_id = 'broken'")
+    _sql(db, "UPDATE history SET event = '[{\"kind\": \"Nope\"}]' WHERE instance_id = 'broken'")
 
     with pytest.raises(StoreError, match=r"'broken'.*seq=0"):
         await sqlite_store.load_histories(["fine", "broken"])

@@ -178,20 +178,13 @@ RETURNING instance_id;
 SELECT NOT EXISTS (SELECT 1 FROM {schema}.inbox WHERE instance_id = $1) AS empty;
 
 -- append_history --
--- $1 instance ids, $2 each event's position among the new ones of its instance, $3 events.
--- Each instance's next seq is read once, in a one-row aggregate that is complete before the first
--- row goes in: read per row, the backward index scan would wade through the rows this statement
--- already inserted (invisible to it), which is quadratic in the events appended at once.
+-- $1 instance ids (each once), $2 the events each appends, as one JSON array: one row per commit.
+-- An instance appears once, so its next seq, read before the statement's own rows go in, is right.
 INSERT INTO {schema}.history (instance_id, seq, event)
-SELECT h.instance_id, (n.next ->> h.instance_id)::integer + h.n, h.event
-FROM unnest($1::text[], $2::integer[], $3::text[]) AS h(instance_id, n, event),
-    (
-        SELECT jsonb_object_agg(
-            d.instance_id,
-            COALESCE((SELECT max(seq) + 1 FROM {schema}.history WHERE instance_id = d.instance_id), 0)
-        ) AS next
-        FROM (SELECT DISTINCT unnest($1::text[]) AS instance_id) AS d
-    ) AS n;
+SELECT h.instance_id,
+    COALESCE((SELECT max(seq) + 1 FROM {schema}.history WHERE instance_id = h.instance_id), 0),
+    h.events
+FROM unnest($1::text[], $2::text[]) AS h(instance_id, events);
 
 -- select_history --
 SELECT seq, event FROM {schema}.history WHERE instance_id = $1 ORDER BY seq;

@@ -28,13 +28,16 @@ CREATE TABLE instances (
 CREATE INDEX instances_by_created ON instances (created_at, instance_id);
 CREATE INDEX instances_ready ON instances (ready_message_id) WHERE ready_message_id IS NOT NULL;
 
--- The current execution's history; seq is the event's position in it.
+-- The current execution's history, one row per commit: seq orders the rows.
 CREATE TABLE history (
     instance_id text COLLATE "C" NOT NULL,
     seq         integer NOT NULL,
     event       text    NOT NULL,
     PRIMARY KEY (instance_id, seq)
 );
+
+COMMENT ON COLUMN history.event IS
+    'JSON array of the events one commit appended (rows from before schema version 2: one event object)';
 
 -- Message ids only ever grow, so they order delivery and are never reused.
 CREATE TABLE inbox (

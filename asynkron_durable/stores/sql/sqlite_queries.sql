@@ -4,6 +4,9 @@
 -- get_schema_version --
 SELECT MAX(version) AS version FROM schema_version;
 
+-- record_schema_version --
+UPDATE schema_version SET version = :version;
+
 -- has_schema_version_table --
 SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version';
 
@@ -77,11 +80,14 @@ DELETE FROM inbox WHERE instance_id IN (SELECT value FROM json_each(:ids));
 -- delete_instance_activities --
 DELETE FROM activities WHERE instance_id IN (SELECT value FROM json_each(:ids));
 
--- next_history_seq --
-SELECT COALESCE(MAX(seq) + 1, 0) AS seq FROM history WHERE instance_id = :instance_id;
-
 -- insert_history --
-INSERT INTO history (instance_id, seq, event) VALUES (:instance_id, :seq, :event);
+-- :events is the JSON array of the events one commit appends: one row per commit.
+INSERT INTO history (instance_id, seq, event)
+VALUES (
+    :instance_id,
+    (SELECT COALESCE(MAX(seq) + 1, 0) FROM history WHERE instance_id = :instance_id),
+    :events
+);
 
 -- select_history --
 SELECT instance_id, seq, event FROM history WHERE instance_id = :instance_id ORDER BY seq;

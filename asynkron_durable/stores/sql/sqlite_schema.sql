@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS instances (
 
 CREATE INDEX IF NOT EXISTS instances_by_created ON instances (created_at, instance_id);
 
--- The current execution's history; seq is the event's position in it.
+-- The current execution's history, one row per commit: seq orders the rows, event is the JSON
+-- array of the events the commit appended (a version 1 file's rows hold one event object each).
 CREATE TABLE IF NOT EXISTS history (
     instance_id TEXT    NOT NULL,
     seq         INTEGER NOT NULL,
@@ -69,4 +70,4 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     dead_at     REAL    NOT NULL
 );
 
-INSERT INTO schema_version (version) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM schema_version);
+INSERT INTO schema_version (version) SELECT 2 WHERE NOT EXISTS (SELECT 1 FROM schema_version);
