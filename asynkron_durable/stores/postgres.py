@@ -74,6 +74,13 @@ QUARANTINED = "!unreadable"
 _ATTEMPTS = 5
 """How often an operation that lost a race (deadlock, serialization failure, duplicate key) runs."""
 
+STATEMENT_LIFETIME = 5.0
+"""Seconds a connection keeps a prepared statement before preparing it again (asyncpg's default is
+300). After a few runs PostgreSQL keeps one generic plan per prepared statement, and replans only
+when an ANALYZE or DDL touches its tables. Planned while a table was nearly empty, a lookup scans
+the whole table, and keeps doing so as the table grows, until autovacuum's first ANALYZE, a minute
+or more later. Preparing again every few seconds costs a few plans per statement and connection."""
+
 _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -92,7 +99,8 @@ class PostgresStateStore:
     """A `StateStore` on PostgreSQL: every table lives in `schema`, so task hubs share a database.
 
     `dsn_or_pool` is a DSN (the store makes and closes its own pool, one connection larger than
-    `max_pool_size` for LISTEN) or an asyncpg pool, which the store uses but never closes.
+    `max_pool_size` for LISTEN) or an asyncpg pool, which the store uses but never closes (make it
+    with `max_cached_statement_lifetime=STATEMENT_LIFETIME` to keep plans current the same way).
     """
 
     poll_interval_hint = 1.0
@@ -157,6 +165,7 @@ class PostgresStateStore:
                         max_size=self._max_pool_size + 1,
                         timeout=self._connect_timeout,
                         reset=_keep_session,
+                        max_cached_statement_lifetime=STATEMENT_LIFETIME,
                     )
                 async with pool.acquire() as conn:
                     await self._migrate(conn)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,6 +37,7 @@ from asynkron_durable.stores import (
     store_from_url,
 )
 from asynkron_durable.stores._postgres_codec import MIGRATIONS, queries_for
+from asynkron_durable.stores.postgres import STATEMENT_LIFETIME
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 LATER = T0 + timedelta(seconds=30)
@@ -212,6 +214,38 @@ async def test_refuses_a_newer_schema(pg: Any, pg_dsn: str, pg_schemas: Callable
 
     with pytest.raises(StoreError, match=f"schema version {newer}.*only knows up to {max(MIGRATIONS)}"):
         await PostgresStateStore(pg_dsn, schema=schema).open()
+
+
+async def test_statements_get_new_plans_as_a_table_grows(
+    pg: Any, pg_dsn: str, pg_schemas: Callable[[], str]
+) -> None:
+    """PostgreSQL plans a prepared statement once for good after a few runs: made on an empty table,
+    that plan scans the whole table. The store's statements are prepared again every
+    STATEMENT_LIFETIME seconds, so once the table has grown, lookups use its index."""
+    schema = pg_schemas()
+    store = PostgresStateStore(pg_dsn, schema=schema, max_pool_size=1)
+    await store.open()
+    try:
+        # No ANALYZE to refresh the plans behind the store's back: only re-preparing can.
+        await pg.execute(f'ALTER TABLE "{schema}".instances SET (autovacuum_enabled = false)')
+        add = f"""INSERT INTO "{schema}".instances (instance_id, name, execution_id, runtime_status,
+                      created_at, last_updated_at, version)
+                  SELECT 'i' || n, 'orch', 'e', 'Pending', now(), now(), 1
+                  FROM generate_series($1::integer, $2::integer) AS n"""
+        await pg.execute(add, 1, 300)  # a few hundred rows: one scan is cheaper than two lookups
+        for _ in range(8):  # past PostgreSQL's five custom plans: the generic one is cached now
+            await store.renew_leases("w", LATER, ["i1", "i2"], [])
+        await pg.execute(add, 301, 50_000)
+        index_scans = f"""SELECT pg_stat_clear_snapshot(), idx_scan FROM pg_stat_user_indexes
+                          WHERE schemaname = '{schema}' AND indexrelname = 'instances_pkey'"""
+        before = (await pg.fetchrow(index_scans))["idx_scan"]
+        deadline = time.monotonic() + STATEMENT_LIFETIME + 15
+        while (await pg.fetchrow(index_scans))["idx_scan"] == before:
+            assert time.monotonic() < deadline, "lookups still scan the whole table"
+            await store.renew_leases("w", LATER, ["i1", "i2"], [])
+            await asyncio.sleep(0.2)
+    finally:
+        await store.close()
 
 
 async def test_schemas_in_one_database_are_isolated(pg_dsn: str, pg_schemas: Callable[[], str]) -> None:
