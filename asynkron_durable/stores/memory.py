@@ -110,6 +110,9 @@ class InMemoryStateStore:
         self._lock = asyncio.Lock()
         self._open = False
         self._instances: dict[str, _Instance] = {}
+        self._with_messages: set[str] = set()
+        """Ids whose inbox may hold messages, so claims need not look at every instance; a
+        superset, pruned by the claims that find an inbox empty or the instance gone."""
         self._activities: dict[int, _Activity] = {}
         self._last_message_id = 0
         self._last_activity_id = 0
@@ -141,6 +144,7 @@ class InMemoryStateStore:
         instance.inbox[self._last_message_id] = _Queued(
             self._last_message_id, message.event, message.execution_id, message.visible_at
         )
+        self._with_messages.add(message.instance_id)
         return True
 
     def _delete(self, instance_id: str) -> bool:
@@ -197,7 +201,11 @@ class InMemoryStateStore:
             if limit <= 0:
                 return []
             candidates: list[tuple[int, _Instance]] = []
-            for instance in self._instances.values():
+            for instance_id in list(self._with_messages):
+                instance = self._instances.get(instance_id)
+                if instance is None or not instance.inbox:
+                    self._with_messages.discard(instance_id)
+                    continue
                 if not _lease_free(instance.lease_owner, instance.lease_expires_at, now):
                     continue
                 first = next((q.message_id for q in instance.inbox.values() if q.visible(now)), None)
