@@ -403,10 +403,13 @@ def events_to_json(events: Sequence[HistoryEvent]) -> str:
     return "[" + ",".join(map(event_to_json, events)) + "]"
 
 
-def events_from_json(text: str) -> list[HistoryEvent]:
+def events_from_json(text: str | bytes) -> list[HistoryEvent]:
     """Decode a history row: a JSON array of events, or a single event object (the one-event rows
-    of stores written before rows held a whole commit); raises ValidationError on a corrupt row."""
-    if text.lstrip().startswith("["):
+    of stores written before rows held a whole commit); raises ValidationError on a corrupt row
+    and TypeError on a value that is not text."""
+    if not isinstance(text, str | bytes):
+        raise TypeError(f"expected JSON text, got {type(text).__name__}")
+    if text.lstrip()[:1] in ("[", b"["):
         return EVENTS_ADAPTER.validate_json(text)
     return [EVENT_ADAPTER.validate_json(text)]
 

@@ -22,7 +22,8 @@ def positive(figures: dict[str, Any], *keys: str) -> None:
 
 @pytest.mark.parametrize("store", STORES)
 async def test_chain(store: str) -> None:
-    # 60 chains spend several of the kernel's 10 ms CPU ticks even on memory://; 12 could fit in one
+    # 60 chains (10 at a time, so the run stays short) spend several of the kernel's 10 ms CPU ticks
+    # even on memory://; 12 could fit in one
     figures = await chain.run(store, instances=60, workers_count=2, inflight=10)
     positive(figures, "orchestrations_per_s", "activities_per_s", "latency_p50_ms", "latency_p99_ms")
     assert figures["activities_per_s"] == pytest.approx(5 * figures["orchestrations_per_s"])

@@ -121,8 +121,10 @@ class CommitPlan:
         self.committed.append((commit.record, version, commit.expected_version, step))
         if commit.reset_history:
             self.reset.append(instance_id)
+        # One commit per instance and batch (a second finds the lease gone; steps apply once per
+        # instance); were there two, commit_instances would update one row for both and `apply` raise.
         if commit.new_history:
-            self.history.setdefault(instance_id, []).extend(commit.new_history)
+            self.history[instance_id] = list(commit.new_history)
         self.acks += [(instance_id, message_id) for message_id in commit.acknowledged_message_ids]
         for new in commit.new_instances:
             old = self._state.get(new.record.instance_id)

@@ -59,5 +59,5 @@ def decode_history_row(text: Any, instance_id: str, seq: int) -> list[HistoryEve
     instance and row if it is corrupt."""
     try:
         return events_from_json(text)
-    except (ValueError, TypeError, AttributeError) as exc:
+    except (ValueError, TypeError) as exc:
         raise StoreError(f"instance {instance_id!r}: cannot decode history row seq={seq}: {exc}") from exc

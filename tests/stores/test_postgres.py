@@ -216,30 +216,54 @@ async def test_refuses_a_newer_schema(pg: Any, pg_dsn: str, pg_schemas: Callable
         await PostgresStateStore(pg_dsn, schema=schema).open()
 
 
-async def test_statements_get_new_plans_as_a_table_grows(
+async def test_statements_are_prepared_again_so_plans_follow_a_growing_table(
     pg: Any, pg_dsn: str, pg_schemas: Callable[[], str]
 ) -> None:
-    """PostgreSQL plans a prepared statement once for good after a few runs: made on an empty table,
-    that plan scans the whole table. The store's statements are prepared again every
-    STATEMENT_LIFETIME seconds, so once the table has grown, lookups use its index."""
+    """After a few runs PostgreSQL keeps one generic plan per prepared statement: made while a table
+    was small, it scans the whole table. The store prepares its statements again every
+    STATEMENT_LIFETIME seconds, so once the table has grown, lookups use its index. (Creating or
+    dropping any schema in the database also replans, as other tests do meanwhile, so the test
+    watches the prepared statement itself, not only the plan.)"""
     schema = pg_schemas()
     store = PostgresStateStore(pg_dsn, schema=schema, max_pool_size=1)
     await store.open()
+
+    async def renew_statements() -> list[Any]:
+        """The prepared statement renewing instance leases, on the store's one query connection
+        (max_pool_size=1; the other connection only LISTENs)."""
+        async with store._pool.acquire() as conn:  # type: ignore[union-attr]
+            return list(
+                await conn.fetch(
+                    "SELECT name, generic_plans FROM pg_prepared_statements "
+                    "WHERE statement LIKE '%returns the ids still held%' AND statement LIKE $1",
+                    f'%"{schema}".instances%',
+                )
+            )
+
     try:
-        # No ANALYZE to refresh the plans behind the store's back: only re-preparing can.
+        # No ANALYZE to refresh the plans behind the store's back.
         await pg.execute(f'ALTER TABLE "{schema}".instances SET (autovacuum_enabled = false)')
         add = f"""INSERT INTO "{schema}".instances (instance_id, name, execution_id, runtime_status,
                       created_at, last_updated_at, version)
                   SELECT 'i' || n, 'orch', 'e', 'Pending', now(), now(), 1
                   FROM generate_series($1::integer, $2::integer) AS n"""
         await pg.execute(add, 1, 300)  # a few hundred rows: one scan is cheaper than two lookups
-        for _ in range(8):  # past PostgreSQL's five custom plans: the generic one is cached now
+        for _ in range(8):  # past PostgreSQL's five custom plans: the generic one is in use now
             await store.renew_leases("w", LATER, ["i1", "i2"], [])
+        [first] = await renew_statements()
+        assert first["generic_plans"] > 0
         await pg.execute(add, 301, 50_000)
+
+        deadline = time.monotonic() + STATEMENT_LIFETIME + 15
+        while all(row["name"] == first["name"] for row in await renew_statements()):
+            assert time.monotonic() < deadline, "the statement was never prepared again"
+            await store.renew_leases("w", LATER, ["i1", "i2"], [])
+            await asyncio.sleep(0.2)
+
         index_scans = f"""SELECT pg_stat_clear_snapshot(), idx_scan FROM pg_stat_user_indexes
                           WHERE schemaname = '{schema}' AND indexrelname = 'instances_pkey'"""
         before = (await pg.fetchrow(index_scans))["idx_scan"]
-        deadline = time.monotonic() + STATEMENT_LIFETIME + 15
+        deadline = time.monotonic() + 15
         while (await pg.fetchrow(index_scans))["idx_scan"] == before:
             assert time.monotonic() < deadline, "lookups still scan the whole table"
             await store.renew_leases("w", LATER, ["i1", "i2"], [])
