@@ -15,7 +15,7 @@ from typing import Any
 from bench.results import write
 from bench.stores import kind_of
 
-MODES = ("chain", "fanout", "long", "latency", "dbos", "limit", "compare", "plot")
+MODES = ("chain", "fanout", "long", "latency", "dbos", "limit", "compare", "targets", "plot")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -24,7 +24,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--store", default="sqlite:///", help="sqlite:/// (temp file), postgresql://..., memory://"
     )
-    p.add_argument("--instances", type=int, default=2000, help="chain, dbos, limit, compare: chains to run")
+    p.add_argument(
+        "--instances", type=int, default=2000, help="chain, dbos, limit, compare, targets: chains to run"
+    )
     p.add_argument(
         "--workers",
         type=int,
@@ -33,17 +35,17 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--processes", action="store_true", help="workers as `asynkron-durable worker` processes")
     p.add_argument("--inflight", type=int, default=256, help="chain: instances running at once (closed loop)")
-    p.add_argument("--steps", type=int, default=10_000, help="long: sequential activities")
+    p.add_argument("--steps", type=int, default=10_000, help="long, targets: sequential activities")
     p.add_argument("--budget", type=float, default=60.0, help="long: seconds before giving up")
-    p.add_argument("--fanout", type=int, default=10_000, help="fanout: activities fanned out")
-    p.add_argument("--runs", type=int, default=200, help="latency: start_new repetitions")
+    p.add_argument("--fanout", type=int, default=10_000, help="fanout, targets: activities fanned out")
+    p.add_argument("--runs", type=int, default=200, help="latency, targets: start_new repetitions")
     p.add_argument("--batch", type=int, default=200, help="limit, compare: plain-SQL batch size")
     p.add_argument(
         "--dbos-concurrency",
         type=int,
         nargs="+",
         default=None,
-        help="compare: DBOS worker_concurrency values to try (the best is the reference)",
+        help="compare, targets: DBOS worker_concurrency values to try (the best is the reference)",
     )
     p.add_argument("--out", type=Path, default=None, help="result file (default: bench/results/...)")
     return p
@@ -78,6 +80,10 @@ async def dispatch(args: argparse.Namespace) -> dict[str, Any]:
     from bench.modes import compare
 
     tried = args.dbos_concurrency or compare.DBOS_CONCURRENCY
+    if args.mode == "targets":
+        from bench.modes import targets
+
+        return await targets.run(args.store, args.instances, args.steps, args.fanout, args.runs, tried)
     return await compare.run(args.store, args.instances, args.workers, args.processes, args.batch, tried)
 
 

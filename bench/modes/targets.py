@@ -1,0 +1,93 @@
+"""`targets`: the runs issue 7's performance targets are read from, on one store, then one verdict
+per target. `fanout` runs first: its worker peak memory is this process's high-water mark, which
+the other runs would raise. Targets set for the other database are measured all the same and
+listed without a verdict."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bench.modes import compare, fanout, latency, long
+from bench.stores import kind_of
+
+DBOS_RATIO = 10.0
+"""`chain`: at least this many times DBOS's orchestrations/s (PostgreSQL and SQLite)."""
+LIMIT_SHARE = 0.25
+"""`chain`: at least this share of the plain-SQL loop's steps/s (batches of 200)."""
+LONG_RATIO = 1.5
+"""`long`: time per step at the end within this factor of the start."""
+FANOUT_SECONDS = 10.0
+FANOUT_MB = 300.0
+"""`fanout` on SQLite: under this many seconds, with the worker's peak memory under this many MB."""
+LATENCY_P50_MS = 5.0
+LATENCY_P99_MS = 25.0
+"""`latency` on PostgreSQL: start -> orchestrator running (the worker's pick-up)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    target: str
+    figure: str
+    met: bool | None
+    """None: the target is set for another database than the one measured."""
+
+    def line(self) -> str:
+        state = "met" if self.met else "NOT MET" if self.met is False else "no target on this store"
+        return f"  {self.target}: {self.figure} ({state})"
+
+
+def verdicts(kind: str, figures: dict[str, Any]) -> list[Verdict]:
+    """The verdict on each target, from the figures of `run` on a store of `kind`."""
+    sqlite, postgres = kind == "sqlite", kind == "postgres"
+    ours, lt, lat = figures["compare"], figures["long"], figures["latency"]
+    seconds, peak = figures["fanout"]["seconds"], figures["fanout"]["worker_peak_rss_mb"]
+    p50, p99 = lat["pickup_p50_ms"], lat["pickup_p99_ms"]
+    return [
+        Verdict(
+            f"chain at least {DBOS_RATIO:g}x DBOS",
+            f"{ours['ours_over_dbos']:.1f}x",
+            ours["ours_over_dbos"] >= DBOS_RATIO if sqlite or postgres else None,
+        ),
+        Verdict(
+            f"chain at least {LIMIT_SHARE:.0%} of the plain-SQL limit",
+            f"{ours['ours_over_limit']:.1%}",
+            ours["ours_over_limit"] >= LIMIT_SHARE if sqlite or postgres else None,
+        ),
+        Verdict(
+            f"long: end within {LONG_RATIO:g}x of the start",
+            f"{lt['last_over_first']:.2f}x",
+            lt["last_over_first"] <= LONG_RATIO,
+        ),
+        Verdict(
+            f"fanout on SQLite under {FANOUT_SECONDS:g} s and {FANOUT_MB:g} MB",
+            f"{seconds:.2f} s, {peak:.1f} MB",
+            seconds < FANOUT_SECONDS and peak < FANOUT_MB if sqlite else None,
+        ),
+        Verdict(
+            f"latency on PostgreSQL: pick-up p50 < {LATENCY_P50_MS:g} ms, p99 < {LATENCY_P99_MS:g} ms",
+            f"p50 {p50:.2f} ms, p99 {p99:.2f} ms (start -> completed p50 {lat['latency_p50_ms']:.2f} ms)",
+            p50 < LATENCY_P50_MS and p99 < LATENCY_P99_MS if postgres else None,
+        ),
+    ]
+
+
+async def run(
+    store_url: str,
+    instances: int = 2000,
+    steps: int = 10_000,
+    fanout_count: int = 10_000,
+    runs: int = 200,
+    dbos_concurrency: Sequence[int] = compare.DBOS_CONCURRENCY,
+) -> dict[str, Any]:
+    figures: dict[str, Any] = {"fanout": await fanout.run(store_url, fanout_count)}
+    figures["long"] = await long.run(store_url, steps)
+    figures["latency"] = await latency.run(store_url, runs)
+    figures["compare"] = await compare.run(store_url, instances, dbos_concurrency=dbos_concurrency)
+    found = verdicts(kind_of(store_url), figures)
+    figures["verdicts"] = [{"target": v.target, "figure": v.figure, "met": v.met} for v in found]
+    print(f"targets on {kind_of(store_url)}:")
+    for verdict in found:
+        print(verdict.line())
+    return figures
