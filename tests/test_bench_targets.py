@@ -1,5 +1,5 @@
-"""`python -m bench targets`: each target's verdict from the figures of its runs (synthetic figures
-here; the runs themselves are exercised by test_bench_smoke.py)."""
+"""`python -m bench targets`: each target's verdict from the figures of its runs (synthetic figures;
+the modes themselves are exercised by test_bench_smoke.py), and how it runs each mode alone."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bench.__main__ import parser
-from bench.modes.targets import Verdict, verdicts
+from bench.modes.targets import Verdict, run_alone, verdicts
 
 
 def figures(**changes: float) -> dict[str, Any]:
@@ -65,3 +65,13 @@ def test_a_missed_target_is_named_not_met(kind: str, change: dict[str, float], m
 def test_targets_is_a_mode_of_the_command_line() -> None:
     args = parser().parse_args(["targets", "--store", "postgresql://x/y", "--steps", "500"])
     assert (args.mode, args.steps, args.instances) == ("targets", 500, 2000)
+
+
+async def test_each_run_is_a_bench_process_of_its_own_whose_figures_come_back() -> None:
+    figures = await run_alone("fanout", "sqlite:///", "--fanout", "20")
+    assert figures["fanout"] == 20 and figures["seconds"] > 0 and figures["worker_peak_rss_mb"] > 0
+
+
+async def test_a_run_that_fails_is_named() -> None:
+    with pytest.raises(RuntimeError, match=r"`python -m bench long` failed"):
+        await run_alone("long", "sqlite:///", "--steps", "1")  # long needs two steps at least

@@ -1,15 +1,21 @@
 """`targets`: the runs issue 7's performance targets are read from, on one store, then one verdict
-per target. `fanout` runs first: its worker peak memory is this process's high-water mark, which
-the other runs would raise. Targets set for the other database are measured all the same and
-listed without a verdict."""
+per target. Each run is its own `python -m bench` process, so its figures are what that command
+prints alone: run in one process, the chain after fanout, long and latency ran 15-25% slower (what
+the earlier runs left behind), and fanout's peak memory is its process's high-water mark. Targets
+set for the other database are measured all the same and listed without a verdict."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from bench.modes import compare, fanout, latency, long
+from bench.modes.compare import DBOS_CONCURRENCY
 from bench.stores import kind_of
 
 DBOS_RATIO = 10.0
@@ -79,15 +85,32 @@ async def run(
     steps: int = 10_000,
     fanout_count: int = 10_000,
     runs: int = 200,
-    dbos_concurrency: Sequence[int] = compare.DBOS_CONCURRENCY,
+    dbos_concurrency: Sequence[int] = DBOS_CONCURRENCY,
 ) -> dict[str, Any]:
-    figures: dict[str, Any] = {"fanout": await fanout.run(store_url, fanout_count)}
-    figures["long"] = await long.run(store_url, steps)
-    figures["latency"] = await latency.run(store_url, runs)
-    figures["compare"] = await compare.run(store_url, instances, dbos_concurrency=dbos_concurrency)
+    tried = [str(n) for n in dbos_concurrency]
+    figures: dict[str, Any] = {
+        "fanout": await run_alone("fanout", store_url, "--fanout", str(fanout_count)),
+        "long": await run_alone("long", store_url, "--steps", str(steps)),
+        "latency": await run_alone("latency", store_url, "--runs", str(runs)),
+        "compare": await run_alone(
+            "compare", store_url, "--instances", str(instances), "--dbos-concurrency", *tried
+        ),
+    }
     found = verdicts(kind_of(store_url), figures)
     figures["verdicts"] = [{"target": v.target, "figure": v.figure, "met": v.met} for v in found]
     print(f"targets on {kind_of(store_url)}:")
     for verdict in found:
         print(verdict.line())
     return figures
+
+
+async def run_alone(mode: str, store_url: str, *args: str) -> dict[str, Any]:
+    """`python -m bench MODE --store URL ARGS` in a process of its own; returns its figures."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / f"{mode}.json"
+        command = [sys.executable, "-m", "bench", mode, "--store", store_url, *args, "--out", str(out)]
+        process = await asyncio.create_subprocess_exec(*command)
+        if await process.wait() != 0:
+            raise RuntimeError(f"`python -m bench {mode}` failed (exit code {process.returncode})")
+        figures: dict[str, Any] = json.loads(out.read_text())["figures"]
+        return figures
