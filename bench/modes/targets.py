@@ -1,8 +1,8 @@
 """`targets`: the runs issue 7's performance targets are read from, on one store, then one verdict
 per target. Each run is its own `python -m bench` process, so its figures are what that command
-prints alone: run in one process, the chain after fanout, long and latency ran 15-25% slower (what
-the earlier runs left behind), and fanout's peak memory is its process's high-water mark. Targets
-set for the other database are measured all the same and listed without a verdict."""
+prints alone (fanout's peak memory, for one, is its process's high-water mark, which runs before it
+in the same process would raise). Targets set for the other database are measured all the same and
+listed without a verdict."""
 
 from __future__ import annotations
 
