@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from asynkron_durable.errors import StoreError
 from asynkron_durable.history import (
@@ -15,6 +15,8 @@ from asynkron_durable.history import (
     event_from_json,
     events_from_json,
 )
+
+_T = TypeVar("_T")
 
 
 def _as_is(value: Any) -> datetime:
@@ -48,16 +50,17 @@ def record_from_row(row: Any, to_datetime: Callable[[Any], datetime] = _as_is) -
 
 def decode_event(text: Any, instance_id: str, where: str) -> HistoryEvent:
     """Decode a stored event; raises `StoreError` naming the instance and row if it is corrupt."""
-    try:
-        return event_from_json(text)
-    except (ValueError, TypeError) as exc:
-        raise StoreError(f"instance {instance_id!r}: cannot decode {where}: {exc}") from exc
+    return _decoded(event_from_json, text, instance_id, where)
 
 
 def decode_history_row(text: Any, instance_id: str, seq: int) -> list[HistoryEvent]:
     """Decode a history row (the events one commit appended); raises `StoreError` naming the
     instance and row if it is corrupt."""
+    return _decoded(events_from_json, text, instance_id, f"history row seq={seq}")
+
+
+def _decoded(parse: Callable[[Any], _T], text: Any, instance_id: str, where: str) -> _T:
     try:
-        return events_from_json(text)
+        return parse(text)
     except (ValueError, TypeError) as exc:
-        raise StoreError(f"instance {instance_id!r}: cannot decode history row seq={seq}: {exc}") from exc
+        raise StoreError(f"instance {instance_id!r}: cannot decode {where}: {exc}") from exc

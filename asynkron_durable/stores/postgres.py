@@ -77,9 +77,10 @@ _ATTEMPTS = 5
 STATEMENT_LIFETIME = 5.0
 """Seconds a connection keeps a prepared statement before preparing it again (asyncpg's default is
 300). After a few runs PostgreSQL keeps one generic plan per prepared statement, and replans only
-when an ANALYZE or a schema change invalidates it. Planned while a table was nearly empty, a lookup scans
-the whole table, and keeps doing so as the table grows, until autovacuum's first ANALYZE, a minute
-or more later. Preparing again every few seconds costs a few plans per statement and connection."""
+when an ANALYZE or a schema change invalidates it. Planned while a table was nearly empty, a lookup
+scans the whole table, and keeps doing so as the table grows, until autovacuum's first ANALYZE, a
+minute or more later. Preparing again every few seconds costs a few plans per statement and
+connection."""
 
 _log = logging.getLogger(__name__)
 
