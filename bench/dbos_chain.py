@@ -146,7 +146,7 @@ async def run_dbos(store_url: str, instances: int, workers: int) -> dict[str, An
             _remove_sqlite(file)
     if scheme not in ("postgresql", "postgres"):
         raise ValueError(f"run_dbos needs a postgresql:// or sqlite:/// URL, not {store_url!r}")
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
     base = store_url.split("?", 1)[0]
     server = "postgresql://" + base.partition("://")[2].rpartition("/")[0]

@@ -92,7 +92,7 @@ async def _pg_loop(pool: Any, schema: str, batch: int, progress: _Progress) -> N
 async def _run_pg(
     url: str, instances: int, batch: int, loops: int, keep: bool
 ) -> tuple[float, int, str | None, dict[str, float]]:
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
     schema = f"limit_{uuid.uuid4().hex[:12]}"
     pool = await asyncpg.create_pool(url, min_size=loops, max_size=loops + 1)

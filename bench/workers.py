@@ -133,4 +133,4 @@ async def _drain(stream: asyncio.StreamReader) -> None:
             if b"worker stopped" not in line:
                 sys.stderr.write(f"[worker] {line.decode(errors='replace')}")
     finally:
-        _DRAINS.discard(asyncio.current_task())  # type: ignore[arg-type]
+        _DRAINS.discard(asyncio.current_task())

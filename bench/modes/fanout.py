@@ -44,7 +44,7 @@ async def run(
     kind = "processes" if processes else "in-process"
     print(f"fanout on {store.kind}: 1 orchestration -> {fanout} activities, {workers_count} {kind} worker(s)")
     show("fan-out/fan-in time", elapsed, "s")
-    show("activities/s", figures["activities_per_s"], "/s")
+    show("activities/s", fanout / elapsed, "/s")
     show("worker peak RSS", peak, "MB")
     if not processes:
         show("(peak RSS of this process before the run)", rss_before, "MB")
