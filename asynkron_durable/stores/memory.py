@@ -224,12 +224,13 @@ class InMemoryStateStore:
             return items
 
     async def next_due(self, now: datetime) -> datetime | None:
-        """The earliest future `visible_at` in any inbox."""
+        """The earliest future `visible_at` in any inbox (only those that may hold messages)."""
         async with self._lock:
             self._check_open()
             due = [
                 q.visible_at
-                for instance in self._instances.values()
+                for instance_id in self._with_messages
+                if (instance := self._instances.get(instance_id)) is not None
                 for q in instance.inbox.values()
                 if q.visible_at is not None and q.visible_at > now
             ]

@@ -392,6 +392,31 @@ async def test_claim_only_returns_visible_messages(store: StateStore) -> None:
     assert names(due["a"]) == ["later"]
 
 
+async def test_next_due_is_the_earliest_future_delayed_message(store: StateStore) -> None:
+    await start(store, "a", "b", "c")
+    assert await store.next_due(T0) is None
+    await store.send_messages(
+        [
+            Message("a", event("now")),
+            Message("a", event("last"), visible_at=at(20)),
+            Message("b", event("later"), visible_at=at(10)),
+            Message("c", event("soonest"), visible_at=at(2)),
+        ]
+    )
+    assert await store.next_due(T0) == at(2)
+
+    assert await store.purge_instance("c") is True
+    assert await store.next_due(T0) == at(10)
+    items = await claim(store, now=at(1))
+    assert sorted(items) == ["a"]
+    await store.commit_episodes("w1", at(1), [commit_for(items["a"])])
+    assert await claim(store, now=at(1)) == {}  # finds a and b holding only delayed messages
+
+    assert await store.next_due(at(1)) == at(10)
+    assert await store.next_due(at(10)) == at(20)  # b's is visible now, no longer to come
+    assert await store.next_due(at(20)) is None
+
+
 async def test_claim_orders_by_oldest_visible_message_and_honours_limit(store: StateStore) -> None:
     await start(store, "x", "y", "z")
     await store.send_messages([Message("x", event("timer"), visible_at=at(100))])
