@@ -29,7 +29,8 @@ FANOUT_MB = 300.0
 """`fanout` on SQLite: under this many seconds, with the worker's peak memory under this many MB."""
 LATENCY_P50_MS = 5.0
 LATENCY_P99_MS = 25.0
-"""`latency` on PostgreSQL: start -> orchestrator running (the worker's pick-up)."""
+"""`latency` on PostgreSQL. The issue does not say where a run ends, so both readings get a verdict:
+start -> orchestrator running (the worker's pick-up) and start -> completed (as the client sees it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,8 @@ def verdicts(kind: str, figures: dict[str, Any]) -> list[Verdict]:
     ours, lt, lat = figures["compare"], figures["long"], figures["latency"]
     seconds, peak = figures["fanout"]["seconds"], figures["fanout"]["worker_peak_rss_mb"]
     p50, p99 = lat["pickup_p50_ms"], lat["pickup_p99_ms"]
+    done_p50, done_p99 = lat["latency_p50_ms"], lat["latency_p99_ms"]
+    bounds = f"p50 < {LATENCY_P50_MS:g} ms, p99 < {LATENCY_P99_MS:g} ms"
     return [
         Verdict(
             f"chain at least {DBOS_RATIO:g}x DBOS",
@@ -72,9 +75,14 @@ def verdicts(kind: str, figures: dict[str, Any]) -> list[Verdict]:
             seconds < FANOUT_SECONDS and peak < FANOUT_MB if sqlite else None,
         ),
         Verdict(
-            f"latency on PostgreSQL: pick-up p50 < {LATENCY_P50_MS:g} ms, p99 < {LATENCY_P99_MS:g} ms",
-            f"p50 {p50:.2f} ms, p99 {p99:.2f} ms (start -> completed p50 {lat['latency_p50_ms']:.2f} ms)",
+            f"latency on PostgreSQL, start -> picked up: {bounds}",
+            f"p50 {p50:.2f} ms, p99 {p99:.2f} ms",
             p50 < LATENCY_P50_MS and p99 < LATENCY_P99_MS if postgres else None,
+        ),
+        Verdict(
+            f"latency on PostgreSQL, start -> completed: {bounds}",
+            f"p50 {done_p50:.2f} ms, p99 {done_p99:.2f} ms",
+            done_p50 < LATENCY_P50_MS and done_p99 < LATENCY_P99_MS if postgres else None,
         ),
     ]
 
