@@ -261,10 +261,10 @@ def management_app(
     async def openapi(request: Request) -> Response:
         return JSONResponse(document)
 
-    management: list[BaseRoute] = [
+    management: list[BaseRoute] = [  # the document first: the webhook mount would take its path
+        Route(f"{WEBHOOK_PREFIX}openapi.json", openapi, methods=["GET"]),
         Mount(WEBHOOK_PREFIX.rstrip("/"), routes=api.routes()),
         Mount(RPC_PREFIX.rstrip("/"), routes=rpc.routes()),
-        Route(f"{WEBHOOK_PREFIX}openapi.json", openapi, methods=["GET"]),
     ]
     app = Starlette(
         routes=[Route("/openapi.json", openapi, methods=["GET"]), *management, *(extra_routes or [])],

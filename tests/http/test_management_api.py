@@ -557,6 +557,14 @@ async def test_unknown_routes_are_404_and_wrong_methods_405_as_json(
         assert set(wrong.headers["allow"].replace(" ", "").split(",")) == {"GET", "HEAD", "DELETE"}
 
 
+@pytest.mark.parametrize("path", ["/openapi.json", f"{BASE}/openapi.json"])
+async def test_the_openapi_document_is_served_where_the_docs_say(http: httpx.AsyncClient, path: str) -> None:
+    response = await http.get(path)
+    assert response.status_code == 200
+    document = response.json()
+    assert document["openapi"].startswith("3.0") and "/instances/{instanceId}" in document["paths"]
+
+
 # ----- body limit ---------------------------------------------------------------------------------
 
 
