@@ -33,6 +33,7 @@ from asynkron_durable.http.serve import API_KEY_ENV_VAR, ServeOptions
 from asynkron_durable.http.serve import serve as serve_http
 from asynkron_durable.http.urls import ApiLocation, client_binding
 from asynkron_durable.runtime import DurableFunctionRuntime
+from asynkron_durable.serialization import parse_json
 from asynkron_durable.stores import InstanceFilter, store_from_url
 
 DEFAULT_STORE = "sqlite:///./durable.db"
@@ -73,8 +74,8 @@ def _parse_json(text: str | None, option: str) -> Any:
     if text is None:
         return None
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
+        return parse_json(text)
+    except (ValueError, RecursionError) as exc:
         raise ValueError(f"{option} is not valid JSON: {exc}") from None
 
 

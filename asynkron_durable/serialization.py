@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from functools import lru_cache
 from typing import Any
 
@@ -13,13 +14,34 @@ from asynkron_durable.errors import SerializationError
 
 
 def to_json(value: Any, what: str = "value") -> str:
-    """Encode `value` (JSON types, dataclasses, pydantic models...) as JSON text, or name why not."""
+    """Encode `value` (JSON types, dataclasses, pydantic models...) as JSON text, or name why not.
+    NaN and infinity are refused: JSON has no form for them (pydantic alone would write null)."""
     try:
-        return json.dumps(to_jsonable_python(value), separators=(",", ":"))
+        plain = to_jsonable_python(value, inf_nan_mode="constants")
+        return json.dumps(plain, separators=(",", ":"), allow_nan=False)
     except (PydanticSerializationError, TypeError, ValueError) as exc:
+        reason = "NaN and infinity have no JSON form" if "Out of range float" in str(exc) else exc
         raise SerializationError(
-            f"{what} of type {type(value).__name__} is not JSON-serialisable: {exc}"
+            f"{what} of type {type(value).__name__} is not JSON-serialisable: {reason}"
         ) from None
+
+
+def parse_json(text: str | bytes) -> Any:
+    """Decode JSON given by a user (a command-line option, a request body) strictly: NaN and
+    Infinity, which Python's parser takes and no JSON answer can carry, and numbers too large for a
+    float (`1e999` would read as infinity) raise ValueError naming them, as malformed text does."""
+    return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range for a number")
+    return value
 
 
 def from_json(text: str | None) -> Any:

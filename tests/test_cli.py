@@ -83,6 +83,8 @@ def write(path: Path, source: str) -> str:
         (["list", "--store", "sqlite:///"], "has no file path"),
         (["raise-event", "x", "Approval", "--data", "[1,"], "--data is not valid JSON"),
         (["start", "x", "--input", "nope"], "--input is not valid JSON"),
+        (["start", "x", "--input", "NaN"], "--input is not valid JSON: NaN is not JSON"),
+        (["run", HELLO, "hello_cities", "--input", "[1e999]"], "1e999 is out of range for a number"),
     ],
 )
 def test_bad_input_is_one_error_line(tmp_path: Path, args: list[str], message: str) -> None:

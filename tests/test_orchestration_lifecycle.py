@@ -434,15 +434,23 @@ async def test_an_unknown_activity_fails_the_call_with_task_failed_error(
     assert completed(other) == "fine"
 
 
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (object(), "not JSON-serialisable"),
+        (float("nan"), "NaN and infinity have no JSON form"),  # pydantic alone would store null
+        ({"limit": [1.0, float("-inf")]}, "NaN and infinity have no JSON form"),
+    ],
+)
 async def test_non_serialisable_input_to_start_new_raises_and_creates_nothing(
-    runtime: DurableFunctionRuntime,
+    runtime: DurableFunctionRuntime, value: object, reason: str
 ) -> None:
     register_basics(runtime)
     async with runtime:
         client = runtime.client
         with pytest.raises(SerializationError) as info:
-            await client.start_new("echo", object(), "unserialisable")
-        assert "echo" in str(info.value)
+            await client.start_new("echo", value, "unserialisable")
+        assert "echo" in str(info.value) and reason in str(info.value)
         assert await client.get_status("unserialisable") is None
         assert (await client.list_instances()).instances == []
         bystander = await client.start_new("echo", "fine")

@@ -8,8 +8,6 @@ API map to status codes in `errors.py`.
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +27,7 @@ from asynkron_durable.http.guards import ApiKeyGuard, BodyLimit
 from asynkron_durable.http.openapi import openapi_document
 from asynkron_durable.http.status_json import api_time, status_json
 from asynkron_durable.http.urls import RPC_PREFIX, WEBHOOK_PREFIX, ApiLocation, management_urls
+from asynkron_durable.serialization import parse_json
 from asynkron_durable.stores.base import InstanceFilter
 
 DEFAULT_BODY_LIMIT = 1024 * 1024
@@ -289,7 +288,7 @@ def _loads(text: str | bytes, problem: str) -> Any:
     numbers too large for a float (`1e999` would read as infinity) and nesting too deep to parse
     are refused as a BadRequest."""
     try:
-        return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+        return parse_json(text)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise BadRequest(f"{problem}: {exc}") from None
 
@@ -308,17 +307,6 @@ def _check_instance_id(instance_id: str) -> None:
     bad = sorted({c for c in instance_id if c in _BAD_ID_CHARACTERS})
     if bad:
         raise BadRequest(f"an instance id may not contain {', '.join(repr(c) for c in bad)}")
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text} is out of range for a number")
-    return value
 
 
 def _flag(request: Request, name: str, *, default: bool = False) -> bool:
