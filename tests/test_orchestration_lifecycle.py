@@ -27,6 +27,7 @@ from asynkron_durable import (
     UnknownFunction,
 )
 from asynkron_durable.history import utc_now
+from asynkron_durable.stores import StateStore
 
 # ----- local helpers --------------------------------------------------------------------------
 
@@ -455,6 +456,48 @@ async def test_non_serialisable_input_to_start_new_raises_and_creates_nothing(
         assert (await client.list_instances()).instances == []
         bystander = await client.start_new("echo", "fine")
         assert completed(await client.wait_for_completion(bystander, timeout=10)) == "fine"
+
+
+async def test_a_worker_without_the_orchestrator_of_a_running_instance_fails_it_as_unknown(
+    store: StateStore,
+) -> None:
+    """Two apps on one store: a worker whose app lacks the orchestrator of an instance that already
+    has history fails it naming the orchestrator, not as a replay that does not match its code."""
+    own_app = DurableFunctionRuntime(store, max_poll_interval=0.02, shutdown_timeout=5.0)
+    register_basics(own_app)
+
+    def two_steps(ctx: OrchestrationContext) -> Any:
+        first = yield ctx.call_activity("echo", ctx.get_input())
+        second = yield ctx.wait_for_external_event("go")
+        return [first, second]
+
+    own_app.register_orchestrator(two_steps)
+    other_app = DurableFunctionRuntime(store, max_poll_interval=0.02, shutdown_timeout=5.0)
+    other_app.register_orchestrator(lambda ctx: None, "unrelated")
+    client = OrchestrationClient(store)
+
+    stop = asyncio.Event()
+    running = asyncio.create_task(own_app.run_and_poll(stop))
+    await client.start_new("two_steps", 1, "shared")
+    await wait_for_status(client, "shared", RuntimeStatus.RUNNING)
+    deadline = time.monotonic() + 10
+    while not any(e.kind == "TaskCompleted" for e in await store.get_history("shared")):
+        assert time.monotonic() < deadline, "the first app never recorded the activity's result"
+        await asyncio.sleep(0.01)
+    stop.set()
+    await running
+
+    stop = asyncio.Event()
+    running = asyncio.create_task(other_app.run_and_poll(stop))
+    try:
+        await client.raise_event("shared", "go", 2)
+        status = await client.wait_for_completion("shared", timeout=10)
+    finally:
+        stop.set()
+        await running
+    assert status.runtime_status is RuntimeStatus.FAILED and status.failure is not None
+    assert status.failure.error_type == "UnknownFunction"
+    assert "unknown orchestrator 'two_steps'; registered orchestrators: unrelated" in status.failure.message
 
 
 async def test_non_serialisable_activity_input_fails_the_instance_clearly(
