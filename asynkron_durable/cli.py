@@ -32,6 +32,7 @@ from asynkron_durable.http.management import DEFAULT_BODY_LIMIT
 from asynkron_durable.http.serve import API_KEY_ENV_VAR, ServeOptions
 from asynkron_durable.http.serve import serve as serve_http
 from asynkron_durable.http.urls import ApiLocation, client_binding
+from asynkron_durable.instance_ids import instance_id_problem
 from asynkron_durable.runtime import DurableFunctionRuntime
 from asynkron_durable.serialization import parse_json
 from asynkron_durable.stores import InstanceFilter, store_from_url
@@ -77,6 +78,13 @@ def _parse_json(text: str | None, option: str) -> Any:
         return parse_json(text)
     except (ValueError, RecursionError) as exc:
         raise ValueError(f"{option} is not valid JSON: {exc}") from None
+
+
+def _check_instance_id(instance_id: str | None) -> None:
+    """Refuse an id no instance may have before any store is opened (the client would too)."""
+    problem = None if instance_id is None else instance_id_problem(instance_id)
+    if problem is not None:
+        raise ValueError(f"--instance-id: {problem}")
 
 
 _store_option = click.option(
@@ -151,6 +159,7 @@ def run(
     installed, an Azure Functions app folder (or its function_app.py).
     """
     input = _parse_json(payload, "--input")
+    _check_instance_id(instance_id)
     runtime = _runtime(app, store_url)
     runtime.registry.orchestrator(orchestrator)  # unknown names fail before the store is touched
     started = time.monotonic()
@@ -213,6 +222,7 @@ async def _work(runtime: DurableFunctionRuntime, store_url: str) -> None:
 def start(orchestrator: str, payload: str | None, store_url: str, instance_id: str | None) -> None:
     """Start ORCHESTRATOR and print the instance id; a worker runs it."""
     input = _parse_json(payload, "--input")
+    _check_instance_id(instance_id)
 
     async def go() -> str:
         async with _client(store_url) as client:

@@ -84,6 +84,7 @@ def write(path: Path, source: str) -> str:
         (["raise-event", "x", "Approval", "--data", "[1,"], "--data is not valid JSON"),
         (["start", "x", "--input", "nope"], "--input is not valid JSON"),
         (["start", "x", "--input", "NaN"], "--input is not valid JSON: NaN is not JSON"),
+        (["start", "x", "--instance-id", "a/b"], "an instance id may not contain '/'"),
         (["run", HELLO, "hello_cities", "--input", "[1e999]"], "1e999 is out of range for a number"),
     ],
 )

@@ -63,6 +63,25 @@ def register_basics(runtime: DurableFunctionRuntime) -> None:
 # ----- start_new and instance ids ---------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("instance_id", "problem"),
+    [
+        ("orders/42", "an instance id may not contain '/'"),
+        ("tab\there", "an instance id may not contain '\\t'"),
+        ("x" * 257, "an instance id has at most 256 characters, got 257"),
+    ],
+)
+async def test_an_instance_id_breaking_azures_rule_is_refused_and_nothing_starts(
+    store: StateStore, instance_id: str, problem: str
+) -> None:
+    """The HTTP API could never reach such an instance: its URLs carry the id as one path segment."""
+    client = OrchestrationClient(store)
+    with pytest.raises(ValueError) as info:
+        await client.start_new("echo", None, instance_id)
+    assert str(info.value) == problem
+    assert (await client.list_instances()).instances == []
+
+
 async def test_start_new_with_a_running_id_raises_unless_replacing(
     runtime: DurableFunctionRuntime,
 ) -> None:

@@ -27,6 +27,7 @@ from asynkron_durable.http.guards import ApiKeyGuard, BodyLimit
 from asynkron_durable.http.openapi import openapi_document
 from asynkron_durable.http.status_json import api_time, status_json
 from asynkron_durable.http.urls import RPC_PREFIX, WEBHOOK_PREFIX, ApiLocation, management_urls
+from asynkron_durable.instance_ids import instance_id_problem
 from asynkron_durable.serialization import parse_json
 from asynkron_durable.stores.base import InstanceFilter
 
@@ -293,20 +294,14 @@ def _loads(text: str | bytes, problem: str) -> Any:
         raise BadRequest(f"{problem}: {exc}") from None
 
 
-MAX_INSTANCE_ID_LENGTH = 256
-_BAD_ID_CHARACTERS = frozenset("/\\?#\ufffd") | {chr(c) for c in range(32)} | {chr(127)}
-
-
 def _check_instance_id(instance_id: str) -> None:
-    """Azure's rules for a chosen instance id: at most 256 characters, no `/ \\ ? #`, no control
-    characters (and no U+FFFD, which stands for bytes that were not UTF-8 in the URL)."""
-    if len(instance_id) > MAX_INSTANCE_ID_LENGTH:
-        raise BadRequest(
-            f"an instance id has at most {MAX_INSTANCE_ID_LENGTH} characters, got {len(instance_id)}"
-        )
-    bad = sorted({c for c in instance_id if c in _BAD_ID_CHARACTERS})
-    if bad:
-        raise BadRequest(f"an instance id may not contain {', '.join(repr(c) for c in bad)}")
+    """The instance id rule (`instance_id_problem`), and UTF-8 in the URL: bytes that were not
+    decode to U+FFFD, which would silently change the id."""
+    if "\ufffd" in instance_id:
+        raise BadRequest("the instance id in the URL is not UTF-8 (U+FFFD stands in for bytes that are not)")
+    problem = instance_id_problem(instance_id)
+    if problem is not None:
+        raise BadRequest(problem)
 
 
 def _flag(request: Request, name: str, *, default: bool = False) -> bool:

@@ -940,6 +940,25 @@ def test_starting_a_sub_orchestration_inside_a_section_is_refused(granted_yet: b
     assert child == 7
 
 
+def test_a_sub_orchestration_id_breaking_the_instance_id_rule_is_refused() -> None:
+    def names_a_bad_child(ctx: OrchestrationContext) -> Any:
+        refused = []
+        for child_id in ("a/b", "x" * 257):
+            try:
+                ctx.call_sub_orchestrator("child", None, instance_id=child_id)
+            except ValueError as exc:
+                refused.append(str(exc))
+        return refused
+
+    (result,), _ = run_through(names_a_bad_child, [])
+    assert result.status is RuntimeStatus.COMPLETED and result.output is not None
+    assert json.loads(result.output) == [
+        "an instance id may not contain '/'",
+        "an instance id has at most 256 characters, got 257",
+    ]
+    assert result.actions == []
+
+
 def test_entity_ids_are_refused_as_orchestration_targets() -> None:
     def targets_an_entity(ctx: OrchestrationContext) -> Any:
         refused = []

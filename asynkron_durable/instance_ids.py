@@ -1,0 +1,19 @@
+"""The rule a chosen orchestration instance id follows wherever it is given (the client, the command
+line, the HTTP API, a sub-orchestration call): Azure's, so that every instance can also be reached
+through the HTTP API, whose URLs carry the id as one path segment."""
+
+from __future__ import annotations
+
+MAX_INSTANCE_ID_LENGTH = 256
+_FORBIDDEN = frozenset("/\\?#") | {chr(c) for c in range(32)} | {chr(127)}
+
+
+def instance_id_problem(instance_id: str) -> str | None:
+    """Why `instance_id` cannot name an orchestration instance (at most 256 characters, none of
+    `/ \\ ? #` nor control characters), or None when it can."""
+    if len(instance_id) > MAX_INSTANCE_ID_LENGTH:
+        return f"an instance id has at most {MAX_INSTANCE_ID_LENGTH} characters, got {len(instance_id)}"
+    bad = sorted({c for c in instance_id if c in _FORBIDDEN})
+    if bad:
+        return f"an instance id may not contain {', '.join(repr(c) for c in bad)}"
+    return None
