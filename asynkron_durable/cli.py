@@ -15,7 +15,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -78,6 +78,17 @@ def _parse_json(text: str | None, option: str) -> Any:
         return parse_json(text)
     except (ValueError, RecursionError) as exc:
         raise ValueError(f"{option} is not valid JSON: {exc}") from None
+
+
+def _parse_time(text: str | None, option: str) -> datetime | None:
+    """An ISO 8601 time (fractions, `Z`, a date alone...); UTC unless it gives an offset."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{option} is not an ISO 8601 time: {text!r}") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _check_instance_id(instance_id: str | None) -> None:
@@ -336,9 +347,9 @@ def purge(instance_id: str, store_url: str) -> None:
 @_json_option("--input", "Operation input.")
 @click.option(
     "--at",
-    "scheduled_time",
-    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]),
+    "scheduled_at",
     default=None,
+    metavar="TIME",
     help="Deliver no earlier than this time (ISO 8601; UTC unless an offset is given).",
 )
 @_store_option
@@ -347,11 +358,12 @@ def signal_entity(
     key: str,
     operation: str,
     payload: str | None,
-    scheduled_time: datetime | None,
+    scheduled_at: str | None,
     store_url: str,
 ) -> None:
     """Send OPERATION to the entity NAME/KEY (one way); a worker runs it."""
     input = _parse_json(payload, "--input")
+    scheduled_time = _parse_time(scheduled_at, "--at")
     entity = EntityId(name, key)
 
     async def go() -> None:

@@ -3,6 +3,7 @@ non-zero exit (never a traceback), and the instance commands work against a SQLi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -12,10 +13,13 @@ import textwrap
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from asynkron_durable import store_from_url
 
 REPO = Path(__file__).resolve().parents[1]
 HELLO = str(REPO / "samples" / "hello_cities.py")
@@ -85,6 +89,7 @@ def write(path: Path, source: str) -> str:
         (["start", "x", "--input", "nope"], "--input is not valid JSON"),
         (["start", "x", "--input", "NaN"], "--input is not valid JSON: NaN is not JSON"),
         (["start", "x", "--instance-id", "a/b"], "an instance id may not contain '/'"),
+        (["signal-entity", "account", "k", "deposit", "--at", "tomorrow"], "--at is not an ISO 8601 time"),
         (["run", HELLO, "hello_cities", "--input", "[1e999]"], "1e999 is out of range for a number"),
     ],
 )
@@ -285,6 +290,33 @@ BANK = str(REPO / "samples" / "bank_accounts.py")
 
 def entity_state(name: str, key: str, store_url: str, cwd: Path) -> Any:
     return json.loads(ok(durable("entity", name, key, "--store", store_url, cwd=cwd)))
+
+
+@pytest.mark.parametrize(
+    ("given", "due"),
+    [
+        ("2030-01-01T00:00:00.5+01:00", datetime(2029, 12, 31, 23, 0, 0, 500000, tzinfo=UTC)),
+        ("2030-01-02T03:04:05Z", datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        ("2030-01-02", datetime(2030, 1, 2, tzinfo=UTC)),  # no offset: UTC
+    ],
+)
+def test_signal_entity_at_takes_an_iso_8601_time(tmp_path: Path, given: str, due: datetime) -> None:
+    store_url = f"sqlite:///{tmp_path / 'at.db'}"
+    ok(
+        durable(
+            "signal-entity", "account", "dave", "deposit", "--at", given, "--store", store_url, cwd=tmp_path
+        )
+    )
+
+    async def next_due() -> datetime | None:
+        store = store_from_url(store_url)
+        await store.open()
+        try:
+            return await store.next_due(datetime(2029, 1, 1, tzinfo=UTC))
+        finally:
+            await store.close()
+
+    assert asyncio.run(next_due()) == due
 
 
 def test_entity_commands(tmp_path: Path, store_url: str) -> None:
