@@ -139,11 +139,13 @@ def _status_json(status: OrchestrationStatus, show_history: bool = False) -> dic
 @click.option("-v", "--verbose", is_flag=True, help="Log what the workers do.")
 def cli(verbose: bool) -> None:
     """Self-hosted durable functions: run orchestrations and manage their instances."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(console=_stderr, show_path=False)],
-    )
+    level = logging.INFO if verbose else logging.WARNING
+    if _stderr.is_terminal:
+        logging.basicConfig(
+            level=level, format="%(message)s", handlers=[RichHandler(console=_stderr, show_path=False)]
+        )
+    else:  # a file or a pipe: one record a line, unwrapped, so logs stay greppable
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 @cli.command()

@@ -69,6 +69,32 @@ def write(path: Path, source: str) -> str:
     return str(path)
 
 
+def test_logs_to_a_pipe_are_one_unwrapped_line_a_record(tmp_path: Path) -> None:
+    app = write(
+        tmp_path / "chatty.py",
+        """
+        import logging
+
+        from asynkron_durable import DurableApp
+
+        app = DurableApp()
+
+        @app.activity()
+        def chatter(_: None) -> None:
+            logging.getLogger("chatty").warning("long/" * 60 + "end")
+
+        @app.orchestrator()
+        def talk(ctx):
+            yield ctx.call_activity(chatter)
+            return "done"
+        """,
+    )
+    result = durable("run", app, "talk", "--store", f"sqlite:///{tmp_path / 'chatty.db'}", cwd=tmp_path)
+    assert ok(result).strip().splitlines()[-1] == '"done"'
+    lines = [line for line in result.stderr.splitlines() if "chatty" in line]
+    assert len(lines) == 1 and lines[0].endswith(" WARNING chatty: " + "long/" * 60 + "end")
+
+
 # ----- bad input ---------------------------------------------------------------------------------
 
 
