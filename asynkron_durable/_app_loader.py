@@ -82,7 +82,9 @@ def _plugin_registry(spec: str) -> Registry | None:
 
 
 def _is_path(target: str) -> bool:
-    return target.endswith(".py") or "/" in target or "\\" in target
+    """A file path, not a dotted module name: a `.py` name, a path with a folder, or a file that
+    exists here (`README.md` is not module `README` with attribute `md`)."""
+    return target.endswith(".py") or "/" in target or "\\" in target or Path(target).is_file()
 
 
 def load_file(target: str) -> ModuleType:
@@ -90,6 +92,8 @@ def load_file(target: str) -> ModuleType:
     path = Path(target).resolve()
     if not path.is_file():
         raise AppLoadError(f"app file {target!r} not found")
+    if path.suffix != ".py":
+        raise AppLoadError(f"app file {target!r} is not a Python file; use FILE.py[:ATTR] or MODULE[:ATTR]")
     directory = str(path.parent)
     if directory not in sys.path:
         sys.path.insert(0, directory)

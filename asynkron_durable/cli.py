@@ -306,8 +306,9 @@ def raise_event(instance_id: str, name: str, payload: str | None, store_url: str
 _Steer = Callable[[OrchestrationClient, str, str | None], Awaitable[None]]
 
 
-def _steering_command(verb: str, past: str, steer: _Steer) -> None:
-    """Register `terminate`, `suspend` or `resume`: same arguments, one client call each."""
+def _steering_command(verb: str, noun: str, steer: _Steer) -> None:
+    """Register `terminate`, `suspend` or `resume`: same arguments, one client call each. Each
+    queues a request that a worker applies on its next pass, and says so."""
 
     @cli.command(name=verb, help=steer.__doc__)
     @click.argument("instance_id")
@@ -319,12 +320,12 @@ def _steering_command(verb: str, past: str, steer: _Steer) -> None:
                 await steer(client, instance_id, reason)
 
         asyncio.run(go())
-        _stderr.print(f"{past} {instance_id}")
+        _stderr.print(f"{noun} of {instance_id} requested; a worker applies it")
 
 
-_steering_command("terminate", "terminated", OrchestrationClient.terminate)
-_steering_command("suspend", "suspended", OrchestrationClient.suspend)
-_steering_command("resume", "resumed", OrchestrationClient.resume)
+_steering_command("terminate", "termination", OrchestrationClient.terminate)
+_steering_command("suspend", "suspension", OrchestrationClient.suspend)
+_steering_command("resume", "resumption", OrchestrationClient.resume)
 
 
 @cli.command()

@@ -69,6 +69,15 @@ def write(path: Path, source: str) -> str:
     return str(path)
 
 
+@pytest.mark.parametrize("app", ["README.md", "docs/README.md"])
+def test_an_app_that_is_not_a_python_file_is_named(tmp_path: Path, app: str) -> None:
+    (tmp_path / "docs").mkdir()
+    for readme in (tmp_path / "README.md", tmp_path / "docs" / "README.md"):
+        readme.write_text("# not code\n")
+    message = error_line(durable("worker", app, cwd=tmp_path), 2)
+    assert message == f"error: app file {app!r} is not a Python file; use FILE.py[:ATTR] or MODULE[:ATTR]"
+
+
 def test_logs_to_a_pipe_are_one_unwrapped_line_a_record(tmp_path: Path) -> None:
     app = write(
         tmp_path / "chatty.py",
@@ -295,7 +304,9 @@ def test_suspend_resume_terminate_and_purge(tmp_path: Path, store_url: str) -> N
     ok(durable("start", "human_interaction", "--instance-id", "a1", "--store", store_url, cwd=tmp_path))
     with worker(APPROVAL, store_url, tmp_path):
         wait_for_status("a1", "Running", store_url, tmp_path)
-        ok(durable("suspend", "a1", "--reason", "hold on", "--store", store_url, cwd=tmp_path))
+        requested = durable("suspend", "a1", "--reason", "hold on", "--store", store_url, cwd=tmp_path)
+        ok(requested)  # a request: the status changes when a worker applies it
+        assert "suspension of a1 requested; a worker applies it" in requested.stderr
         wait_for_status("a1", "Suspended", store_url, tmp_path)
         ok(durable("resume", "a1", "--store", store_url, cwd=tmp_path))
         wait_for_status("a1", "Running", store_url, tmp_path)

@@ -44,7 +44,7 @@ def decode_token(token: str) -> PageKey:
             raise ValueError("timestamp has no timezone")
     except (UnicodeError, binascii.Error, ValueError, KeyError) as exc:
         raise ValueError(
-            f"invalid continuation token {token!r}: pass back a token returned by "
-            f"query_instances unchanged ({exc})"
+            f"invalid continuation token {token!r}: pass back, unchanged, a token an earlier page "
+            f"of this query returned ({exc})"
         ) from exc
     return PageKey(created_at, instance_id)
