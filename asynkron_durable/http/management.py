@@ -218,7 +218,9 @@ class ManagementApi:
         entity = _by_method(GET=self.read_entity, POST=self.signal_entity)
         return [
             Route("/orchestrators/{name}", self.start, methods=["POST"]),
-            Route("/orchestrators/{name}/{instance_id}", self.start, methods=["POST"]),
+            # `:path`: an id holding an encoded `/` (`a%2Fb`) reaches `start` and is refused as a
+            # bad id (400), instead of matching no route (404).
+            Route("/orchestrators/{name}/{instance_id:path}", self.start, methods=["POST"]),
             Route("/instances", instances, methods=["GET", "DELETE"]),
             Route("/instances/", instances, methods=["GET", "DELETE"]),
             Route("/instances/{instance_id}", instance, methods=["GET", "DELETE"]),

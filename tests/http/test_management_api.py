@@ -676,6 +676,7 @@ async def test_start_status_query_and_purge_on_each_store(runtime: DurableFuncti
         ("a" * 257, "at most 256 characters"),
         ("%00abc", "may not contain '\\x00'"),
         ("back%5Cslash", "may not contain '\\\\'"),
+        ("orders%2F42", "may not contain '/'"),
         ("bad%FFbyte", "is not UTF-8"),
     ],
 )
