@@ -35,7 +35,7 @@ from asynkron_durable.engine import OrchestrationContext, Orchestrator
 from asynkron_durable.entities.classes import EntityFunction
 from asynkron_durable.entities.ids import is_entity_instance
 from asynkron_durable.errors import StoreError, UnknownFunction
-from asynkron_durable.history import ExecutionStarted, FailureDetails, HistoryEvent, RuntimeStatus, utc_now
+from asynkron_durable.history import FailureDetails, HistoryEvent, RuntimeStatus, utc_now
 from asynkron_durable.registry import Registrations, Registry
 from asynkron_durable.stores import StateStore, store_from_url
 from asynkron_durable.stores.base import (
@@ -386,11 +386,6 @@ class DurableFunctionRuntime(Registrations):
         if isinstance(history, StoreError):
             log.error("instance %s has unreadable history: %s", record.instance_id, history)
             return _failed_commit(item, history, now), None
-        if record.name not in self.registry.orchestrators:
-            # The code fails at its start (another app's instance on a shared store, say): replay
-            # only what opened the execution, or its history's scheduled work would fail it as a
-            # replay that does not match instead of naming the missing orchestrator.
-            history = [event for event in history if isinstance(event, ExecutionStarted)]
         try:
             orchestrator = self._orchestrator(record.name)
             return build_episode(item, history, orchestrator, now, cached.get(record.instance_id))

@@ -624,6 +624,39 @@ async def test_a_critical_section_holds_off_client_signals_until_it_ends(
         assert unlocked.exists
 
 
+async def test_a_holder_failed_by_a_worker_without_its_orchestrator_releases_its_entities(
+    store: StateStore,
+) -> None:
+    """Another app's worker on the store fails the holder as UnknownFunction: the lock requests in
+    its history are still given back, or the entity would stay locked for good."""
+    own_app = DurableFunctionRuntime(store, max_poll_interval=0.02, shutdown_timeout=5.0)
+    install(own_app)
+    other_app = DurableFunctionRuntime(store, max_poll_interval=0.02, shutdown_timeout=5.0)
+    other_app.register_entity(Account)
+    vault = EntityId("account", "vault")
+
+    stop = asyncio.Event()
+    running = asyncio.create_task(own_app.run_and_poll(stop))
+    try:
+        holder = await holding(own_app, [vault])
+    finally:
+        stop.set()
+        await running
+    assert (await metadata(own_app, vault)).locked_by == holder
+
+    stop = asyncio.Event()
+    running = asyncio.create_task(other_app.run_and_poll(stop))
+    try:
+        await other_app.client.raise_event(holder, "release")
+        status = await other_app.client.wait_for_completion(holder, timeout=DEADLINE)
+        assert status.failure is not None and status.failure.error_type == "UnknownFunction"
+        assert "unknown orchestrator 'hold'" in status.failure.message
+        await eventually(lambda: metadata(other_app, vault), lambda m: m.locked_by is None, "the unlock")
+    finally:
+        stop.set()
+        await running
+
+
 @pytest.mark.parametrize("holder_name", ["hold", "hold_async"])
 async def test_terminating_an_orchestration_inside_a_critical_section_releases_its_entities(
     runtime: DurableFunctionRuntime, holder_name: str

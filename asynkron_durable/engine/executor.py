@@ -27,7 +27,7 @@ from asynkron_durable.engine.actions import (
 from asynkron_durable.engine.context import OrchestrationContext
 from asynkron_durable.engine.critical_section import LockTask
 from asynkron_durable.engine.tasks import Task, TimerTask
-from asynkron_durable.errors import NonDeterminismError, TaskFailedError
+from asynkron_durable.errors import NonDeterminismError, TaskFailedError, UnknownFunction
 from asynkron_durable.history import (
     SCHEDULING_EVENTS,
     ContinuedAsNew,
@@ -141,6 +141,9 @@ class OrchestrationExecutor:
         self._released_locks: list[tuple[int, tuple[str, ...]]] = []
         self._lock_requests: dict[int, tuple[str, ...]] = {}
         self._unlocked: set[int] = set()
+        self._code_missing = False
+        """The orchestrator is not registered here: the history's scheduled work is not matched
+        against code that is not there (its failure names the missing orchestrator instead)."""
 
     @property
     def is_finished(self) -> bool:
@@ -235,8 +238,8 @@ class OrchestrationExecutor:
                 self._position > 0 or not isinstance(event, ContinuedAsNew)  # not the opening marker
             ):
                 self._terminal_recorded = True
-            if self.is_finished and not isinstance(event, SCHEDULING_EVENTS):
-                self._carry_over(event)
+            if self.is_finished and (self._code_missing or not isinstance(event, SCHEDULING_EVENTS)):
+                self._carry_over(event)  # lock requests among them were tracked above
                 continue
             try:
                 if self.is_finished:  # what the last episode scheduled must still match the code
@@ -378,6 +381,7 @@ class OrchestrationExecutor:
         try:
             returned = self._orchestrator(ctx)
         except _USER_ERRORS as exc:
+            self._code_missing = isinstance(exc, UnknownFunction) and exc.kind == "orchestrator"
             self._finish_failed(exc)
             raise _Finished from None
         if inspect.isgenerator(returned) or inspect.iscoroutine(returned):
