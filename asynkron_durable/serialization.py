@@ -15,7 +15,8 @@ from asynkron_durable.errors import SerializationError
 
 def to_json(value: Any, what: str = "value") -> str:
     """Encode `value` (JSON types, dataclasses, pydantic models...) as JSON text, or name why not.
-    NaN and infinity are refused: JSON has no form for them (pydantic alone would write null)."""
+    NaN and infinity are refused: JSON has no form for them (pydantic would pass them on, to be
+    written as non-JSON `NaN` or as null, depending on its version)."""
     try:
         plain = to_jsonable_python(value, inf_nan_mode="constants")
         return json.dumps(plain, separators=(",", ":"), allow_nan=False)

@@ -124,6 +124,7 @@ def test_logs_to_a_pipe_are_one_unwrapped_line_a_record(tmp_path: Path) -> None:
         (["start", "x", "--input", "nope"], "--input is not valid JSON"),
         (["start", "x", "--input", "NaN"], "--input is not valid JSON: NaN is not JSON"),
         (["start", "x", "--instance-id", "a/b"], "an instance id may not contain '/'"),
+        (["run", HELLO, "hello_cities", "--instance-id", "a#b"], "an instance id may not contain '#'"),
         (["signal-entity", "account", "k", "deposit", "--at", "tomorrow"], "--at is not an ISO 8601 time"),
         (["run", HELLO, "hello_cities", "--input", "[1e999]"], "1e999 is out of range for a number"),
     ],
@@ -310,7 +311,8 @@ def test_suspend_resume_terminate_and_purge(tmp_path: Path, store_url: str) -> N
         wait_for_status("a1", "Suspended", store_url, tmp_path)
         ok(durable("resume", "a1", "--store", store_url, cwd=tmp_path))
         wait_for_status("a1", "Running", store_url, tmp_path)
-        ok(durable("terminate", "a1", "--reason", "not needed", "--store", store_url, cwd=tmp_path))
+        requested = durable("terminate", "a1", "--reason", "not needed", "--store", store_url, cwd=tmp_path)
+        assert "termination of a1 requested; a worker applies it" in ok(requested) + requested.stderr
         terminated = wait_for_status("a1", "Terminated", store_url, tmp_path)
     assert terminated["output"] == "not needed"
     listed = json.loads(ok(durable("list", "--status", "Terminated", "--store", store_url, cwd=tmp_path)))

@@ -458,7 +458,7 @@ async def test_an_unknown_activity_fails_the_call_with_task_failed_error(
     ("value", "reason"),
     [
         (object(), "not JSON-serialisable"),
-        (float("nan"), "NaN and infinity have no JSON form"),  # pydantic alone would store null
+        (float("nan"), "NaN and infinity have no JSON form"),  # once stored as NaN, not JSON
         ({"limit": [1.0, float("-inf")]}, "NaN and infinity have no JSON form"),
     ],
 )

@@ -62,7 +62,7 @@ class ManagementApi:
 
     async def start(self, request: Request) -> Response:
         name = request.path_params["name"]
-        instance_id = request.path_params.get("instance_id")
+        instance_id = request.path_params.get("instance_id") or None  # `NAME/`: a new id, as Azure
         if instance_id is not None:
             _check_instance_id(instance_id)
         payload = await self._body(request)
@@ -297,10 +297,10 @@ def _loads(text: str | bytes, problem: str) -> Any:
 
 
 def _check_instance_id(instance_id: str) -> None:
-    """The instance id rule (`instance_id_problem`), and UTF-8 in the URL: bytes that were not
-    decode to U+FFFD, which would silently change the id."""
+    """The instance id rule (`instance_id_problem`), and no U+FFFD: bytes in the URL that are not
+    UTF-8 decode to it, which would silently change the id."""
     if "\ufffd" in instance_id:
-        raise BadRequest("the instance id in the URL is not UTF-8 (U+FFFD stands in for bytes that are not)")
+        raise BadRequest("the instance id in the URL holds U+FFFD, or bytes that are not UTF-8")
     problem = instance_id_problem(instance_id)
     if problem is not None:
         raise BadRequest(problem)

@@ -31,20 +31,21 @@ async def run(
             await store.close(client_store)
     if status.runtime_status is not RuntimeStatus.COMPLETED or status.output != fanout * (fanout + 1) // 2:
         raise RuntimeError(f"fan-out ended {status.runtime_status} with {status.output!r}")
+    rate = fanout / elapsed
     figures = {
         "fanout": fanout,
         "workers": workers_count,
         "processes": processes,
         "seconds": elapsed,
-        "activities_per_s": fanout / elapsed,
-        "steps_per_s": fanout / elapsed,
+        "activities_per_s": rate,
+        "steps_per_s": rate,
         "worker_peak_rss_mb": peak,
         "process_rss_before_mb": None if processes else rss_before,
     }
     kind = "processes" if processes else "in-process"
     print(f"fanout on {store.kind}: 1 orchestration -> {fanout} activities, {workers_count} {kind} worker(s)")
     show("fan-out/fan-in time", elapsed, "s")
-    show("activities/s", fanout / elapsed, "/s")
+    show("activities/s", rate, "/s")
     show("worker peak RSS", peak, "MB")
     if not processes:
         show("(peak RSS of this process before the run)", rss_before, "MB")

@@ -153,10 +153,11 @@ def assert_error(response: httpx.Response, status: int, mentions: str = "") -> N
 # ----- start --------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("path", ["orchestrators/waiter", "orchestrators/waiter/"])
 async def test_start_answers_202_with_the_management_payload_and_where_to_poll(
-    http: httpx.AsyncClient,
+    http: httpx.AsyncClient, path: str
 ) -> None:
-    response = await http.post(f"{BASE}/orchestrators/waiter", json={"order": 42})
+    response = await http.post(f"{BASE}/{path}", json={"order": 42})
     assert response.status_code == 202
     payload = response.json()
     assert set(payload) == PAYLOAD_KEYS
@@ -677,7 +678,7 @@ async def test_start_status_query_and_purge_on_each_store(runtime: DurableFuncti
         ("%00abc", "may not contain '\\x00'"),
         ("back%5Cslash", "may not contain '\\\\'"),
         ("orders%2F42", "may not contain '/'"),
-        ("bad%FFbyte", "is not UTF-8"),
+        ("bad%FFbyte", "holds U+FFFD, or bytes that are not UTF-8"),
     ],
 )
 async def test_a_chosen_instance_id_breaking_azures_rules_is_400(
