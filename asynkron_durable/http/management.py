@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from asynkron_durable.client import OrchestrationClient, OrchestrationStatus
 from asynkron_durable.entities.ids import EntityId
-from asynkron_durable.errors import InvalidOperation, UnknownFunction
+from asynkron_durable.errors import InvalidOperation, OrchestrationTimeout, UnknownFunction
 from asynkron_durable.history import RuntimeStatus
 from asynkron_durable.http.azure_history import to_azure_history
 from asynkron_durable.http.errors import BadRequest, error_handlers
@@ -65,9 +65,27 @@ class ManagementApi:
         instance_id = request.path_params.get("instance_id") or None  # `NAME/`: a new id, as Azure
         if instance_id is not None:
             _check_instance_id(instance_id)
+        wait = _int_param(request, "timeout")
+        interval = _int_param(request, "pollingInterval") or 1
         payload = await self._body(request)
         instance_id = await self.client.start_new(name, payload, instance_id)
-        return self._accepted(request, instance_id)
+        if wait is None:
+            return self._accepted(request, instance_id)
+        return await self._finished_or_accepted(request, instance_id, wait, interval)
+
+    async def _finished_or_accepted(
+        self, request: Request, instance_id: str, wait: int, interval: int
+    ) -> Response:
+        """The client binding's create-and-wait URL (`?timeout=S&pollingInterval=S`): the output
+        (200) if the instance completes within `wait` seconds, its status (200) if it otherwise
+        finishes, else the usual 202 to poll."""
+        try:
+            status = await self.client.wait_for_completion(instance_id, wait, poll_interval=interval)
+        except OrchestrationTimeout:
+            return self._accepted(request, instance_id)
+        if status.runtime_status is RuntimeStatus.COMPLETED:
+            return JSONResponse(status.output, 200)
+        return JSONResponse(status_json(status, None), 200)
 
     async def status(self, request: Request) -> Response:
         instance_id = request.path_params["instance_id"]

@@ -175,6 +175,23 @@ async def test_start_answers_202_with_the_management_payload_and_where_to_poll(
     assert (status["name"], status["input"]) == ("waiter", {"order": 42})
 
 
+async def test_create_and_wait_answers_with_what_finished_in_time_else_202(http: httpx.AsyncClient) -> None:
+    """The binding's createAndWaitOnNewInstancePostUri: `timeout` and `pollingInterval` seconds."""
+    done = await http.post(f"{BASE}/orchestrators/greeter/w-1?timeout=10&pollingInterval=1", json="hi")
+    assert (done.status_code, done.json()) == (200, "HI")
+
+    failed = await http.post(f"{BASE}/orchestrators/boom/w-2?timeout=10&pollingInterval=1")
+    assert failed.status_code == 200
+    assert (failed.json()["instanceId"], failed.json()["runtimeStatus"]) == ("w-2", "Failed")
+
+    waiting = await http.post(f"{BASE}/orchestrators/waiter/w-3?timeout=1&pollingInterval=1")
+    assert waiting.status_code == 202 and waiting.json()["id"] == "w-3"
+    assert waiting.headers["location"] == waiting.json()["statusQueryGetUri"]
+
+    for bad in ("timeout=0", "timeout=soon", "timeout=5&pollingInterval=-1"):
+        assert_error(await http.post(f"{BASE}/orchestrators/greeter?{bad}"), 400)
+
+
 async def test_start_with_an_explicit_id_and_a_running_duplicate_is_409(http: httpx.AsyncClient) -> None:
     assert await start(http, "waiter", "first", instance_id="order-1") == "order-1"
     again = await http.post(f"{BASE}/orchestrators/waiter/order-1", json="second")
