@@ -30,10 +30,11 @@ class InstanceAlreadyExists(DurableError):
 class UnknownFunction(DurableError):
     """An orchestrator, activity or entity name that nothing registered."""
 
-    def __init__(self, kind: str, name: str, known: list[str] | None = None) -> None:
+    def __init__(self, kind: str, name: str, known: list[str] | None = None, *, of: str = "") -> None:
         plural = "activities" if kind == "activity" else f"{kind}s"
+        owner = f" of {of}" if of else ""
         hint = f"; registered {plural}: {', '.join(sorted(known))}" if known else ""
-        super().__init__(f"unknown {kind} {name!r}{hint}")
+        super().__init__(f"unknown {kind} {name!r}{owner}{hint}")
         self.kind = kind
         self.name = name
 

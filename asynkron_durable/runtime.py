@@ -161,7 +161,8 @@ class DurableFunctionRuntime(Registrations):
 
     async def run_and_poll(self, stop: asyncio.Event) -> None:
         """Run workers until `stop` is set, then shut down gracefully: in-flight activities get
-        `shutdown_timeout` seconds to finish; leases of unfinished work are released."""
+        `shutdown_timeout` seconds to finish; leases of unfinished work are released. The store is
+        opened if need be and left open: close it when done (`async with runtime` does both)."""
         await self.store.open()
         self.store.subscribe(self._wake)
         self._stop_requested.clear()

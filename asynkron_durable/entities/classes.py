@@ -95,7 +95,7 @@ def class_entity(cls: type) -> EntityFunction:
                 context.delete_state()
                 return None
             raise UnknownFunction(
-                f"operation of entity {cls.__name__}", context.operation_name, list(operations)
+                "operation", context.operation_name, list(operations), of=f"entity {cls.__name__}"
             )
         entity = _load(cls, context)
         if operation.takes_input:
