@@ -37,7 +37,7 @@ from asynkron_durable.history import (
     RuntimeStatus,
     utc_now,
 )
-from asynkron_durable.instance_ids import instance_id_problem
+from asynkron_durable.instance_ids import check_instance_id
 from asynkron_durable.registry import Registry
 from asynkron_durable.serialization import coerce, from_json, to_json
 from asynkron_durable.stores.base import InstanceFilter, Message, NewInstance, StateStore
@@ -118,9 +118,8 @@ class OrchestrationClient:
             raise ValueError(
                 f"instance_id {instance_id!r} starts with {ENTITY_ID_PREFIX!r}, which marks entity ids"
             )
-        problem = None if instance_id is None else instance_id_problem(instance_id)
-        if problem is not None:
-            raise ValueError(problem)
+        if instance_id is not None:
+            check_instance_id(instance_id)
         payload = to_json(input, f"input of orchestrator {name!r}")
         instance_id = instance_id or uuid.uuid4().hex
         await self._create(name, payload, instance_id, replace)

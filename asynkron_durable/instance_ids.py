@@ -17,3 +17,10 @@ def instance_id_problem(instance_id: str) -> str | None:
     if bad:
         return f"an instance id may not contain {', '.join(repr(c) for c in bad)}"
     return None
+
+
+def check_instance_id(instance_id: str) -> None:
+    """Raise ValueError naming why `instance_id` cannot name an orchestration instance."""
+    problem = instance_id_problem(instance_id)
+    if problem is not None:
+        raise ValueError(problem)

@@ -36,7 +36,7 @@ from asynkron_durable.engine.tasks import (
 )
 from asynkron_durable.entities.ids import EntityId, is_entity_instance
 from asynkron_durable.errors import EventTimeoutError, InvalidOperation
-from asynkron_durable.instance_ids import instance_id_problem
+from asynkron_durable.instance_ids import check_instance_id
 from asynkron_durable.serialization import coerce, from_json, to_json
 
 T = TypeVar("T")
@@ -195,9 +195,7 @@ class OrchestrationContext:
             )
         if instance_id is not None:
             _check_orchestration_id(instance_id)
-            problem = instance_id_problem(instance_id)
-            if problem is not None:
-                raise ValueError(problem)
+            check_instance_id(instance_id)
         payload = to_json(input, f"input of sub-orchestration {orchestrator!r}")
         return self._schedule(
             lambda seq: ScheduleSubOrchestration(
