@@ -379,6 +379,22 @@ SCHEDULING_EVENTS = (
 )
 """Events an orchestrator's own actions record (as opposed to outcomes and messages it receives)."""
 
+EXECUTION_ENDED = (ExecutionCompleted, ExecutionFailed, ExecutionTerminated, ContinuedAsNew)
+"""Events that close an execution's history: nothing of that execution is applied after one."""
+
+TASK_FAILURES = (TaskFailed, SubOrchestrationFailed, EntityCallFailed)
+"""Outcomes of scheduled work that failed (an activity, a sub-orchestration, an entity call)."""
+
+TASK_RESULTS = (TaskCompleted, SubOrchestrationCompleted, EntityCallCompleted, *TASK_FAILURES)
+"""Outcomes of scheduled work that answers with a result or a failure."""
+
+OUTCOMES = (*TASK_RESULTS, TimerFired)
+"""Every outcome of work an orchestration scheduled, timers included: what a failed instance
+keeps when it arrives late, so a rewind neither waits for it nor runs it again."""
+
+HELD_WHILE_SUSPENDED = (*OUTCOMES, EventRaised, EntityLockGranted, EntityLockFailed)
+"""Events a suspended orchestration keeps aside, to apply in order once it is resumed."""
+
 EVENT_ADAPTER: TypeAdapter[HistoryEvent] = TypeAdapter(HistoryEvent)
 """Parses one stored event (JSON text or dict) into its typed model."""
 
@@ -431,3 +447,9 @@ class InstanceRecord(BaseModel):
     last_updated_at: datetime
     parent_instance_id: str | None = None
     version: int = 0
+
+    def addresses(self, execution_id: str | None) -> bool:
+        """True if a message pinned to `execution_id` is for this record's current execution.
+        A message pinned to none (an external event, a signal) is for whichever runs; one pinned to
+        an execution that continued as new or was restarted is dropped."""
+        return execution_id is None or execution_id == self.execution_id

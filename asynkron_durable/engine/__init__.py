@@ -18,13 +18,9 @@ from asynkron_durable.engine.critical_section import (
     failed_inside_critical_section,
     outstanding_locks,
 )
-from asynkron_durable.engine.executor import (
-    ContinueAsNew,
-    EpisodeResult,
-    OrchestrationExecutor,
-    Orchestrator,
-)
+from asynkron_durable.engine.executor import OrchestrationExecutor, Orchestrator
 from asynkron_durable.engine.replayer import ReplayResult, replay_history
+from asynkron_durable.engine.results import ContinueAsNew, EpisodeResult
 from asynkron_durable.engine.retry import RetryOptions
 from asynkron_durable.engine.rewind import RewindPlan, plan_rewind
 from asynkron_durable.engine.tasks import Task, TimerTask

@@ -13,7 +13,6 @@ import contextlib
 import inspect
 import logging
 from collections.abc import Callable, Coroutine, Generator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from asynkron_durable.engine.actions import (
@@ -26,9 +25,12 @@ from asynkron_durable.engine.actions import (
 )
 from asynkron_durable.engine.context import OrchestrationContext
 from asynkron_durable.engine.critical_section import LockTask
+from asynkron_durable.engine.results import ContinueAsNew, EpisodeResult
 from asynkron_durable.engine.tasks import Task, TimerTask
 from asynkron_durable.errors import NonDeterminismError, TaskFailedError, UnknownFunction
 from asynkron_durable.history import (
+    EXECUTION_ENDED,
+    HELD_WHILE_SUSPENDED,
     SCHEDULING_EVENTS,
     ContinuedAsNew,
     EntityCallCompleted,
@@ -68,45 +70,6 @@ Orchestrator = Callable[[OrchestrationContext], Any]
 """An orchestrator function: a generator function, an `async def` or a plain function of the context."""
 
 _Driver = Generator[Any, Any, Any] | Coroutine[Any, Any, Any]
-
-_TERMINAL_RECORDS = (ExecutionCompleted, ExecutionFailed, ExecutionTerminated, ContinuedAsNew)
-_HELD_WHILE_SUSPENDED = (
-    TaskCompleted,
-    TaskFailed,
-    SubOrchestrationCompleted,
-    SubOrchestrationFailed,
-    TimerFired,
-    EventRaised,
-    EntityCallCompleted,
-    EntityCallFailed,
-    EntityLockGranted,
-    EntityLockFailed,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class ContinueAsNew:
-    """The execution asked to restart itself with `input`; `carried_events` go to the new one."""
-
-    input: str | None
-    preserve_events: bool
-    carried_events: list[EventRaised]
-
-
-@dataclass(slots=True)
-class EpisodeResult:
-    """What one episode produced: history to append, new actions, and the instance's state."""
-
-    new_history: list[HistoryEvent]
-    actions: list[Action]
-    status: RuntimeStatus
-    custom_status: str | None
-    output: str | None = None
-    failure: FailureDetails | None = None
-    continue_as_new: ContinueAsNew | None = None
-    released_locks: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)
-    """Critical sections to unlock because the execution ended holding them (lock sequence,
-    entity ids); not recorded in history, the execution being over."""
 
 
 _USER_ERRORS = (Exception, asyncio.CancelledError, GeneratorExit)
@@ -234,7 +197,7 @@ class OrchestrationExecutor:
         for event in events:
             if self.nondeterminism is not None:
                 return
-            if isinstance(event, _TERMINAL_RECORDS) and (
+            if isinstance(event, EXECUTION_ENDED) and (
                 self._position > 0 or not isinstance(event, ContinuedAsNew)  # not the opening marker
             ):
                 self._terminal_recorded = True
@@ -264,7 +227,7 @@ class OrchestrationExecutor:
             again.carried_events.append(event)
 
     def _apply(self, event: HistoryEvent) -> None:
-        if self._suspended and isinstance(event, _HELD_WHILE_SUSPENDED):
+        if self._suspended and isinstance(event, HELD_WHILE_SUSPENDED):
             self._held.append(event)
             return
         match event:

@@ -9,15 +9,10 @@ from asynkron_durable.engine.actions import Action
 from asynkron_durable.engine.executor import OrchestrationExecutor, Orchestrator
 from asynkron_durable.errors import NonDeterminismError
 from asynkron_durable.history import (
-    ContinuedAsNew,
-    ExecutionCompleted,
-    ExecutionFailed,
-    ExecutionTerminated,
+    EXECUTION_ENDED,
     HistoryEvent,
     RuntimeStatus,
 )
-
-_TERMINAL_EVENTS = (ExecutionCompleted, ExecutionFailed, ExecutionTerminated, ContinuedAsNew)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +33,7 @@ def replay_history(
     if executor.nondeterminism is not None:
         raise executor.nondeterminism
     pending = list(executor.context._pending_actions.values())
-    ended = bool(history) and isinstance(history[-1], _TERMINAL_EVENTS)
+    ended = bool(history) and isinstance(history[-1], EXECUTION_ENDED)
     if ended and pending:
         raise NonDeterminismError(
             f"non-deterministic orchestrator {executor.context.name!r} (instance {instance_id!r}): "

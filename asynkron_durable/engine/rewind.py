@@ -7,23 +7,17 @@ from dataclasses import dataclass
 
 from asynkron_durable.history import (
     SCHEDULING_EVENTS,
-    EntityCallCompleted,
-    EntityCallFailed,
+    TASK_FAILURES,
+    TASK_RESULTS,
     EntityCallScheduled,
     ExecutionFailed,
     HistoryEvent,
-    SubOrchestrationCompleted,
     SubOrchestrationCreated,
     SubOrchestrationFailed,
-    TaskCompleted,
-    TaskFailed,
     TaskScheduled,
     TimerCreated,
     TimerFired,
 )
-
-_FAILURES = (TaskFailed, SubOrchestrationFailed, EntityCallFailed)
-_OUTCOMES = (TaskCompleted, SubOrchestrationCompleted, EntityCallCompleted, *_FAILURES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +48,10 @@ def plan_rewind(history: Sequence[HistoryEvent]) -> RewindPlan:
     for position, event in enumerate(history):
         if isinstance(event, ExecutionFailed):
             continue
-        if isinstance(event, _FAILURES) and position > last_scheduling:
+        if isinstance(event, TASK_FAILURES) and position > last_scheduling:
             continue
         kept.append(event)
-    finished = {e.task_scheduled_id for e in kept if isinstance(e, _OUTCOMES)}
+    finished = {e.task_scheduled_id for e in kept if isinstance(e, TASK_RESULTS)}
     fired = {e.timer_id for e in kept if isinstance(e, TimerFired)}
     failed_children = {
         e.task_scheduled_id

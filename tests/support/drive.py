@@ -6,8 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from asynkron_durable.engine import OrchestrationExecutor, Orchestrator, ScheduleActivity
-from asynkron_durable.engine.executor import EpisodeResult
+from asynkron_durable.engine import EpisodeResult, OrchestrationExecutor, Orchestrator, ScheduleActivity
 from asynkron_durable.history import (
     ExecutionStarted,
     HistoryEvent,
