@@ -36,7 +36,6 @@ from asynkron_durable.errors import (
 )
 from asynkron_durable.history import FailureDetails, HistoryEvent, InstanceRecord, RuntimeStatus
 from asynkron_durable.registry import ActivityContext
-from asynkron_durable.runtime import ConcurrentDurableFunctionRuntime, DurableFunctionRuntime
 from asynkron_durable.stores import (
     InMemoryStateStore,
     InstanceFilter,
@@ -46,6 +45,7 @@ from asynkron_durable.stores import (
 )
 from asynkron_durable.stores.postgres import ConcurrentPostgreSqlStateStore, PostgresStateStore
 from asynkron_durable.stores.sqlite import ConcurrentSqliteStateStore
+from asynkron_durable.worker import ConcurrentDurableFunctionRuntime, DurableFunctionRuntime
 
 __all__ = [
     "ActivityContext",

@@ -21,7 +21,7 @@ from types import ModuleType
 from asynkron_durable.app import DurableApp
 from asynkron_durable.errors import DurableError
 from asynkron_durable.registry import Registry
-from asynkron_durable.runtime import DurableFunctionRuntime
+from asynkron_durable.worker import DurableFunctionRuntime
 
 APP_LOADERS_GROUP = "asynkron_durable.app_loaders"
 """Entry point group of functions `(spec: str) -> Registry | None`: None means "not my kind of app"."""

@@ -15,101 +15,33 @@ import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import urlsplit
 
 import click
-from rich.console import Console
 from rich.logging import RichHandler
 
-from asynkron_durable._app_loader import load_registry
+from asynkron_durable.app_loader import load_registry
+from asynkron_durable.cli_options import (
+    Failed,
+    ReportingGroup,
+    check_instance_id_option,
+    json_option,
+    parse_json_option,
+    parse_time_option,
+    stderr,
+    store_option,
+)
 from asynkron_durable.client import OrchestrationClient, OrchestrationStatus
 from asynkron_durable.entities import EntityId, EntityMetadata, EntityStateResponse
-from asynkron_durable.errors import DurableError, InstanceNotFound, OrchestrationTimeout
+from asynkron_durable.errors import InstanceNotFound
 from asynkron_durable.history import RuntimeStatus
 from asynkron_durable.http.management import DEFAULT_BODY_LIMIT
 from asynkron_durable.http.serve import API_KEY_ENV_VAR, ServeOptions
 from asynkron_durable.http.serve import serve as serve_http
 from asynkron_durable.http.urls import ApiLocation, client_binding
-from asynkron_durable.instance_ids import instance_id_problem
-from asynkron_durable.runtime import DurableFunctionRuntime
-from asynkron_durable.serialization import parse_json
 from asynkron_durable.stores import InstanceFilter, store_from_url
-
-DEFAULT_STORE = "sqlite:///./durable.db"
-STORE_ENV_VAR = "ASYNKRON_DURABLE_STORE"
-
-_stderr = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
-
-
-class _Failed(Exception):
-    """The orchestration itself did not succeed: reported with exit code 1, not as bad input."""
-
-
-class _Cli(click.Group):
-    """Turns the errors a user can cause into one `error: ...` line and an exit code."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (_Failed, OrchestrationTimeout) as exc:
-            _exit_with_error(ctx, str(exc), 1)
-        except (DurableError, ValueError, OSError) as exc:  # json.JSONDecodeError is a ValueError
-            _exit_with_error(ctx, str(exc), 2)
-
-
-def _exit_with_error(ctx: click.Context, message: str, code: int) -> NoReturn:
-    """Messages may span lines (validation errors); the error stays on one."""
-    click.echo(f"error: {' '.join(message.split())}", err=True)
-    ctx.exit(code)
-
-
-def _json_option(name: str, help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A raw-text option: parsed by `_parse_json`, because click's errors span several lines."""
-    return click.option(name, "payload", default=None, metavar="JSON", help=help)
-
-
-def _parse_json(text: str | None, option: str) -> Any:
-    """Decode an option's JSON here, so a typo is reported before anything is started."""
-    if text is None:
-        return None
-    try:
-        return parse_json(text)
-    except (ValueError, RecursionError) as exc:
-        raise ValueError(f"{option} is not valid JSON: {exc}") from None
-
-
-def _parse_time(text: str | None, option: str) -> datetime | None:
-    """An ISO 8601 time (fractions, `Z`, a date alone...); UTC unless it gives an offset."""
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{option} is not an ISO 8601 time: {text!r}") from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _check_instance_id(instance_id: str | None) -> None:
-    """Refuse an id no instance may have before any store is opened (the client would too)."""
-    problem = None if instance_id is None else instance_id_problem(instance_id)
-    if problem is not None:
-        raise ValueError(f"--instance-id: {problem}")
-
-
-_store_option = click.option(
-    "--store",
-    "store_url",
-    envvar=STORE_ENV_VAR,
-    default=DEFAULT_STORE,
-    show_default=True,
-    metavar="URL",
-    help=(
-        "State store: sqlite:///path.db, postgresql://user@host/db?schema=name or memory:// "
-        f"(env: {STORE_ENV_VAR})."
-    ),
-)
+from asynkron_durable.worker import DurableFunctionRuntime
 
 
 @asynccontextmanager
@@ -135,14 +67,14 @@ def _status_json(status: OrchestrationStatus, show_history: bool = False) -> dic
     return status.model_dump(mode="json", exclude=None if show_history else {"history"})
 
 
-@click.group(cls=_Cli)
+@click.group(cls=ReportingGroup)
 @click.option("-v", "--verbose", is_flag=True, help="Log what the workers do.")
 def cli(verbose: bool) -> None:
     """Self-hosted durable functions: run orchestrations and manage their instances."""
     level = logging.INFO if verbose else logging.WARNING
-    if _stderr.is_terminal:
+    if stderr.is_terminal:
         logging.basicConfig(
-            level=level, format="%(message)s", handlers=[RichHandler(console=_stderr, show_path=False)]
+            level=level, format="%(message)s", handlers=[RichHandler(console=stderr, show_path=False)]
         )
     else:  # a file or a pipe: one record a line, unwrapped, so logs stay greppable
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -151,8 +83,8 @@ def cli(verbose: bool) -> None:
 @cli.command()
 @click.argument("app")
 @click.argument("orchestrator")
-@_json_option("--input", "Orchestration input.")
-@_store_option
+@json_option("--input", "Orchestration input.")
+@store_option
 @click.option("--instance-id", default=None, help="Instance id (default: a new UUID).")
 @click.option(
     "--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="Give up (exit 1)."
@@ -171,8 +103,8 @@ def run(
     DurableFunctionRuntime (default ATTR: app, then runtime), or, with asynkron-durable-azure
     installed, an Azure Functions app folder (or its function_app.py).
     """
-    input = _parse_json(payload, "--input")
-    _check_instance_id(instance_id)
+    input = parse_json_option(payload, "--input")
+    check_instance_id_option(instance_id)
     runtime = _runtime(app, store_url)
     runtime.registry.orchestrator(orchestrator)  # unknown names fail before the store is touched
     started = time.monotonic()
@@ -181,11 +113,11 @@ def run(
     if status.runtime_status is RuntimeStatus.FAILED:
         failure = status.failure
         reason = f"{failure.error_type}: {failure.message}" if failure else "no details"
-        raise _Failed(f"instance {status.instance_id} failed: {reason}")
+        raise Failed(f"instance {status.instance_id} failed: {reason}")
     if status.runtime_status is RuntimeStatus.TERMINATED:
         reason = status.output or "no reason given"
-        raise _Failed(f"instance {status.instance_id} was terminated: {reason}")
-    _stderr.print(f"instance {status.instance_id} {status.runtime_status} in {elapsed:.2f}s")
+        raise Failed(f"instance {status.instance_id} was terminated: {reason}")
+    stderr.print(f"instance {status.instance_id} {status.runtime_status} in {elapsed:.2f}s")
     click.echo(json.dumps(status.output))
 
 
@@ -199,7 +131,7 @@ async def _run_to_completion(
     """Start the instance on an in-process runtime and wait for it: one command, no worker."""
     async with runtime:
         instance_id = await runtime.client.start_new(orchestrator, input, instance_id)
-        _stderr.print(f"started {orchestrator} as instance {instance_id}")
+        stderr.print(f"started {orchestrator} as instance {instance_id}")
         return await runtime.client.wait_for_completion(
             instance_id, timeout=float("inf") if timeout is None else timeout
         )
@@ -207,7 +139,7 @@ async def _run_to_completion(
 
 @cli.command()
 @click.argument("app")
-@_store_option
+@store_option
 def worker(app: str, store_url: str) -> None:
     """Run the workers of APP against the store until SIGINT or SIGTERM, then stop gracefully."""
     asyncio.run(_work(_runtime(app, store_url), store_url))
@@ -219,23 +151,23 @@ async def _work(runtime: DurableFunctionRuntime, store_url: str) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    _stderr.print(f"worker {runtime.worker_id} serving {store_url}; Ctrl-C to stop")
+    stderr.print(f"worker {runtime.worker_id} serving {store_url}; Ctrl-C to stop")
     try:
         await runtime.run_and_poll(stop)
     finally:
         await runtime.store.close()
-    _stderr.print("worker stopped")
+    stderr.print("worker stopped")
 
 
 @cli.command()
 @click.argument("orchestrator")
-@_json_option("--input", "Orchestration input.")
-@_store_option
+@json_option("--input", "Orchestration input.")
+@store_option
 @click.option("--instance-id", default=None, help="Instance id (default: a new UUID).")
 def start(orchestrator: str, payload: str | None, store_url: str, instance_id: str | None) -> None:
     """Start ORCHESTRATOR and print the instance id; a worker runs it."""
-    input = _parse_json(payload, "--input")
-    _check_instance_id(instance_id)
+    input = parse_json_option(payload, "--input")
+    check_instance_id_option(instance_id)
 
     async def go() -> str:
         async with _client(store_url) as client:
@@ -247,7 +179,7 @@ def start(orchestrator: str, payload: str | None, store_url: str, instance_id: s
 @cli.command()
 @click.argument("instance_id")
 @click.option("--show-history", is_flag=True, help="Include the history events.")
-@_store_option
+@store_option
 def status(instance_id: str, show_history: bool, store_url: str) -> None:
     """Print the status of INSTANCE_ID as JSON."""
 
@@ -271,7 +203,7 @@ def status(instance_id: str, show_history: bool, store_url: str) -> None:
 )
 @click.option("--prefix", default=None, help="Only instance ids starting with this.")
 @click.option("--top", type=click.IntRange(min=1), default=100, show_default=True, help="At most N.")
-@_store_option
+@store_option
 def list_instances(statuses: tuple[str, ...], prefix: str | None, top: int, store_url: str) -> None:
     """Print the instances (oldest first) as a JSON list."""
     filter = InstanceFilter(
@@ -289,18 +221,18 @@ def list_instances(statuses: tuple[str, ...], prefix: str | None, top: int, stor
 @cli.command(name="raise-event")
 @click.argument("instance_id")
 @click.argument("name")
-@_json_option("--data", "Event payload.")
-@_store_option
+@json_option("--data", "Event payload.")
+@store_option
 def raise_event(instance_id: str, name: str, payload: str | None, store_url: str) -> None:
     """Send external event NAME to INSTANCE_ID."""
-    data = _parse_json(payload, "--data")
+    data = parse_json_option(payload, "--data")
 
     async def go() -> None:
         async with _client(store_url) as client:
             await client.raise_event(instance_id, name, data)
 
     asyncio.run(go())
-    _stderr.print(f"raised {name} on {instance_id}")
+    stderr.print(f"raised {name} on {instance_id}")
 
 
 _Steer = Callable[[OrchestrationClient, str, str | None], Awaitable[None]]
@@ -313,14 +245,14 @@ def _steering_command(verb: str, noun: str, steer: _Steer) -> None:
     @cli.command(name=verb, help=steer.__doc__)
     @click.argument("instance_id")
     @click.option("--reason", default=None, help="Recorded with the instance.")
-    @_store_option
+    @store_option
     def command(instance_id: str, reason: str | None, store_url: str) -> None:
         async def go() -> None:
             async with _client(store_url) as client:
                 await steer(client, instance_id, reason)
 
         asyncio.run(go())
-        _stderr.print(f"{noun} of {instance_id} requested; a worker applies it")
+        stderr.print(f"{noun} of {instance_id} requested; a worker applies it")
 
 
 _steering_command("terminate", "termination", OrchestrationClient.terminate)
@@ -330,7 +262,7 @@ _steering_command("resume", "resumption", OrchestrationClient.resume)
 
 @cli.command()
 @click.argument("instance_id")
-@_store_option
+@store_option
 def purge(instance_id: str, store_url: str) -> None:
     """Delete INSTANCE_ID with its history."""
 
@@ -340,14 +272,14 @@ def purge(instance_id: str, store_url: str) -> None:
 
     if not asyncio.run(go()):
         raise InstanceNotFound(instance_id)
-    _stderr.print(f"purged {instance_id}")
+    stderr.print(f"purged {instance_id}")
 
 
 @cli.command(name="signal-entity")
 @click.argument("name")
 @click.argument("key")
 @click.argument("operation")
-@_json_option("--input", "Operation input.")
+@json_option("--input", "Operation input.")
 @click.option(
     "--at",
     "scheduled_at",
@@ -355,7 +287,7 @@ def purge(instance_id: str, store_url: str) -> None:
     metavar="TIME",
     help="Deliver no earlier than this time (ISO 8601; UTC unless an offset is given).",
 )
-@_store_option
+@store_option
 def signal_entity(
     name: str,
     key: str,
@@ -365,8 +297,8 @@ def signal_entity(
     store_url: str,
 ) -> None:
     """Send OPERATION to the entity NAME/KEY (one way); a worker runs it."""
-    input = _parse_json(payload, "--input")
-    scheduled_time = _parse_time(scheduled_at, "--at")
+    input = parse_json_option(payload, "--input")
+    scheduled_time = parse_time_option(scheduled_at, "--at")
     entity = EntityId(name, key)
 
     async def go() -> None:
@@ -374,13 +306,13 @@ def signal_entity(
             await client.signal_entity(entity, operation, input, scheduled_time=scheduled_time)
 
     asyncio.run(go())
-    _stderr.print(f"signalled {operation} to {entity}")
+    stderr.print(f"signalled {operation} to {entity}")
 
 
 @cli.command()
 @click.argument("name")
 @click.argument("key")
-@_store_option
+@store_option
 def entity(name: str, key: str, store_url: str) -> None:
     """Print the state of the entity NAME/KEY as JSON: {"exists": ..., "state": ...}."""
     target = EntityId(name, key)
@@ -396,7 +328,7 @@ def entity(name: str, key: str, store_url: str) -> None:
 @click.option("--prefix", default=None, help="Only entities whose name starts with this.")
 @click.option("--top", type=click.IntRange(min=1), default=100, show_default=True, help="At most N.")
 @click.option("--include-deleted", is_flag=True, help="Also entities without state.")
-@_store_option
+@store_option
 def entities(prefix: str | None, top: int, include_deleted: bool, store_url: str) -> None:
     """Print the entities, with their state, lock holder and backlog, as a JSON list."""
 
@@ -419,7 +351,7 @@ def entities(prefix: str | None, top: int, include_deleted: bool, store_url: str
 
 
 @cli.command(name="purge-entities")
-@_store_option
+@store_option
 def purge_entities(store_url: str) -> None:
     """Delete the rows of entities left empty (no state, no lock, nothing queued)."""
 
@@ -427,12 +359,12 @@ def purge_entities(store_url: str) -> None:
         async with _client(store_url) as client:
             return await client.purge_entities()
 
-    _stderr.print(f"purged {asyncio.run(go())} empty entities")
+    stderr.print(f"purged {asyncio.run(go())} empty entities")
 
 
 @cli.command()
 @click.argument("app")
-@_store_option
+@store_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=7071, show_default=True, help="Port (0: any free)."
@@ -477,8 +409,8 @@ def serve(
     options = ServeOptions(
         app, store_url, host, port, workers, api_key or None, insecure, max_body_size, task_hub
     )
-    serve_http(options, announce=_stderr.print)
-    _stderr.print("server stopped")
+    serve_http(options, announce=stderr.print)
+    stderr.print("server stopped")
 
 
 @cli.command()

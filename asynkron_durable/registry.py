@@ -31,7 +31,8 @@ class ActivityContext:
 class ActivityDefinition:
     """A registered activity and how to call it.
 
-    `passes_context`: the function takes `(ActivityContext, input)` (the seed's JSON functions).
+    `passes_context`: the function takes `(ActivityContext, input)` (Asynkron.DurableFunctions' JSON
+    functions).
     `takes_input`: False for a function of no arguments. `input_type` validates the decoded input.
     """
 
@@ -49,7 +50,7 @@ def _activity_definition(name: str, fn: Callable[..., Any], passes_context: bool
     if len(params) > expected:
         raise DurableError(
             f"activity {name!r} takes {len(params)} parameters; an activity takes one input "
-            f"(the seed's JSON functions take (context, input))"
+            "(JSON functions in the style of Asynkron.DurableFunctions take (context, input))"
         )
     try:
         hints = typing.get_type_hints(fn)
@@ -192,5 +193,6 @@ class Registrations:
         return self.registry.add_activity(fn, name)
 
     def register_json_function(self, name: str, fn: Callable[[ActivityContext, Any], Any]) -> str:
-        """Register an activity taking `(context, input)`, input as decoded JSON (the seed's API)."""
+        """Register an activity taking `(context, input)`, input as decoded JSON (the API of
+        Asynkron.DurableFunctions)."""
         return self.registry.add_activity(fn, name, passes_context=True)

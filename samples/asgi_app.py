@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from asynkron_durable import DurableApp, DurableFunctionRuntime, OrchestrationContext
-from asynkron_durable.cli import DEFAULT_STORE, STORE_ENV_VAR
+from asynkron_durable.cli_options import DEFAULT_STORE, STORE_ENV_VAR
 from asynkron_durable.errors import InstanceAlreadyExists
 from asynkron_durable.http.hosting import durable_client, durable_lifespan
 

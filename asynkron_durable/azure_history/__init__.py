@@ -10,9 +10,9 @@ The field-by-field mapping, the order rule and what the host's format cannot tel
 docs/azure-history-json.md.
 """
 
-from asynkron_durable.http.azure_history.entity_messages import entity_request_id
-from asynkron_durable.http.azure_history.failures import UNKNOWN_ERROR_TYPE
-from asynkron_durable.http.azure_history.reader import from_azure_history
-from asynkron_durable.http.azure_history.writer import to_azure_history
+from asynkron_durable.azure_history.entity_messages import entity_request_id
+from asynkron_durable.azure_history.failures import UNKNOWN_ERROR_TYPE
+from asynkron_durable.azure_history.reader import from_azure_history
+from asynkron_durable.azure_history.writer import to_azure_history
 
 __all__ = ["UNKNOWN_ERROR_TYPE", "entity_request_id", "from_azure_history", "to_azure_history"]

@@ -9,6 +9,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from asynkron_durable.azure_history.event_types import AzureEventType, format_time
+from asynkron_durable.azure_history.failures import failure_details
+from asynkron_durable.azure_history.fields import Base, Fields, texts
 from asynkron_durable.history import (
     EntityCallCompleted,
     EntityCallFailed,
@@ -21,9 +24,6 @@ from asynkron_durable.history import (
     FailureDetails,
     HistoryEvent,
 )
-from asynkron_durable.http.azure_history.event_types import AzureEventType, format_time
-from asynkron_durable.http.azure_history.failures import failure_details
-from asynkron_durable.http.azure_history.fields import Base, Fields, texts
 
 OPERATION_EVENT = "op"
 LOCK_EVENT = "lock"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from asynkron_durable.azure_history.fields import Fields
 from asynkron_durable.history import FailureDetails
-from asynkron_durable.http.azure_history.fields import Fields
 
 UNKNOWN_ERROR_TYPE = "Exception"
 """The error type of a failure read from JSON that does not name one."""

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from asynkron_durable.http.azure_history.event_types import parse_time
+from asynkron_durable.azure_history.event_types import parse_time
 
 Base = dict[str, Any]
 """The fields every event shares (`event_id`, `timestamp`), as keyword arguments for our events."""

@@ -5,6 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from asynkron_durable.azure_history.entity_messages import EntityMessageReader
+from asynkron_durable.azure_history.event_types import AzureEventType
+from asynkron_durable.azure_history.failures import read_failure
+from asynkron_durable.azure_history.fields import Base, Fields
+from asynkron_durable.azure_history.order import to_our_order
 from asynkron_durable.history import (
     ENTITY_ID_PREFIX,
     ContinuedAsNew,
@@ -29,11 +34,6 @@ from asynkron_durable.history import (
     TimerCreated,
     TimerFired,
 )
-from asynkron_durable.http.azure_history.entity_messages import EntityMessageReader
-from asynkron_durable.http.azure_history.event_types import AzureEventType
-from asynkron_durable.http.azure_history.failures import read_failure
-from asynkron_durable.http.azure_history.fields import Base, Fields
-from asynkron_durable.http.azure_history.order import to_our_order
 
 
 def from_azure_history(history: Sequence[Mapping[str, Any]]) -> list[HistoryEvent]:

@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from asynkron_durable.azure_history.entity_messages import entity_fields
+from asynkron_durable.azure_history.event_types import COMPLETED_STATUS, AzureEventType, format_time
+from asynkron_durable.azure_history.failures import failure_fields
+from asynkron_durable.azure_history.order import to_host_order
 from asynkron_durable.history import (
     ContinuedAsNew,
     EntityLockRequest,
@@ -31,10 +35,6 @@ from asynkron_durable.history import (
     TimerCreated,
     TimerFired,
 )
-from asynkron_durable.http.azure_history.entity_messages import entity_fields
-from asynkron_durable.http.azure_history.event_types import COMPLETED_STATUS, AzureEventType, format_time
-from asynkron_durable.http.azure_history.failures import failure_fields
-from asynkron_durable.http.azure_history.order import to_host_order
 
 
 def to_azure_history(events: Sequence[HistoryEvent], *, instance_id: str) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 
 from asynkron_durable.client import OrchestrationClient
-from asynkron_durable.runtime import DurableFunctionRuntime
+from asynkron_durable.worker import DurableFunctionRuntime
 
 __all__ = ["CLIENT_STATE_KEY", "durable_client", "durable_lifespan"]
 

@@ -17,11 +17,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from asynkron_durable.azure_history import to_azure_history
 from asynkron_durable.client import OrchestrationClient, OrchestrationStatus
 from asynkron_durable.entities.ids import EntityId
 from asynkron_durable.errors import InvalidOperation, OrchestrationTimeout, UnknownFunction
 from asynkron_durable.history import RuntimeStatus
-from asynkron_durable.http.azure_history import to_azure_history
 from asynkron_durable.http.errors import BadRequest, error_handlers
 from asynkron_durable.http.guards import ApiKeyGuard, BodyLimit
 from asynkron_durable.http.openapi import openapi_document

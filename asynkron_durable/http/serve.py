@@ -27,11 +27,11 @@ from dataclasses import dataclass
 import uvicorn
 from starlette.routing import BaseRoute
 
-from asynkron_durable._app_loader import AppLoadError, describe_exception, load_registry
+from asynkron_durable.app_loader import AppLoadError, describe_exception, load_registry
 from asynkron_durable.http.management import DEFAULT_BODY_LIMIT, management_app
 from asynkron_durable.http.urls import ApiLocation
-from asynkron_durable.runtime import DurableFunctionRuntime
 from asynkron_durable.stores import StateStore, store_from_url
+from asynkron_durable.worker import DurableFunctionRuntime
 
 GRACEFUL_SHUTDOWN_SECONDS = 30
 """At shutdown, requests still open after this long (a client that never sends its body) are cut."""

@@ -10,8 +10,6 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
-from importlib.abc import Traversable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,6 +23,7 @@ from asynkron_durable.history import (
 )
 from asynkron_durable.stores._paging import PageKey
 from asynkron_durable.stores._rows import decode_event, record_from_row
+from asynkron_durable.stores._sql_files import named_statements, sql_path, sql_text
 from asynkron_durable.stores.base import (
     ENTITY_ID_PREFIX,
     ActivityTask,
@@ -34,31 +33,21 @@ from asynkron_durable.stores.base import (
     OrchestrationWorkItem,
 )
 
-_HEADER = re.compile(r"^-- ([a-z_]+) --$", re.MULTILINE)
 _MIGRATION_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _SCHEMA_NAME = re.compile(r"^(?!pg_)[a-z_][a-z0-9_]{0,47}$")
 
 
-def _sql_dir() -> Traversable:
-    return resources.files("asynkron_durable.stores") / "sql"
-
-
-def _load_queries() -> dict[str, str]:
-    parts = _HEADER.split((_sql_dir() / "postgres_queries.sql").read_text("utf-8"))
-    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
-
-
 def _load_migrations() -> dict[int, str]:
     migrations: dict[int, str] = {}
-    for entry in (_sql_dir() / "postgres_migrations").iterdir():
+    for entry in sql_path("postgres_migrations").iterdir():
         match = _MIGRATION_FILE.match(entry.name)
         if match:
             migrations[int(match[1])] = entry.read_text("utf-8")
     return dict(sorted(migrations.items()))
 
 
-_QUERIES = _load_queries()
-SCHEMA_SQL = (_sql_dir() / "postgres_schema.sql").read_text("utf-8")
+_QUERIES = named_statements("postgres_queries.sql")
+SCHEMA_SQL = sql_text("postgres_schema.sql")
 """`sql/postgres_schema.sql`: the whole current schema, unqualified (run with search_path set)."""
 MIGRATIONS = _load_migrations()
 """The files of `sql/postgres_migrations/` by number, in order."""

@@ -18,6 +18,9 @@ from asynkron_durable.history import (
 
 _T = TypeVar("_T")
 
+QUARANTINED = "!unreadable"
+"""The lease owner of instances whose row cannot be decoded; nobody claims them."""
+
 
 def _as_is(value: Any) -> datetime:
     if not isinstance(value, datetime):

@@ -6,12 +6,10 @@ Kept apart from the store so the transaction logic in `sqlite.py` reads without 
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +19,8 @@ from asynkron_durable.history import (
     event_to_json,
 )
 from asynkron_durable.stores._paging import PageKey
+from asynkron_durable.stores._sql_files import named_statements, sql_text
 from asynkron_durable.stores.base import ENTITY_ID_PREFIX, InstanceFilter, Message
-
-_HEADER = re.compile(r"^-- ([a-z_]+) --$", re.MULTILINE)
-
-
-def _sql_file(name: str) -> str:
-    return (resources.files("asynkron_durable.stores") / "sql" / name).read_text("utf-8")
-
-
-def _load_queries() -> dict[str, str]:
-    parts = _HEADER.split(_sql_file("sqlite_queries.sql"))
-    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
 
 
 def _split_statements(script: str) -> list[str]:
@@ -46,9 +34,9 @@ def _split_statements(script: str) -> list[str]:
     return statements
 
 
-QUERIES = _load_queries()
+QUERIES = named_statements("sqlite_queries.sql")
 """The named statements of `sql/sqlite_queries.sql`, by name."""
-SCHEMA = _split_statements(_sql_file("sqlite_schema.sql"))
+SCHEMA = _split_statements(sql_text("sqlite_schema.sql"))
 """The statements of `sql/sqlite_schema.sql`, in order."""
 
 

@@ -159,16 +159,27 @@ class ActivityStep:
     commit: EpisodeCommit
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ActivityClaim:
-    """Leasing on insert: the first `limit` activities the commits schedule are inserted leased to
-    the committer until `lease_until` (attempt 1), and the store appends them to `items` in
-    schedule order, so the committer runs them without claiming (and a worker that keeps the
-    orchestration in memory gets its results back as steps)."""
+    """Leasing on insert: the first `limit` activities a call's commits schedule are inserted
+    leased to the caller until `lease_until` (attempt 1) and handed back as its `claimed` work, in
+    schedule order, so the caller runs them without claiming (and a worker that keeps the
+    orchestration in memory gets their results back as steps)."""
 
     lease_until: datetime
     limit: int
-    items: list[ActivityWorkItem] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What `commit_episodes` did."""
+
+    rejected: set[str]
+    """Instance ids whose commit was rejected (the version moved or the lease is not the caller's):
+    nothing of those was applied."""
+    claimed: list[ActivityWorkItem]
+    """Activities the applied commits scheduled that were leased to the caller on insert (see
+    `ActivityClaim`), in schedule order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,8 +191,8 @@ class Completion:
     applied: set[str]
     """Instance ids whose `ActivityStep` commit was applied."""
     claimed: list[ActivityWorkItem]
-    """Activities the applied steps scheduled that were leased to the caller on insert (attempt 1),
-    in schedule order, so it runs them without claiming."""
+    """Activities the applied steps scheduled that were leased to the caller on insert (see
+    `ActivityClaim`), in schedule order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,12 +290,12 @@ class StateStore(Protocol):
         now: datetime,
         commits: Sequence[EpisodeCommit],
         claim: ActivityClaim | None = None,
-    ) -> set[str]:
+    ) -> Committed:
         """Apply the commits (see `EpisodeCommit`) in as few transactions as is safe; with a
-        `claim`, the activities of applied commits are leased to `owner` as they are inserted.
+        `claim`, activities of applied commits are leased to `owner` as they are inserted.
 
-        Returns the instance ids whose commit was rejected because the version moved or the lease
-        is no longer `owner`'s; nothing of a rejected commit is applied, the others are."""
+        A commit is rejected when the version moved or the lease is no longer `owner`'s; nothing of
+        a rejected commit is applied, the others are."""
 
     async def claim_activities(
         self, owner: str, now: datetime, lease_until: datetime, limit: int
@@ -295,15 +306,14 @@ class StateStore(Protocol):
         self,
         owner: str,
         now: datetime,
-        lease_until: datetime,
         results: Sequence[ActivityResult],
         steps: Sequence[ActivityStep] = (),
-        claim_limit: int = 0,
+        claim: ActivityClaim | None = None,
     ) -> Completion:
         """For each result still leased by `owner`: delete the activity and enqueue its message;
         apply each step (see `ActivityStep`) or record its results as plain ones; all in one
-        transaction. The first `claim_limit` activities the applied steps schedule are inserted
-        leased to `owner` until `lease_until`, the rest unleased."""
+        transaction. With a `claim`, activities the applied steps schedule are leased to `owner`
+        as they are inserted."""
 
     async def renew_leases(
         self,

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from asynkron_durable.errors import InstanceAlreadyExists, StoreError
 from asynkron_durable.history import HistoryEvent, InstanceRecord
+from asynkron_durable.stores._leasing import Leasing
 from asynkron_durable.stores._paging import PageKey, decode_token, encode_token
 from asynkron_durable.stores._subscribers import Subscribers
 from asynkron_durable.stores.base import (
@@ -23,6 +24,7 @@ from asynkron_durable.stores.base import (
     ActivityStep,
     ActivityTask,
     ActivityWorkItem,
+    Committed,
     Completion,
     EpisodeCommit,
     InboxMessage,
@@ -63,22 +65,6 @@ class _Activity:
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
     attempt: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class _Claim:
-    """`claim` taken up by `owner`: activities leased to it as they are inserted, up to the limit."""
-
-    owner: str
-    claim: ActivityClaim
-
-    def take(self, activity_id: int, activity: _Activity) -> bool:
-        claim = self.claim
-        if len(claim.items) >= claim.limit:
-            return False
-        activity.lease_owner, activity.lease_expires_at, activity.attempt = self.owner, claim.lease_until, 1
-        claim.items.append(ActivityWorkItem(activity_id, activity.task, 1))
-        return True
 
 
 def _lease_free(owner: str | None, expires_at: datetime | None, now: datetime) -> bool:
@@ -246,7 +232,7 @@ class InMemoryStateStore:
                 histories[instance_id] = [] if instance is None else list(instance.history)
             return histories
 
-    def _apply_commit(self, owner: str, commit: EpisodeCommit, claim: _Claim | None) -> Work | None:
+    def _apply_commit(self, owner: str, commit: EpisodeCommit, leasing: Leasing) -> Work | None:
         """Apply one commit: None if its CAS failed (nothing changed), else what it enqueued."""
         instance = self._instances.get(commit.record.instance_id)
         if (
@@ -255,11 +241,11 @@ class InMemoryStateStore:
             or instance.lease_owner != owner
         ):
             return None
-        return self._write_commit(instance, commit, claim)
+        return self._write_commit(instance, commit, leasing)
 
-    def _write_commit(self, instance: _Instance, commit: EpisodeCommit, claim: _Claim | None) -> Work:
-        """Write a commit whose checks passed; returns what it enqueued for others. With a
-        `claim`, its activities are leased to the claimer while the claim's budget lasts."""
+    def _write_commit(self, instance: _Instance, commit: EpisodeCommit, leasing: Leasing) -> Work:
+        """Write a commit whose checks passed; returns what it enqueued for others. Its activities
+        are leased to the caller while `leasing` has room."""
         instance.record = commit.record.model_copy(update={"version": commit.expected_version + 1})
         instance.lease_owner = instance.lease_expires_at = None
         if commit.reset_history:
@@ -273,8 +259,12 @@ class InMemoryStateStore:
         for task in commit.activities:
             self._last_activity_id += 1
             activity = self._activities[self._last_activity_id] = _Activity(task)
-            if claim is None or not claim.take(self._last_activity_id, activity):
+            lease_until = leasing.next_lease()
+            if lease_until is None:
                 work |= Work.ACTIVITIES
+                continue
+            activity.lease_owner, activity.lease_expires_at, activity.attempt = leasing.owner, lease_until, 1
+            leasing.leased(self._last_activity_id, task)
         return work
 
     async def commit_episodes(
@@ -283,11 +273,11 @@ class InMemoryStateStore:
         now: datetime,
         commits: Sequence[EpisodeCommit],
         claim: ActivityClaim | None = None,
-    ) -> set[str]:
+    ) -> Committed:
         """Apply the commits; each is checked (version + lease) on its own."""
         rejected: set[str] = set()
         enqueued = Work.NONE
-        leasing = None if claim is None else _Claim(owner, claim)
+        leasing = Leasing(owner, claim)
         async with self._lock:
             self._check_open()
             for commit in commits:
@@ -297,7 +287,7 @@ class InMemoryStateStore:
                 else:
                     enqueued |= outcome
         self._subscribers.notify(enqueued)
-        return rejected
+        return Committed(rejected, leasing.items)
 
     async def claim_activities(
         self, owner: str, now: datetime, lease_until: datetime, limit: int
@@ -319,17 +309,15 @@ class InMemoryStateStore:
         self,
         owner: str,
         now: datetime,
-        lease_until: datetime,
         results: Sequence[ActivityResult],
         steps: Sequence[ActivityStep] = (),
-        claim_limit: int = 0,
+        claim: ActivityClaim | None = None,
     ) -> Completion:
         """Record plain results, apply the steps that still fit their instance (see
         `ActivityStep`), record the others' results as plain ones."""
         rejected: set[int] = set()
         applied: set[str] = set()
-        claim = ActivityClaim(lease_until, claim_limit)
-        leasing = _Claim(owner, claim)
+        leasing = Leasing(owner, claim)
         enqueued = Work.NONE
         async with self._lock:
             self._check_open()
@@ -347,7 +335,7 @@ class InMemoryStateStore:
                 elif any([self._enqueue(r.message) for r in taken]):
                     enqueued |= Work.MESSAGES
         self._subscribers.notify(enqueued)
-        return Completion(rejected, applied, claim.items)
+        return Completion(rejected, applied, leasing.items)
 
     def _take_activity(self, owner: str, activity_id: int) -> bool:
         """Delete an activity if `owner` still leases it."""

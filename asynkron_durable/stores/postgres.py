@@ -14,15 +14,11 @@ into `StoreError`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from contextlib import suppress
 from datetime import datetime
-from typing import Any, TypeVar
-
-import asyncpg  # type: ignore[import-untyped]
+from typing import Any
 
 from asynkron_durable.errors import InstanceAlreadyExists, StoreError
 from asynkron_durable.history import HistoryEvent, InstanceRecord, event_to_json
@@ -30,33 +26,24 @@ from asynkron_durable.stores._paging import PageKey, decode_token, encode_token
 from asynkron_durable.stores._postgres_codec import (
     BAD_VALUES,
     DRIVER_ERRORS,
-    LATEST_VERSION,
-    MIGRATIONS,
-    RETRYABLE,
-    SCHEMA_SQL,
     activity_task,
-    advisory_key,
     aware,
-    channel_for,
-    check_schema_name,
     decode_claimed,
     filter_args,
     page_args,
-    queries_for,
     record_columns,
-    redact,
-    store_error,
     transpose,
 )
-from asynkron_durable.stores._postgres_listener import Listener, payload
-from asynkron_durable.stores._postgres_plan import CommitPlan, Writer, touched_ids
-from asynkron_durable.stores._rows import decode_history_row, record_from_row
-from asynkron_durable.stores._subscribers import Subscribers
+from asynkron_durable.stores._postgres_connection import STATEMENT_LIFETIME as STATEMENT_LIFETIME
+from asynkron_durable.stores._postgres_connection import Connection, PostgresConnection
+from asynkron_durable.stores._postgres_plan import CommitPlan, touched_ids
+from asynkron_durable.stores._rows import QUARANTINED, decode_history_row, record_from_row
 from asynkron_durable.stores.base import (
     ActivityClaim,
     ActivityResult,
     ActivityStep,
     ActivityWorkItem,
+    Committed,
     Completion,
     EpisodeCommit,
     InstanceFilter,
@@ -68,35 +55,10 @@ from asynkron_durable.stores.base import (
     Work,
 )
 
-QUARANTINED = "!unreadable"
-"""The lease owner of instances whose row cannot be decoded; nobody claims them."""
-
-_ATTEMPTS = 5
-"""How often an operation that lost a race (deadlock, serialization failure, duplicate key) runs."""
-
-STATEMENT_LIFETIME = 5.0
-"""Seconds a connection keeps a prepared statement before preparing it again (asyncpg's default is
-300). After a few runs PostgreSQL keeps one generic plan per prepared statement, and replans only
-when an ANALYZE or a schema change invalidates it. Planned while a table was nearly empty, a lookup
-scans the whole table, and keeps doing so as the table grows, until autovacuum's first ANALYZE, a
-minute or more later. Preparing again every few seconds costs a few plans per statement and
-connection."""
-
 _log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-Connection = Any
-"""An asyncpg connection (asyncpg ships no type information)."""
 
-
-async def _keep_session(conn: Connection) -> None:
-    """The pool's reset when a connection comes back: nothing to do. This store leaves no session
-    state behind (no SET, cursor or session advisory lock; the listener UNLISTENs before it gives
-    its connection back), and asyncpg still rolls back an open transaction first, so its default
-    reset query would only cost a round trip on every release."""
-
-
-class PostgresStateStore:
+class PostgresStateStore(PostgresConnection):
     """A `StateStore` on PostgreSQL: every table lives in `schema`, so task hubs share a database.
 
     `dsn_or_pool` is a DSN (the store makes and closes its own pool, one connection larger than
@@ -106,154 +68,6 @@ class PostgresStateStore:
 
     poll_interval_hint = 1.0
     """Other processes' work arrives by NOTIFY; polling is only the fallback."""
-
-    def __init__(
-        self,
-        dsn_or_pool: str | asyncpg.Pool,
-        *,
-        schema: str = "asynkron_durable",
-        min_pool_size: int = 1,
-        max_pool_size: int = 10,
-        connect_timeout: float = 10.0,
-    ) -> None:
-        self._schema = check_schema_name(schema)
-        if not 0 <= min_pool_size <= max_pool_size or max_pool_size < 1:
-            raise ValueError(
-                f"pool sizes must satisfy 0 <= min_pool_size <= max_pool_size and max_pool_size >= 1, "
-                f"got min_pool_size={min_pool_size}, max_pool_size={max_pool_size}"
-            )
-        if isinstance(dsn_or_pool, str):
-            self._dsn: str | None = dsn_or_pool
-            self._given_pool: asyncpg.Pool | None = None
-            self._where = f"PostgreSQL store (schema {schema!r} at {redact(dsn_or_pool)})"
-        else:
-            self._dsn, self._given_pool = None, dsn_or_pool
-            self._where = f"PostgreSQL store (schema {schema!r} on a caller's pool)"
-        self._min_pool_size = min_pool_size
-        self._max_pool_size = max_pool_size
-        self._connect_timeout = connect_timeout
-        self._q = queries_for(schema)
-        self._token = uuid.uuid4().hex  # in NOTIFY payloads: how we recognise our own wake-ups
-        self._channel = channel_for(schema)
-        self._wake_messages = (self._channel, payload(self._token, Work.MESSAGES))
-        self._wake_activities = (self._channel, payload(self._token, Work.ACTIVITIES))
-        self._writer = Writer(self._q, self._wake_messages, self._wake_activities, self._where)
-        self._pool: asyncpg.Pool | None = None
-        self._listener: Listener | None = None
-        self._lock = asyncio.Lock()
-        self._subscribers = Subscribers()
-
-    @property
-    def schema(self) -> str:
-        """The schema holding this store's tables."""
-        return self._schema
-
-    # ----- lifecycle ----------------------------------------------------------------------------
-
-    async def open(self) -> None:
-        """Connect, create or migrate the schema, start listening. Idempotent."""
-        async with self._lock:
-            if self._pool is not None:
-                return
-            pool = self._given_pool
-            if pool is not None and pool.get_max_size() < 2:
-                raise ValueError(f"{self._where}: the pool needs 2 connections or more (one LISTENs)")
-            try:
-                if pool is None:
-                    pool = await asyncpg.create_pool(
-                        self._dsn,
-                        min_size=self._min_pool_size,
-                        max_size=self._max_pool_size + 1,
-                        timeout=self._connect_timeout,
-                        reset=_keep_session,
-                        max_cached_statement_lifetime=STATEMENT_LIFETIME,
-                    )
-                async with pool.acquire() as conn:
-                    await self._migrate(conn)
-                listener = Listener(pool, self._channel, self._token, self._subscribers.notify, self._where)
-                await listener.start()
-            except BaseException as exc:
-                if pool is not None and self._given_pool is None:
-                    pool.terminate()
-                if isinstance(exc, DRIVER_ERRORS):
-                    raise store_error(self._where, "open", exc) from exc
-                raise
-            self._pool = pool
-            self._listener = listener
-
-    async def _migrate(self, conn: Connection) -> None:
-        """Bring the schema to LATEST_VERSION; the advisory lock makes concurrent openers take turns."""
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", advisory_key(self._schema))
-            # Only DDL when needed: a role without CREATE rights can use a schema set up for it.
-            if await conn.fetchval("SELECT to_regclass($1) IS NULL", f'"{self._schema}".schema_version'):
-                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
-                await conn.execute(self._q["create_schema_version"])
-            applied = [row["version"] for row in await conn.fetch(self._q["get_schema_versions"])]
-            if applied and applied[-1] > LATEST_VERSION:
-                raise StoreError(
-                    f"{self._where} has schema version {applied[-1]}, but this version of "
-                    f"asynkron-durable only knows up to {LATEST_VERSION}: upgrade it"
-                )
-            missing = [version for version in MIGRATIONS if version not in applied]
-            if not missing:
-                return
-            await conn.execute(f'SET LOCAL search_path TO "{self._schema}"')
-            for script in [SCHEMA_SQL] if not applied else [MIGRATIONS[v] for v in missing]:
-                await conn.execute(script)
-            await conn.execute(self._q["record_schema_versions"], missing)
-
-    async def close(self) -> None:
-        """Stop listening and close the pool (unless the caller passed it in). Idempotent."""
-        async with self._lock:
-            pool, self._pool = self._pool, None
-            listener, self._listener = self._listener, None
-            if listener is not None:
-                await listener.stop()
-            if pool is not None and self._given_pool is None:
-                try:
-                    await pool.close()
-                except DRIVER_ERRORS as exc:
-                    raise store_error(self._where, "close", exc) from exc
-
-    # ----- wake-ups -----------------------------------------------------------------------------
-
-    def subscribe(self, callback: Callable[[Work], None]) -> None:
-        """Call `callback` after this store enqueued work, and when another process did (NOTIFY)."""
-        self._subscribers.add(callback)
-
-    # ----- the error boundary -------------------------------------------------------------------
-
-    async def _run(
-        self, operation: str, body: Callable[[Connection], Awaitable[T]], *, transaction: bool = True
-    ) -> T:
-        """Run `body` on a pooled connection (in a transaction unless told otherwise), rerun it when
-        it lost a race, and turn every driver error into a `StoreError` naming the operation."""
-        pool = self._pool
-        if pool is None:
-            raise StoreError(f"{self._where} is not open: call open() first")
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                async with pool.acquire() as conn:
-                    if not transaction:
-                        return await body(conn)
-                    async with conn.transaction():
-                        return await body(conn)
-            except DRIVER_ERRORS as exc:
-                if isinstance(exc, RETRYABLE) and attempt < _ATTEMPTS:
-                    _log.debug("%s: %s lost a race (%s); running it again", self._where, operation, exc)
-                    continue
-                raise store_error(self._where, operation, exc) from exc
-
-    async def _fetch(self, operation: str, query: str, *args: Any) -> list[Any]:
-        """Run one statement on its own (atomic without a transaction); returns its rows."""
-
-        async def body(conn: Connection) -> list[Any]:
-            return list(await conn.fetch(self._q[query], *args))
-
-        return await self._run(operation, body, transaction=False)
 
     # ----- instances and messages ---------------------------------------------------------------
 
@@ -363,14 +177,14 @@ class PostgresStateStore:
         now: datetime,
         commits: Sequence[EpisodeCommit],
         claim: ActivityClaim | None = None,
-    ) -> set[str]:
+    ) -> Committed:
         """Apply the commits in one transaction, each checked (version + lease) on its own.
 
         If PostgreSQL refuses a value of one commit (a NUL character in an instance id, say), the
         batch is redone with a savepoint per commit: the others land, and the refused one is logged
         and reported as rejected, so it cannot hold up the rest of its batch."""
         if not commits:
-            return set()
+            return Committed(set(), [])
         lease_until = None if claim is None else aware(claim.lease_until)
         limit = 0 if claim is None else claim.limit
         leased: list[ActivityWorkItem] = []
@@ -404,10 +218,8 @@ class PostgresStateStore:
             if len(commits) == 1 or not isinstance(exc.__cause__, BAD_VALUES):
                 raise
             rejected, enqueued = await self._run("commit_episodes", one_by_one)
-        if claim is not None:
-            claim.items += leased
         self._subscribers.notify(enqueued)
-        return rejected
+        return Committed(rejected, leased)
 
     async def _commit(
         self,
@@ -444,16 +256,17 @@ class PostgresStateStore:
         self,
         owner: str,
         now: datetime,
-        lease_until: datetime,
         results: Sequence[ActivityResult],
         steps: Sequence[ActivityStep] = (),
-        claim_limit: int = 0,
+        claim: ActivityClaim | None = None,
     ) -> Completion:
         """Record results and apply steps (see `ActivityStep`) in one transaction: every touched
         instance is locked first, then the activities, as every writer does."""
         if not results and not steps:
             return Completion(set(), set(), [])
         at = aware(now)
+        lease_until = None if claim is None else aware(claim.lease_until)
+        claim_limit = 0 if claim is None else claim.limit
         all_results = [*results, *(r for step in steps for r in step.results)]
 
         async def body(conn: Connection) -> tuple[Completion, Work]:
@@ -485,7 +298,7 @@ class PostgresStateStore:
                 else:
                     for result in taken:
                         plan.enqueue(result.message)
-            enqueued = await self._writer.apply(conn, plan, aware(lease_until))
+            enqueued = await self._writer.apply(conn, plan, lease_until)
             rejected = {r.activity_id for r in all_results if r.activity_id not in done}
             return Completion(rejected, applied, plan.claimed), enqueued
 
@@ -593,4 +406,4 @@ class PostgresStateStore:
 
 
 ConcurrentPostgreSqlStateStore = PostgresStateStore
-"""The seed's name for the multi-host-safe PostgreSQL store. Every store here is multi-host safe."""
+"""Asynkron.DurableFunctions' name for the multi-host-safe PostgreSQL store. Every store here is."""

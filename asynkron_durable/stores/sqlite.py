@@ -13,7 +13,6 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -21,14 +20,15 @@ from typing import Any, TypeVar, cast
 
 import aiosqlite
 
-from asynkron_durable.errors import InstanceAlreadyExists, StoreError
+from asynkron_durable.errors import StoreError
 from asynkron_durable.history import (
     HistoryEvent,
     InstanceRecord,
-    events_to_json,
 )
+from asynkron_durable.stores import _sqlite_writes as writes
+from asynkron_durable.stores._leasing import Leasing
 from asynkron_durable.stores._paging import PageKey, decode_token, encode_token
-from asynkron_durable.stores._rows import decode_event, decode_history_row, record_from_row
+from asynkron_durable.stores._rows import QUARANTINED, decode_event, decode_history_row, record_from_row
 from asynkron_durable.stores._sqlite_codec import (
     QUERIES,
     SCHEMA,
@@ -37,8 +37,6 @@ from asynkron_durable.stores._sqlite_codec import (
     filter_params,
     from_epoch,
     json_list,
-    message_params,
-    record_params,
 )
 from asynkron_durable.stores._subscribers import Subscribers
 from asynkron_durable.stores.base import (
@@ -47,6 +45,7 @@ from asynkron_durable.stores.base import (
     ActivityStep,
     ActivityTask,
     ActivityWorkItem,
+    Committed,
     Completion,
     EpisodeCommit,
     InboxMessage,
@@ -58,9 +57,6 @@ from asynkron_durable.stores.base import (
     OrchestrationWorkItem,
     Work,
 )
-
-QUARANTINED = "!unreadable"
-"""The lease owner of instances whose row cannot be decoded; nobody claims them."""
 
 SCHEMA_VERSION = 2
 """The schema version this code reads and writes; `open()` refuses files with a newer one.
@@ -102,203 +98,12 @@ async def _get_record(conn: aiosqlite.Connection, instance_id: str) -> InstanceR
     return record_from_row(rows[0], from_epoch) if rows else None
 
 
-# ----- write transactions in one hop ----------------------------------------------------------
-# A write transaction holds SQLite's file lock from BEGIN to COMMIT, and other processes' writers
-# wait on it (sleeping in the busy handler). The functions below take the driver's own
-# `sqlite3.Connection` and run on aiosqlite's thread as one call (see `_run_in_thread`): a commit
-# of many episodes costs one thread hop, not one per statement, and holds the lock that much less.
-
-
-def _run(raw: sqlite3.Connection, query: str, params: Mapping[str, Any]) -> int:
-    return raw.execute(QUERIES[query], params).rowcount
-
-
-def _run_many(raw: sqlite3.Connection, query: str, params: Sequence[Mapping[str, Any]]) -> int:
-    return raw.executemany(QUERIES[query], params).rowcount if params else 0
-
-
-def _record_of(raw: sqlite3.Connection, instance_id: str) -> InstanceRecord | None:
-    row = raw.execute(QUERIES["select_instance"], {"instance_id": instance_id}).fetchone()
-    return None if row is None else record_from_row(row, from_epoch)
-
-
-def _delete_instances(raw: sqlite3.Connection, instance_ids: Sequence[str]) -> int:
-    ids = {"ids": json_list(instance_ids)}
-    for query in ("delete_histories", "delete_inboxes", "delete_instance_activities"):
-        _run(raw, query, ids)
-    return _run(raw, "delete_instances", ids)
-
-
-def _insert_messages(raw: sqlite3.Connection, messages: Sequence[Message]) -> int:
-    """Enqueue `messages` in order; returns how many were. One to an instance that does not exist
-    is dropped by the insert itself, unless it `creates` it: then the instance is inserted first
-    (if still missing), after the messages before it went in, so those still find it missing."""
-    enqueued = 0
-    batch: list[dict[str, Any]] = []
-    for message in messages:
-        if message.creates is not None:
-            enqueued += _run_many(raw, "insert_message", batch)
-            batch = []
-            params = record_params(message.creates, message.creates.version, instance_id=message.instance_id)
-            _run(raw, "insert_instance_if_missing", params)
-        batch.append(message_params(message))
-    return enqueued + _run_many(raw, "insert_message", batch)
-
-
-def _put_instance(raw: sqlite3.Connection, new: NewInstance, old: InstanceRecord | None) -> None:
-    """Insert `new`, replacing `old`. The version keeps growing across replacements so a stale
-    commit for the old instance can never match the new one."""
-    record = new.record
-    version = record.version
-    if old is not None:
-        _delete_instances(raw, [record.instance_id])
-        version = max(version, old.version + 1)
-    _run(raw, "insert_instance", record_params(record, version))
-    start = Message(record.instance_id, new.start_event, execution_id=record.execution_id)
-    _insert_messages(raw, [start])
-
-
-def _create_instance(raw: sqlite3.Connection, new: NewInstance, replace: bool) -> None:
-    old = _record_of(raw, new.record.instance_id)
-    if old is not None and not replace and not old.runtime_status.is_terminal:
-        raise InstanceAlreadyExists(old.instance_id, old.runtime_status.value)
-    _put_instance(raw, new, old)
-
-
-def _create_in_commit(raw: sqlite3.Connection, new: NewInstance) -> int:
-    old = _record_of(raw, new.record.instance_id)
-    if old is not None and not old.runtime_status.is_terminal:
-        conflict = [] if new.conflict_message is None else [new.conflict_message]
-        return _insert_messages(raw, conflict)
-    _put_instance(raw, new, old)
-    return 1
-
-
-@dataclass(slots=True)
-class _Claim:
-    """Activities leased to a step's caller as they are inserted, up to `limit`."""
-
-    owner: str
-    lease_until: float
-    limit: int
-    items: list[ActivityWorkItem] = field(default_factory=list)
-
-
-def _apply_commit(
-    raw: sqlite3.Connection, owner: str, commit: EpisodeCommit, claim: _Claim | None
-) -> Work | None:
-    """Apply one commit; None when its CAS failed (nothing written), else what it enqueued."""
-    cas = record_params(commit.record, commit.expected_version + 1)
-    cas.update(expected_version=commit.expected_version, owner=owner, step=0, now=None)
-    if _run(raw, "commit_instance", cas) == 0:
-        return None
-    return _write_commit(raw, commit, claim)
-
-
-def _write_commit(raw: sqlite3.Connection, commit: EpisodeCommit, claim: _Claim | None) -> Work:
-    """Write the rest of a commit whose record was just updated; returns what it enqueued for
-    others. With a `claim`, its activities are leased to the claimer while the budget lasts."""
-    instance_id = commit.record.instance_id
-    if commit.reset_history:
-        _run(raw, "delete_histories", {"ids": json_list([instance_id])})
-    if commit.new_history:
-        row = {"instance_id": instance_id, "events": events_to_json(commit.new_history)}
-        _run(raw, "insert_history", row)
-    acks = [{"instance_id": instance_id, "message_id": m} for m in commit.acknowledged_message_ids]
-    _run_many(raw, "ack_message", acks)
-    messages = sum(_create_in_commit(raw, new) for new in commit.new_instances)
-    messages += _insert_messages(raw, commit.messages)
-    unleased: list[dict[str, Any]] = []
-    for task in commit.activities:
-        params = {
-            "instance_id": task.instance_id,
-            "execution_id": task.execution_id,
-            "task_id": task.task_id,
-            "name": task.name,
-            "input": task.input,
-            "owner": None,
-            "lease_until": None,
-        }
-        if claim is None or len(claim.items) >= claim.limit:
-            unleased.append(params)
-            continue
-        params.update(owner=claim.owner, lease_until=claim.lease_until)
-        activity_id = raw.execute(QUERIES["insert_activity"], params).fetchone()[0]
-        claim.items.append(ActivityWorkItem(activity_id, task, 1))
-    if unleased:  # executemany reports no row count for a statement with RETURNING
-        raw.executemany(QUERIES["insert_activity"], unleased)
-    return (Work.MESSAGES if messages else Work.NONE) | (Work.ACTIVITIES if unleased else Work.NONE)
-
-
-def _apply_commits(
-    raw: sqlite3.Connection, owner: str, commits: Sequence[EpisodeCommit], claim: _Claim | None
-) -> tuple[set[str], Work]:
-    rejected: set[str] = set()
-    enqueued = Work.NONE
-    for commit in commits:
-        outcome = _apply_commit(raw, owner, commit, claim)
-        if outcome is None:
-            rejected.add(commit.record.instance_id)
-        else:
-            enqueued |= outcome
-    return rejected, enqueued
-
-
-def _take_activity(raw: sqlite3.Connection, owner: str, activity_id: int) -> bool:
-    """Delete an activity if `owner` still leases it."""
-    return _run(raw, "complete_activity", {"activity_id": activity_id, "owner": owner}) > 0
-
-
-def _complete_activities(
-    raw: sqlite3.Connection,
-    owner: str,
-    now: float,
-    results: Sequence[ActivityResult],
-    steps: Sequence[ActivityStep],
-    claim: _Claim,
-) -> tuple[Completion, Work]:
-    rejected: set[int] = set()
-    applied: set[str] = set()
-    enqueued = Work.NONE
-    for result in results:
-        if _take_activity(raw, owner, result.activity_id):
-            if _insert_messages(raw, [result.message]):
-                enqueued |= Work.MESSAGES
-        else:
-            rejected.add(result.activity_id)
-    for step in steps:
-        taken = [r for r in step.results if _take_activity(raw, owner, r.activity_id)]
-        rejected.update(r.activity_id for r in step.results if r not in taken)
-        commit = step.commit
-        cas = record_params(commit.record, commit.expected_version + 1)
-        cas.update(expected_version=commit.expected_version, owner=None, step=1, now=now)
-        if len(taken) == len(step.results) and _run(raw, "commit_instance", cas) > 0:
-            enqueued |= _write_commit(raw, commit, claim)
-            applied.add(commit.record.instance_id)
-        elif _insert_messages(raw, [r.message for r in taken]):
-            enqueued |= Work.MESSAGES
-    return Completion(rejected, applied, claim.items), enqueued
-
-
-def _in_transaction(raw: sqlite3.Connection, body: Callable[[sqlite3.Connection], _T]) -> _T:
-    """BEGIN IMMEDIATE, `body`, COMMIT, all on the driver's thread; rolled back on any error."""
-    raw.execute("BEGIN IMMEDIATE")
-    try:
-        result = body(raw)
-        raw.execute("COMMIT")
-    except BaseException:
-        with suppress(sqlite3.Error):
-            raw.rollback()
-        raise
-    return result
-
-
 async def _run_in_thread(conn: aiosqlite.Connection, body: Callable[[sqlite3.Connection], _T]) -> _T:
     """One write transaction as one call on aiosqlite's thread. aiosqlite has no public way to run a
     function there; its own methods queue theirs through `_execute`, as this does."""
     queue = cast(Callable[..., Awaitable[_T]], conn._execute)
     raw = conn._conn
-    return await queue(_in_transaction, raw, body)
+    return await queue(writes.in_transaction, raw, body)
 
 
 async def _dead_letter(conn: aiosqlite.Connection, message_id: int, error: StoreError, now: float) -> None:
@@ -437,14 +242,14 @@ class SqliteStateStore:
 
     async def create_instance(self, new: NewInstance, *, replace: bool) -> None:
         """Create (or replace) an instance and enqueue its start message."""
-        await self._write_in_thread(partial(_create_instance, new=new, replace=replace))
+        await self._write_in_thread(partial(writes.create_instance, new=new, replace=replace))
         self._subscribers.notify(Work.MESSAGES)
 
     async def send_messages(self, messages: Sequence[Message]) -> None:
         """Enqueue messages; those for unknown instances are dropped by the insert itself."""
         if not messages:
             return
-        if await self._write_in_thread(partial(_insert_messages, messages=messages)):
+        if await self._write_in_thread(partial(writes.insert_messages, messages=messages)):
             self._subscribers.notify(Work.MESSAGES)
 
     async def claim_orchestrations(
@@ -511,18 +316,15 @@ class SqliteStateStore:
         now: datetime,
         commits: Sequence[EpisodeCommit],
         claim: ActivityClaim | None = None,
-    ) -> set[str]:
+    ) -> Committed:
         """Apply all commits in one transaction; each is checked (version + lease) on its own."""
         if not commits:
-            return set()
-        leasing = None if claim is None else _Claim(owner, epoch(claim.lease_until), claim.limit)
-        rejected, enqueued = await self._write_in_thread(
-            partial(_apply_commits, owner=owner, commits=commits, claim=leasing)
+            return Committed(set(), [])
+        committed, enqueued = await self._write_in_thread(
+            partial(writes.apply_commits, owner=owner, commits=commits, leasing=Leasing(owner, claim))
         )
-        if claim is not None and leasing is not None:
-            claim.items += leasing.items
         self._subscribers.notify(enqueued)
-        return rejected
+        return committed
 
     async def claim_activities(
         self, owner: str, now: datetime, lease_until: datetime, limit: int
@@ -555,17 +357,21 @@ class SqliteStateStore:
         self,
         owner: str,
         now: datetime,
-        lease_until: datetime,
         results: Sequence[ActivityResult],
         steps: Sequence[ActivityStep] = (),
-        claim_limit: int = 0,
+        claim: ActivityClaim | None = None,
     ) -> Completion:
         """Record results and apply steps (see `ActivityStep`) in one transaction."""
         if not results and not steps:
             return Completion(set(), set(), [])
-        claim = _Claim(owner, epoch(lease_until), claim_limit)
+        leasing = Leasing(owner, claim)
         body = partial(
-            _complete_activities, owner=owner, now=epoch(now), results=results, steps=steps, claim=claim
+            writes.complete_activities,
+            owner=owner,
+            now=epoch(now),
+            results=results,
+            steps=steps,
+            leasing=leasing,
         )
         completion, enqueued = await self._write_in_thread(body)
         self._subscribers.notify(enqueued)
@@ -649,7 +455,7 @@ class SqliteStateStore:
                 idle = {"instance_id": instance_id, "version": expected_version}
                 if raw.execute(QUERIES["select_idle_instance"], idle).fetchone() is None:
                     return False
-            return _delete_instances(raw, [instance_id]) > 0
+            return writes.delete_instances(raw, [instance_id]) > 0
 
         return await self._write_in_thread(body)
 
@@ -659,10 +465,10 @@ class SqliteStateStore:
         def body(raw: sqlite3.Connection) -> int:
             rows = raw.execute(QUERIES["filter_instances"], filter_params(filter, None, -1)).fetchall()
             ids = [row["instance_id"] for row in rows]
-            return _delete_instances(raw, ids) if ids else 0
+            return writes.delete_instances(raw, ids) if ids else 0
 
         return await self._write_in_thread(body)
 
 
 ConcurrentSqliteStateStore = SqliteStateStore
-"""The seed's name for the multi-host-safe SQLite store. Every store here is multi-host safe."""
+"""Asynkron.DurableFunctions' name for the multi-host-safe SQLite store. Every store here is."""

@@ -6,11 +6,11 @@ import asyncio
 import functools
 from typing import Any
 
-from asynkron_durable._activity_threads import ActivityThreads
 from asynkron_durable.history import FailureDetails, TaskCompleted, TaskFailed
 from asynkron_durable.registry import ActivityContext, Registry
 from asynkron_durable.serialization import coerce, from_json, to_json
 from asynkron_durable.stores.base import ActivityResult, ActivityWorkItem, Message
+from asynkron_durable.worker.threads import ActivityThreads
 
 
 async def run_activity(

@@ -19,81 +19,35 @@ import logging
 import os
 import socket
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from types import TracebackType
-from typing import Any
 
-from asynkron_durable._activities import run_activity
-from asynkron_durable._activity_threads import ActivityThreads
-from asynkron_durable._entity_episodes import build_entity_commit
-from asynkron_durable._episodes import CachedExecution, build_episode, build_step
 from asynkron_durable.app import DurableApp
 from asynkron_durable.client import OrchestrationClient
-from asynkron_durable.engine import OrchestrationContext, Orchestrator
-from asynkron_durable.entities.classes import EntityFunction
 from asynkron_durable.entities.ids import is_entity_instance
-from asynkron_durable.errors import StoreError, UnknownFunction
-from asynkron_durable.history import FailureDetails, HistoryEvent, RuntimeStatus, utc_now
+from asynkron_durable.errors import StoreError
+from asynkron_durable.history import HistoryEvent, utc_now
 from asynkron_durable.registry import Registrations, Registry
 from asynkron_durable.stores import StateStore, store_from_url
 from asynkron_durable.stores.base import (
     ActivityClaim,
     ActivityResult,
-    ActivityStep,
     ActivityWorkItem,
     EpisodeCommit,
-    OrchestrationWorkItem,
     Work,
 )
+from asynkron_durable.worker.activities import run_activity
+from asynkron_durable.worker.episode_cache import CachedExecution, EpisodeCache
+from asynkron_durable.worker.episodes import build_steps, run_claimed
+from asynkron_durable.worker.pacing import Backoff, wait_or_timeout
+from asynkron_durable.worker.threads import ActivityThreads
 
 log = logging.getLogger("asynkron_durable.runtime")
 
 _SHUTDOWN_RETRY_DELAY = 0.5
 """Longest wait between retries of a failed result batch once shutdown began, however long the
 back-off had grown: shutdown must not be held up by a store that keeps failing."""
-
-
-class _Backoff:
-    """Idle waits that double from `low` up to `high`, reset as soon as work shows up."""
-
-    def __init__(self, low: float, high: float) -> None:
-        self._low, self._high = low, high
-        self._current = low
-
-    def reset(self) -> None:
-        self._current = self._low
-
-    def next(self) -> float:
-        delay = self._current
-        self._current = min(self._high, self._current * 2)
-        return delay
-
-
-async def _wait(event: asyncio.Event, timeout: float) -> None:
-    """Wait for `event` or `timeout` seconds, whichever first (a timer handle: cheaper than a task)."""
-    if not event.is_set():
-        timer = asyncio.get_running_loop().call_later(timeout, event.set)
-        try:
-            await event.wait()
-        finally:
-            timer.cancel()
-    event.clear()
-
-
-def _failed_commit(item: OrchestrationWorkItem, error: BaseException, now: datetime) -> EpisodeCommit:
-    """Fail an instance whose episode could not be run at all, consuming its messages."""
-    record = item.record
-    failed = record.model_copy(
-        update={
-            "runtime_status": RuntimeStatus.FAILED,
-            "failure": FailureDetails.from_exception(error),
-            "last_updated_at": now,
-            "version": record.version + 1,
-        }
-    )
-    return EpisodeCommit(failed, record.version, [], [m.message_id for m in item.messages])
 
 
 class DurableFunctionRuntime(Registrations):
@@ -134,8 +88,7 @@ class DurableFunctionRuntime(Registrations):
             self.store.poll_interval_hint if max_poll_interval is None else max_poll_interval
         )
         self.shutdown_timeout = shutdown_timeout
-        self.episode_cache_size = episode_cache_size
-        self._episode_cache: OrderedDict[str, CachedExecution] = OrderedDict()
+        self._episode_cache = EpisodeCache(episode_cache_size)
         self.client = OrchestrationClient(self.store, self.registry)
         self._drained = False
         self._orchestration_wake = asyncio.Event()
@@ -152,6 +105,15 @@ class DurableFunctionRuntime(Registrations):
         self._threads: ActivityThreads | None = None
         self._background: asyncio.Task[None] | None = None
         self._stop_event: asyncio.Event | None = None
+
+    @property
+    def episode_cache_size(self) -> int:
+        """How many running orchestrations are kept in memory between episodes (0: none)."""
+        return self._episode_cache.size
+
+    @episode_cache_size.setter
+    def episode_cache_size(self, size: int) -> None:
+        self._episode_cache.size = size
 
     def register_app(self, app: DurableApp) -> None:
         """Add every orchestrator and activity registered on `app`."""
@@ -233,8 +195,8 @@ class DurableFunctionRuntime(Registrations):
     # ----- orchestrations -----------------------------------------------------------------------
 
     async def _orchestration_loop(self) -> None:
-        idle = _Backoff(0.002, self.max_poll_interval)
-        failing = _Backoff(0.002, self.max_poll_interval)
+        idle = Backoff(0.002, self.max_poll_interval)
+        failing = Backoff(0.002, self.max_poll_interval)
         while not self._stopping:
             try:
                 worked = await self._orchestration_round()
@@ -249,7 +211,7 @@ class DurableFunctionRuntime(Registrations):
                 idle.reset()
                 failing.reset()
             else:
-                await _wait(self._orchestration_wake, await self._idle_delay(idle.next()))
+                await wait_or_timeout(self._orchestration_wake, await self._idle_delay(idle.next()))
 
     async def _idle_delay(self, backoff: float) -> float:
         """Sleep no longer than until the next durable timer is due, so timers fire on time
@@ -272,7 +234,7 @@ class DurableFunctionRuntime(Registrations):
             return False
         ids = [item.record.instance_id for item in items]
         self._held_instances.update(ids)
-        cached = self._take_cached(items)
+        cached = self._episode_cache.take(items)
         try:
             try:
                 wanted = [
@@ -283,25 +245,32 @@ class DurableFunctionRuntime(Registrations):
                     and not is_entity_instance(item.record.instance_id)
                 ]
                 histories = await self._load_histories(wanted)
-                episodes = [self._episode(item, histories, cached, now) for item in items]
+                episodes = [
+                    run_claimed(
+                        item,
+                        histories.get(item.record.instance_id, []),
+                        self.registry,
+                        cached.get(item.record.instance_id),
+                        now,
+                    )
+                    for item in items
+                ]
                 commits = [commit for commit, _ in episodes]
                 claim = self._activity_claim(commits, freed=0)
                 with self._reserving(claim):
-                    rejected = await self.store.commit_episodes(
-                        self.worker_id, utc_now(), commits, claim=claim
-                    )
+                    committed = await self.store.commit_episodes(self.worker_id, utc_now(), commits, claim)
             except Exception:
                 with contextlib.suppress(Exception):  # let others retry now, not after expiry
                     await self.store.release_leases(self.worker_id, ids, [])
                 raise
-            for instance_id in rejected:
+            for instance_id in committed.rejected:
                 log.warning("lease on %s was lost; its episode was dropped", instance_id)
             for commit, keep in episodes:
-                if keep is not None and commit.record.instance_id not in rejected:
+                if keep is not None and commit.record.instance_id not in committed.rejected:
                     self._keep(commit.record.instance_id, keep)
         finally:
             self._held_instances.difference_update(ids)
-        await self._run_leased(claim.items)
+        await self._run_leased(committed.claimed)
         return True
 
     def _activity_claim(self, commits: Sequence[EpisodeCommit], *, freed: int) -> ActivityClaim:
@@ -334,26 +303,10 @@ class DurableFunctionRuntime(Registrations):
         else:
             await self._start_activities(items)
 
-    def _take_cached(self, items: Sequence[OrchestrationWorkItem]) -> dict[str, CachedExecution]:
-        """Take the claimed instances' kept executors out of the cache, keeping only those that fit
-        the claimed record exactly (same execution, the version their own commit wrote): any other
-        version means the instance moved elsewhere (another worker, a restart, a purge...) and its
-        history must be replayed. An executor in use is never in the cache, and goes back only
-        after its commit succeeded."""
-        found: dict[str, CachedExecution] = {}
-        for item in items:
-            entry = self._episode_cache.pop(item.record.instance_id, None)
-            if entry is not None and entry.fits(item.record):
-                found[item.record.instance_id] = entry
-        return found
-
     def _keep(self, instance_id: str, entry: CachedExecution) -> None:
-        if self.episode_cache_size <= 0 or self._stopping:
-            return
-        self._episode_cache[instance_id] = entry
-        self._episode_cache.move_to_end(instance_id)
-        while len(self._episode_cache) > self.episode_cache_size:
-            self._episode_cache.popitem(last=False)
+        """Keep an execution whose commit succeeded, unless shutdown began (nothing would use it)."""
+        if not self._stopping:
+            self._episode_cache.keep(instance_id, entry)
 
     async def _load_histories(self, ids: Sequence[str]) -> dict[str, list[HistoryEvent] | StoreError]:
         if not ids:
@@ -369,56 +322,14 @@ class DurableFunctionRuntime(Registrations):
                     histories[instance_id] = exc
             return histories
 
-    def _episode(
-        self,
-        item: OrchestrationWorkItem,
-        histories: dict[str, list[HistoryEvent] | StoreError],
-        cached: dict[str, CachedExecution],
-        now: datetime,
-    ) -> tuple[EpisodeCommit, CachedExecution | None]:
-        record = item.record
-        if is_entity_instance(record.instance_id):
-            try:
-                return build_entity_commit(item, self._entity(record.name), now), None
-            except Exception as exc:
-                log.exception("batch of entity %s failed", record.instance_id)
-                return _failed_commit(item, exc, now), None
-        history = histories.get(record.instance_id, [])
-        if isinstance(history, StoreError):
-            log.error("instance %s has unreadable history: %s", record.instance_id, history)
-            return _failed_commit(item, history, now), None
-        try:
-            orchestrator = self._orchestrator(record.name)
-            return build_episode(item, history, orchestrator, now, cached.get(record.instance_id))
-        except Exception as exc:  # one instance's trouble must not hold up the rest of the batch
-            log.exception("episode of instance %s failed", record.instance_id)
-            return _failed_commit(item, exc, now), None
-
-    def _orchestrator(self, name: str) -> Orchestrator:
-        found = self.registry.orchestrators.get(name)
-        if found is not None:
-            return found
-        known = list(self.registry.orchestrators)
-
-        def unknown(_: OrchestrationContext) -> Any:
-            raise UnknownFunction("orchestrator", name, known)
-
-        return unknown
-
-    def _entity(self, name: str) -> EntityFunction | Exception:
-        try:
-            return self.registry.entity(name)
-        except UnknownFunction as exc:
-            return exc
-
     # ----- activities ---------------------------------------------------------------------------
 
     async def _activity_loop(self) -> None:
-        idle = _Backoff(0.002, self.max_poll_interval)
+        idle = Backoff(0.002, self.max_poll_interval)
         while not self._stopping:
             free = self.max_concurrent_activities - len(self._running_activities) - self._reserved_slots
             if free <= 0:
-                await _wait(self._slot_freed, self.max_poll_interval)
+                await wait_or_timeout(self._slot_freed, self.max_poll_interval)
                 continue
             try:
                 now = utc_now()
@@ -429,7 +340,7 @@ class DurableFunctionRuntime(Registrations):
                 log.exception("claiming activities failed; retrying")
                 items = []
             if not items:
-                await _wait(self._activity_wake, idle.next())
+                await wait_or_timeout(self._activity_wake, idle.next())
                 continue
             idle.reset()
             await self._start_activities(items)
@@ -484,7 +395,7 @@ class DurableFunctionRuntime(Registrations):
         from then on), waiting at most `_SHUTDOWN_RETRY_DELAY` between them (the results rerun when
         their leases expire)."""
         failures_drained = 0
-        failing = _Backoff(0.002, self.max_poll_interval)
+        failing = Backoff(0.002, self.max_poll_interval)
         while True:
             await self._completions_ready.wait()
             self._completions_ready.clear()
@@ -518,14 +429,14 @@ class DurableFunctionRuntime(Registrations):
         batch = self._completions
         self._completions = []
         now = utc_now()
-        plain, steps, keeps = self._steps(batch, now)
+        plain, groups = self._episode_cache.take_steps(batch)
+        steps, keeps, unstepped = build_steps(groups, now)
+        plain += unstepped
         # The batch's own slots free up with this call; the activities it leases take them.
         claim = self._activity_claim([step.commit for step in steps], freed=len(batch))
         try:
             with self._reserving(claim):
-                done = await self.store.complete_activities(
-                    self.worker_id, now, claim.lease_until, plain, steps, claim.limit
-                )
+                done = await self.store.complete_activities(self.worker_id, now, plain, steps, claim)
         except BaseException:
             self._completions = batch + self._completions  # as plain results: their executors are spent
             raise
@@ -537,35 +448,6 @@ class DurableFunctionRuntime(Registrations):
             if keep is not None:
                 self._keep(instance_id, keep)
         await self._run_leased(done.claimed)
-
-    def _steps(
-        self, results: Sequence[ActivityResult], now: datetime
-    ) -> tuple[list[ActivityResult], list[ActivityStep], dict[str, CachedExecution]]:
-        """Split finished activities into plain results and steps: the next episode of each
-        orchestration whose executor this worker keeps (it leaves the cache until the store
-        applied the step, and for good if it refused it)."""
-        by_instance: dict[str, list[ActivityResult]] = {}
-        for result in results:
-            by_instance.setdefault(result.message.instance_id, []).append(result)
-        plain: list[ActivityResult] = []
-        steps: list[ActivityStep] = []
-        keeps: dict[str, CachedExecution] = {}
-        for instance_id, group in by_instance.items():
-            cached = self._episode_cache.get(instance_id)
-            if cached is None or any(r.message.execution_id != cached.record.execution_id for r in group):
-                plain += group
-                continue
-            del self._episode_cache[instance_id]
-            try:
-                commit, keep = build_step(cached, [r.message.event for r in group], now)
-            except Exception:  # the executor is spent; a replay from history will meet this again
-                log.exception("activity step of instance %s failed; recording plain results", instance_id)
-                plain += group
-                continue
-            steps.append(ActivityStep(tuple(group), commit))
-            if keep is not None:
-                keeps[instance_id] = keep
-        return plain, steps, keeps
 
     async def _drain_activities(self) -> None:
         running = [task for task in self._running_activities.values() if not task.done()]
@@ -602,4 +484,4 @@ class DurableFunctionRuntime(Registrations):
 
 
 ConcurrentDurableFunctionRuntime = DurableFunctionRuntime
-"""The seed's name for the multi-host-safe runtime. Every runtime here is multi-host safe."""
+"""Asynkron.DurableFunctions' name for the multi-host-safe runtime. Every runtime here is."""

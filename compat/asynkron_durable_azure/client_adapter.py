@@ -28,6 +28,7 @@ from azure.durable_functions.models.OrchestrationRuntimeStatus import Orchestrat
 from azure.durable_functions.models.PurgeHistoryResult import PurgeHistoryResult
 from azure.durable_functions.models.utils.entity_utils import EntityId
 
+from asynkron_durable.azure_history import to_azure_history
 from asynkron_durable.client import OrchestrationClient
 from asynkron_durable.entities.ids import EntityId as CoreEntityId
 from asynkron_durable.entities.ids import is_entity_instance
@@ -39,7 +40,6 @@ from asynkron_durable.errors import (
     UnknownFunction,
 )
 from asynkron_durable.history import RuntimeStatus, utc_now
-from asynkron_durable.http.azure_history import to_azure_history
 from asynkron_durable.http.status_json import status_json
 from asynkron_durable.http.urls import ApiLocation, management_urls
 from asynkron_durable.stores.base import InstanceFilter

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from asynkron_durable._app_loader import AppLoadError, describe_exception, load_file
+from asynkron_durable.app_loader import AppLoadError, describe_exception, load_file
 from asynkron_durable.registry import Registry
 
 V2_SCRIPT = "function_app.py"

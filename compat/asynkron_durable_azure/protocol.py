@@ -22,8 +22,8 @@ from azure.durable_functions.models.ReplaySchema import ReplaySchema
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from asynkron_durable import OrchestrationContext, OrchestrationExecutor, RuntimeStatus
+from asynkron_durable.azure_history import from_azure_history
 from asynkron_durable.history import ExecutionStarted, HistoryEvent, OrchestratorStarted
-from asynkron_durable.http.azure_history import from_azure_history
 from asynkron_durable_azure.context import AzureOrchestrationContext
 from asynkron_durable_azure.orchestration import (
     declared_input_type,

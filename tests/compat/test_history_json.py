@@ -29,6 +29,12 @@ from asynkron_durable import (
     RuntimeStatus,
     TaskFailedError,
 )
+from asynkron_durable.azure_history import (
+    UNKNOWN_ERROR_TYPE,
+    entity_request_id,
+    from_azure_history,
+    to_azure_history,
+)
 from asynkron_durable.history import (
     SCHEDULING_EVENTS,
     ContinuedAsNew,
@@ -64,12 +70,6 @@ from asynkron_durable.history import (
     TaskScheduled,
     TimerCreated,
     TimerFired,
-)
-from asynkron_durable.http.azure_history import (
-    UNKNOWN_ERROR_TYPE,
-    entity_request_id,
-    from_azure_history,
-    to_azure_history,
 )
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")

@@ -30,7 +30,7 @@ from asynkron_durable_azure.loading import (
 )
 
 from asynkron_durable import DurableFunctionRuntime
-from asynkron_durable._app_loader import APP_LOADERS_GROUP, AppLoadError, load_registry
+from asynkron_durable.app_loader import APP_LOADERS_GROUP, AppLoadError, load_registry
 from asynkron_durable.history import RuntimeStatus
 from asynkron_durable.registry import Registry
 

@@ -30,7 +30,7 @@ from support.azure_sdk import assert_parity_at_every_prefix, request
 from support.orchestrations import wait_for_status
 
 from asynkron_durable import DurableFunctionRuntime, RuntimeStatus
-from asynkron_durable.http.azure_history import to_azure_history
+from asynkron_durable.azure_history import to_azure_history
 
 
 async def recorded(case: Case) -> tuple[str, str | None, list[dict[str, Any]], Any]:

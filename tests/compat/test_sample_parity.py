@@ -17,7 +17,7 @@ from support.azure_samples import EXPECTED_OUTPUT, README_COMMANDS, REPO
 from support.azure_sdk import assert_parity_at_every_prefix
 
 from asynkron_durable import DurableFunctionRuntime, RuntimeStatus
-from asynkron_durable.http.azure_history import to_azure_history
+from asynkron_durable.azure_history import to_azure_history
 
 
 @pytest.fixture

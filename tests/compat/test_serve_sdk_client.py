@@ -29,7 +29,7 @@ import httpx
 import pytest
 
 from asynkron_durable import DurableFunctionRuntime
-from asynkron_durable._app_loader import load_registry
+from asynkron_durable.app_loader import load_registry
 
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "tests" / "compat" / "apps" / "sdk_client_app")

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from asynkron_durable._activity_threads import ActivityThreads
+from asynkron_durable.worker.threads import ActivityThreads
 
 
 async def test_returns_values_and_raises_errors_from_the_thread() -> None:

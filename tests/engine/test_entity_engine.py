@@ -1,5 +1,5 @@
 """Entities seen from the pure engine: call/signal/lock in orchestrations, driven with hand-built
-histories, and how `_episodes.build_episode` turns the results into messages. No store, no runtime."""
+histories, and how `worker.episodes.build_episode` turns the results into messages. No store, no runtime."""
 
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ from asynkron_durable import (
     TaskFailedError,
     replay_history,
 )
-from asynkron_durable._episodes import build_episode
 from asynkron_durable.engine import (
     CallEntity,
     CriticalSection,
+    EpisodeResult,
     LockEntities,
     OrchestrationExecutor,
     SignalEntity,
@@ -31,7 +31,6 @@ from asynkron_durable.engine import (
     outstanding_locks,
     plan_rewind,
 )
-from asynkron_durable.engine.executor import EpisodeResult
 from asynkron_durable.history import (
     EntityCallCompleted,
     EntityCallFailed,
@@ -59,6 +58,7 @@ from asynkron_durable.history import (
     TimerFired,
 )
 from asynkron_durable.stores.base import EpisodeCommit, InboxMessage, Message, OrchestrationWorkItem
+from asynkron_durable.worker.episodes import build_episode
 
 A = EntityId("account", "a")
 B = EntityId("account", "b")

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from asynkron_durable._entity_episodes import build_entity_commit
 from asynkron_durable.entities import EntityContext, EntityId
 from asynkron_durable.entities.batch import WITHDRAWN_KEPT, EntityBatchResult, run_entity_batch
 from asynkron_durable.entities.document import EntityDocument, EntityLockHolder
@@ -28,6 +27,7 @@ from asynkron_durable.history import (
     RuntimeStatus,
 )
 from asynkron_durable.stores.base import InboxMessage, Message, OrchestrationWorkItem
+from asynkron_durable.worker.episodes import build_entity_commit
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LATER = T0 + timedelta(hours=1)

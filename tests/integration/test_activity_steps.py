@@ -29,6 +29,7 @@ from asynkron_durable.stores import (
     ActivityResult,
     ActivityStep,
     ActivityWorkItem,
+    Committed,
     Completion,
     EpisodeCommit,
 )
@@ -68,7 +69,7 @@ class _Counting(StoreWrapper):
 
     async def commit_episodes(
         self, owner: str, now: datetime, commits: Sequence[EpisodeCommit], claim: ActivityClaim | None = None
-    ) -> set[str]:
+    ) -> Committed:
         self.offered.append(0 if claim is None else claim.limit)
         return await self._inner.commit_episodes(owner, now, commits, claim if self.lease_on_commit else None)
 
@@ -93,13 +94,12 @@ class _Counting(StoreWrapper):
         self,
         owner: str,
         now: datetime,
-        lease_until: datetime,
         results: Sequence[ActivityResult],
         steps: Sequence[ActivityStep] = (),
-        claim_limit: int = 0,
+        claim: ActivityClaim | None = None,
     ) -> Completion:
-        self.offered.append(claim_limit)
-        done = await self._inner.complete_activities(owner, now, lease_until, results, steps, claim_limit)
+        self.offered.append(0 if claim is None else claim.limit)
+        done = await self._inner.complete_activities(owner, now, results, steps, claim)
         self.steps_applied += len(done.applied)
         self.steps_refused += len(steps) - len(done.applied)
         self.completions += 1

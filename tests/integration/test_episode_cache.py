@@ -24,7 +24,7 @@ from asynkron_durable import (
     StateStore,
 )
 from asynkron_durable.history import HistoryEvent
-from asynkron_durable.stores import ActivityClaim
+from asynkron_durable.stores import ActivityClaim, Committed
 
 
 class _HistorySpy(StoreWrapper):
@@ -277,9 +277,9 @@ class _LostCommits(StoreWrapper):
 
     async def commit_episodes(
         self, owner: str, now: Any, commits: Sequence[Any], claim: ActivityClaim | None = None
-    ) -> set[str]:
-        await self._inner.commit_episodes(owner, now, commits, claim)
-        return {commit.record.instance_id for commit in commits}
+    ) -> Committed:
+        committed = await self._inner.commit_episodes(owner, now, commits, claim)
+        return Committed({commit.record.instance_id for commit in commits}, committed.claimed)
 
 
 async def test_a_rejected_commit_drops_the_kept_executor(tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ from typing import Any
 from support.store_wrapper import StoreWrapper
 
 from asynkron_durable import DurableFunctionRuntime, OrchestrationClient, OrchestrationContext, RuntimeStatus
-from asynkron_durable._episodes import build_episode
 from asynkron_durable.history import TaskCompleted, TaskScheduled, utc_now
 from asynkron_durable.stores import LeaseRenewal, StateStore
+from asynkron_durable.worker.episodes import build_episode
 
 
 def chain(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
@@ -38,8 +38,8 @@ async def test_two_workers_racing_on_one_instance_commit_each_episode_once(store
     commit_a = build_episode(item_a, history, chain, now)[0]
     commit_b = build_episode(item_b, history, chain, later)[0]
 
-    assert await store.commit_episodes("worker-b", later, [commit_b]) == set()
-    assert await store.commit_episodes("worker-a", later, [commit_a]) == {instance_id}
+    assert (await store.commit_episodes("worker-b", later, [commit_b])).rejected == set()
+    assert (await store.commit_episodes("worker-a", later, [commit_a])).rejected == {instance_id}
 
     history = await store.get_history(instance_id)
     scheduled = [e.event_id for e in history if isinstance(e, TaskScheduled)]

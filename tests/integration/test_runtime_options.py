@@ -16,7 +16,14 @@ from asynkron_durable import (
     OrchestrationContext,
     RuntimeStatus,
 )
-from asynkron_durable.stores import ActivityResult, ActivityStep, ActivityWorkItem, Completion, StateStore
+from asynkron_durable.stores import (
+    ActivityClaim,
+    ActivityResult,
+    ActivityStep,
+    ActivityWorkItem,
+    Completion,
+    StateStore,
+)
 
 
 async def test_max_concurrent_activities_is_respected(store: StateStore) -> None:
@@ -152,13 +159,12 @@ class _SlowCompletions(InMemoryStateStore):
         self,
         owner: str,
         now: datetime,
-        lease_until: datetime,
         results: Sequence[ActivityResult],
         steps: Sequence[ActivityStep] = (),
-        claim_limit: int = 0,
+        claim: ActivityClaim | None = None,
     ) -> Completion:
         await asyncio.sleep(0.05)  # a slow or contended database
-        done = await super().complete_activities(owner, now, lease_until, results, steps, claim_limit)
+        done = await super().complete_activities(owner, now, results, steps, claim)
         self.outstanding -= len(results) + sum(len(step.results) for step in steps)
         self.outstanding += len(done.claimed)
         self.peak = max(self.peak, self.outstanding)

@@ -20,7 +20,7 @@ from asynkron_durable import (
     StoreError,
     TaskFailedError,
 )
-from asynkron_durable.stores import StateStore
+from asynkron_durable.stores import Committed, StateStore
 
 
 class Unprintable(Exception):
@@ -201,7 +201,7 @@ class _FailingCommits(StoreWrapper):
         super().__init__(inner)
         self.attempts = 0
 
-    async def commit_episodes(self, *args: Any, **kwargs: Any) -> set[str]:
+    async def commit_episodes(self, *args: Any, **kwargs: Any) -> Committed:
         self.attempts += 1
         raise StoreError("the commit cannot be written")
 
@@ -235,7 +235,7 @@ async def test_a_commit_that_keeps_failing_is_retried_with_back_off(store: State
 class _NoLeaseOnCommit(StoreWrapper):
     """A store wrapper whose commits lease nothing, so every activity goes through a claim."""
 
-    async def commit_episodes(self, owner: str, now: Any, commits: Any, claim: Any = None) -> set[str]:
+    async def commit_episodes(self, owner: str, now: Any, commits: Any, claim: Any = None) -> Committed:
         return await self._inner.commit_episodes(owner, now, commits)
 
 

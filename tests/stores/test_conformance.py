@@ -137,7 +137,9 @@ async def start(store: StateStore, *instance_ids: str) -> None:
         await store.create_instance(new_instance(instance_id), replace=False)
     items = await claim(store, "starter", limit=len(instance_ids))
     assert sorted(items) == sorted(instance_ids)
-    assert await store.commit_episodes("starter", T0, [commit_for(i) for i in items.values()]) == set()
+    assert (
+        await store.commit_episodes("starter", T0, [commit_for(i) for i in items.values()])
+    ).rejected == set()
 
 
 def names(item: OrchestrationWorkItem) -> list[str]:
@@ -241,7 +243,7 @@ async def test_stale_commit_cannot_hit_a_replacement_instance(store: StateStore)
     fresh = (await claim(store, "w1"))["a"]
     assert fresh.record.execution_id == "a:2"
 
-    assert await store.commit_episodes("w1", T0, [commit_for(stale)]) == {"a"}
+    assert (await store.commit_episodes("w1", T0, [commit_for(stale)])).rejected == {"a"}
     assert await store.get_history("a") == []
 
 
@@ -296,7 +298,7 @@ async def test_message_creates_its_missing_target(store: StateStore) -> None:
     assert [m.execution_id for m in items["@counter@a"].messages] == [None, "@counter@a:1"]
     assert names(items["@counter@b"]) == ["first"]
     assert items["@counter@b"].record.version == 4
-    assert await store.commit_episodes("w1", T0, [commit_for(i) for i in items.values()]) == set()
+    assert (await store.commit_episodes("w1", T0, [commit_for(i) for i in items.values()])).rejected == set()
     assert names((await claim(store, now=at(10)))["@counter@b"]) == ["delayed"]
 
 
@@ -304,7 +306,7 @@ async def test_message_creating_an_existing_target_leaves_it_untouched(store: St
     await store.send_messages([Message("@counter@a", event("one"), creates=entity_record("@counter@a"))])
     item = (await claim(store))["@counter@a"]
     committed = commit_for(item, status=RuntimeStatus.COMPLETED)
-    assert await store.commit_episodes("w1", T0, [committed]) == set()
+    assert (await store.commit_episodes("w1", T0, [committed])).rejected == set()
     await start(store, "orch")
     before = {i: await store.get_instance(i) for i in ("@counter@a", "orch")}
     assert before["@counter@a"] == committed.record.model_copy(update={"version": 1})
@@ -349,7 +351,7 @@ async def test_commit_and_activity_messages_create_their_targets(store: StateSto
         messages=[Message("@counter@never", event("x"), creates=entity_record("@counter@never"))],
     )
 
-    assert await store.commit_episodes("w1", T0, [commit, rejected]) == {"stale"}
+    assert (await store.commit_episodes("w1", T0, [commit, rejected])).rejected == {"stale"}
 
     assert await store.get_instance("@counter@a") == entity_record("@counter@a")
     assert await store.get_instance("@log@1") == entity_record("@log@1", name="log")
@@ -363,9 +365,7 @@ async def test_commit_and_activity_messages_create_their_targets(store: StateSto
 
     [activity] = await store.claim_activities("aw", T0, at(30), 10)
     result = Message("@counter@c", event("result"), creates=entity_record("@counter@c"))
-    completion = await store.complete_activities(
-        "aw", T0, at(30), [ActivityResult(activity.activity_id, result)]
-    )
+    completion = await store.complete_activities("aw", T0, [ActivityResult(activity.activity_id, result)])
     assert completion.rejected == set()
     assert await store.get_instance("@counter@c") == entity_record("@counter@c")
     assert names((await claim(store, "w3"))["@counter@c"]) == ["result"]
@@ -441,8 +441,8 @@ async def test_leases_exclude_other_owners_until_expired(store: StateStore) -> N
     assert await store.claim_orchestrations("w2", at(30), at(60), 10) == []
     taken = await store.claim_orchestrations("w2", at(31), at(61), 10)
     assert [i.record.instance_id for i in taken] == ["a"]
-    assert await store.commit_episodes("w1", at(32), [commit_for(held[0])]) == {"a"}
-    assert await store.commit_episodes("w2", at(32), [commit_for(taken[0])]) == set()
+    assert (await store.commit_episodes("w1", at(32), [commit_for(held[0])])).rejected == {"a"}
+    assert (await store.commit_episodes("w2", at(32), [commit_for(taken[0])])).rejected == set()
 
 
 # --- load_histories and commit_episodes ----------------------------------------------------
@@ -459,7 +459,7 @@ async def test_commit_appends_history_updates_record_and_releases_lease(store: S
         new_history=commit.new_history,
         acknowledged_message_ids=commit.acknowledged_message_ids,
     )
-    assert await store.commit_episodes("w1", T0, [commit]) == set()
+    assert (await store.commit_episodes("w1", T0, [commit])).rejected == set()
     await store.send_messages([Message("a", event("next"))])
 
     record = await store.get_instance("a")
@@ -467,7 +467,9 @@ async def test_commit_appends_history_updates_record_and_releases_lease(store: S
     again = (await claim(store, "w2", now=at(1)))["a"]
     assert again.record.version == 1
     history = [*episode(1), *episode(2)]
-    assert await store.commit_episodes("w2", at(1), [commit_for(again, history=episode(2))]) == set()
+    assert (
+        await store.commit_episodes("w2", at(1), [commit_for(again, history=episode(2))])
+    ).rejected == set()
     histories = await store.load_histories(["a", "missing"])
     assert histories == {"a": history, "missing": []}
     assert await store.get_history("a") == history
@@ -484,7 +486,7 @@ async def test_reset_history_replaces_the_log(store: StateStore) -> None:
     fresh = [ExecutionStarted(name="orch", execution_id="a:2", timestamp=at(2))]
 
     commit = commit_for(item, history=fresh, reset_history=True)
-    assert await store.commit_episodes("w1", T0, [commit]) == set()
+    assert (await store.commit_episodes("w1", T0, [commit])).rejected == set()
     assert await store.get_history("a") == fresh
     await store.send_messages([Message("a", event("more"))])
     item = (await claim(store))["a"]
@@ -497,7 +499,7 @@ async def test_ack_keeps_messages_that_arrived_during_the_episode(store: StateSt
     item = (await claim(store))["a"]
     await store.send_messages([Message("a", event("late"))])
 
-    assert await store.commit_episodes("w1", T0, [commit_for(item)]) == set()
+    assert (await store.commit_episodes("w1", T0, [commit_for(item)])).rejected == set()
 
     again = (await claim(store, "w2"))["a"]
     assert names(again) == ["late"]
@@ -517,7 +519,7 @@ async def test_commit_creates_sub_instances_and_delivers_messages_to_them(store:
     child = new_instance("child", created=at(1))
     commit = commit_for(item, new_instances=[child], messages=[Message("child", event("hello"))])
 
-    assert await store.commit_episodes("w1", T0, [commit]) == set()
+    assert (await store.commit_episodes("w1", T0, [commit])).rejected == set()
 
     assert await store.get_instance("child") == child.record
     claimed = (await claim(store, "w2"))["child"]
@@ -543,7 +545,7 @@ async def test_commit_new_instance_conflicts(store: StateStore) -> None:
         ],
     )
 
-    assert await store.commit_episodes("w1", T0, [commit]) == set()
+    assert (await store.commit_episodes("w1", T0, [commit])).rejected == set()
 
     assert await store.get_instance("busy") == busy_before
     quiet = await store.get_instance("quiet")
@@ -593,7 +595,9 @@ async def test_cas_rejects_stale_and_foreign_commits_and_applies_the_rest(store:
     foreign_commit = commit_for(ours["foreign"], **side_effects)
     before = {i: await store.get_instance(i) for i in ("stale", "foreign")}
 
-    rejected = await store.commit_episodes("w1", T0, [stale_commit, commit_for(ours["ok"]), foreign_commit])
+    rejected = (
+        await store.commit_episodes("w1", T0, [stale_commit, commit_for(ours["ok"]), foreign_commit])
+    ).rejected
 
     assert rejected == {"stale", "foreign"}
     assert {i: await store.get_instance(i) for i in ("stale", "foreign")} == before
@@ -609,15 +613,15 @@ async def test_cas_rejects_stale_and_foreign_commits_and_applies_the_rest(store:
     redelivered = await claim(store, "w3")
     assert sorted(redelivered) == ["foreign", "stale"]
     assert names(redelivered["stale"]) == ["ExecutionStarted"]
-    assert await store.commit_episodes("w1", T0, [commit_for(ours["ok"])]) == {"ok"}
-    assert await store.commit_episodes("w1", T0, []) == set()
+    assert (await store.commit_episodes("w1", T0, [commit_for(ours["ok"])])).rejected == {"ok"}
+    assert (await store.commit_episodes("w1", T0, [])).rejected == set()
 
 
 async def test_commit_for_unknown_instance_is_rejected(store: StateStore) -> None:
     await store.create_instance(new_instance("a"), replace=False)
     item = (await claim(store))["a"]
     await store.purge_instance("a")
-    assert await store.commit_episodes("w1", T0, [commit_for(item)]) == {"a"}
+    assert (await store.commit_episodes("w1", T0, [commit_for(item)])).rejected == {"a"}
     assert await store.get_instance("a") is None
 
 
@@ -656,16 +660,14 @@ async def test_complete_activities_enqueues_result_or_rejects_lost_lease(store: 
         return ActivityResult(activity_id, Message("a", completed, execution_id="a:1"))
 
     completion = await store.complete_activities(
-        "aw1", at(40), at(70), [result(won.activity_id, 0), result(lost.activity_id, 1)]
+        "aw1", at(40), [result(won.activity_id, 0), result(lost.activity_id, 1)]
     )
 
     assert completion == Completion({lost.activity_id}, set(), [])
     item = (await claim(store, now=at(40)))["a"]
     assert [m.event for m in item.messages] == [result(won.activity_id, 0).message.event]
-    assert (
-        await store.complete_activities("aw2", at(40), at(70), [result(lost.activity_id, 1)])
-    ).rejected == set()
-    again = await store.complete_activities("aw2", at(40), at(70), [result(lost.activity_id, 1)])
+    assert (await store.complete_activities("aw2", at(40), [result(lost.activity_id, 1)])).rejected == set()
+    again = await store.complete_activities("aw2", at(40), [result(lost.activity_id, 1)])
     assert again.rejected == {lost.activity_id}
     assert await store.claim_activities("aw3", at(1000), at(1030), 10) == []
 
@@ -678,12 +680,13 @@ async def test_a_commit_with_a_claim_leases_what_it_schedules_up_to_the_limit(st
     commits = [commit_for(items[i], activities=tasks[i]) for i in ("a", "b")]
     leasing = ActivityClaim(at(30), 3)
 
-    assert await store.commit_episodes("w1", T0, commits, claim=leasing) == set()
+    committed = await store.commit_episodes("w1", T0, commits, claim=leasing)
 
-    assert [(c.task, c.attempt) for c in leasing.items] == [(t, 1) for t in [*tasks["a"], tasks["b"][0]]]
+    assert committed.rejected == set()
+    assert [(c.task, c.attempt) for c in committed.claimed] == [(t, 1) for t in [*tasks["a"], tasks["b"][0]]]
     others = await store.claim_activities("aw", at(1), at(31), 10)
     assert [c.task for c in others] == [tasks["b"][1]]  # over the limit: queued for anyone
-    renewal = await store.renew_leases("w1", at(60), [], [c.activity_id for c in leasing.items])
+    renewal = await store.renew_leases("w1", at(60), [], [c.activity_id for c in committed.claimed])
     assert renewal.lost_activity_ids == set()
     expired = await store.claim_activities("aw", at(61), at(91), 10)
     assert [c.task for c in expired] == [*tasks["a"], *tasks["b"]]  # leases lapse; ids in schedule order
@@ -695,11 +698,11 @@ async def test_a_rejected_commit_leases_nothing(store: StateStore) -> None:
     task = ActivityTask("a", "a:1", 0, "act", None)
     leasing = ActivityClaim(at(30), 5)
 
-    rejected = await store.commit_episodes(
+    committed = await store.commit_episodes(
         "someone-else", T0, [commit_for(item, activities=[task])], claim=leasing
     )
 
-    assert rejected == {"a"} and leasing.items == []
+    assert committed.rejected == {"a"} and committed.claimed == []
     assert await store.claim_activities("aw", at(1), at(31), 10) == []
 
 
@@ -734,7 +737,7 @@ async def test_step_applies_its_episode_and_leases_what_it_schedules(store: Stat
     following = [ActivityTask("a", "a:1", n, f"next{n}", None) for n in (1, 2)]
     step = _step(record, activity, *following)
 
-    done = await store.complete_activities("aw", at(2), at(32), [], [step], claim_limit=1)
+    done = await store.complete_activities("aw", at(2), [], [step], ActivityClaim(at(32), 1))
 
     assert done.rejected == set() and done.applied == {"a"}
     assert [(c.task, c.attempt) for c in done.claimed] == [(following[0], 1)]
@@ -756,7 +759,7 @@ async def test_step_waits_behind_a_visible_message(store: StateStore) -> None:
     )
     step = _step(record, activity, ActivityTask("a", "a:1", 1, "next", None))
 
-    done = await store.complete_activities("aw", at(2), at(32), [], [step], claim_limit=5)
+    done = await store.complete_activities("aw", at(2), [], [step], ActivityClaim(at(32), 5))
 
     assert done == Completion(set(), set(), [])
     assert (await store.get_instance("a")) == record
@@ -769,7 +772,7 @@ async def test_step_applies_past_a_delayed_message(store: StateStore) -> None:
     record, activity = await _running_with_activity(store)
     await store.send_messages([Message("a", event("later"), visible_at=at(100))])
 
-    done = await store.complete_activities("aw", at(2), at(32), [], [_step(record, activity)])
+    done = await store.complete_activities("aw", at(2), [], [_step(record, activity)])
 
     assert done.applied == {"a"}
     assert names((await claim(store, now=at(101)))["a"]) == ["later"]
@@ -781,10 +784,10 @@ async def test_step_is_refused_while_another_worker_leases_the_instance(store: S
     item = (await claim(store, "w2", now=at(3)))["a"]
 
     # At at(2) the message is not yet visible: only w2's lease stands in the step's way.
-    done = await store.complete_activities("aw", at(2), at(32), [], [_step(record, activity)])
+    done = await store.complete_activities("aw", at(2), [], [_step(record, activity)])
 
     assert done == Completion(set(), set(), [])
-    assert await store.commit_episodes("w2", at(3), [commit_for(item)]) == set()
+    assert (await store.commit_episodes("w2", at(3), [commit_for(item)])).rejected == set()
     assert names((await claim(store, now=at(4)))["a"]) == ["TaskCompleted"]
 
 
@@ -792,9 +795,9 @@ async def test_step_is_refused_once_the_instance_has_moved_on(store: StateStore)
     record, activity = await _running_with_activity(store)
     await store.send_messages([Message("a", event("x"))])
     item = (await claim(store, "w2", now=at(1)))["a"]
-    assert await store.commit_episodes("w2", at(1), [commit_for(item)]) == set()  # version moves
+    assert (await store.commit_episodes("w2", at(1), [commit_for(item)])).rejected == set()  # version moves
 
-    done = await store.complete_activities("aw", at(2), at(32), [], [_step(record, activity)])
+    done = await store.complete_activities("aw", at(2), [], [_step(record, activity)])
 
     assert done.applied == set()
     moved = await store.get_instance("a")
@@ -807,7 +810,7 @@ async def test_step_with_a_lost_activity_lease_changes_nothing_of_it(store: Stat
     stolen = await store.claim_activities("aw2", at(31), at(61), 1)
     assert [c.activity_id for c in stolen] == [activity.activity_id]
 
-    done = await store.complete_activities("aw", at(32), at(62), [], [_step(record, activity)])
+    done = await store.complete_activities("aw", at(32), [], [_step(record, activity)])
 
     assert done == Completion({activity.activity_id}, set(), [])
     assert await store.get_instance("a") == record
@@ -884,7 +887,7 @@ async def _populate(store: StateStore) -> list[InstanceRecord]:
         for instance_id, _, _, status in specs
         if status is not RuntimeStatus.PENDING
     ]
-    assert await store.commit_episodes("w1", T0, commits) == set()
+    assert (await store.commit_episodes("w1", T0, commits)).rejected == set()
     records = [await store.get_instance(spec[0]) for spec in specs]
     return sorted((r for r in records if r is not None), key=lambda r: (r.created_at, r.instance_id))
 
@@ -1050,7 +1053,7 @@ async def test_purge_instance_at_expected_version_keeps_an_instance_with_message
         assert await store.purge_instance(instance_id, expected_version=1) is False
         assert await store.get_instance(instance_id) is not None
 
-    assert await store.commit_episodes("w1", T0, [commit_for(leased)]) == set()
+    assert (await store.commit_episodes("w1", T0, [commit_for(leased)])).rejected == set()
     assert await store.purge_instance("leased", expected_version=2) is True
     assert names((await claim(store, "w2"))["now"]) == ["signal"]
     assert names((await claim(store, "w2", now=at(100)))["later"]) == ["timer"]
@@ -1096,7 +1099,7 @@ async def test_subscribers_hear_about_new_work_only_and_of_which_kind(store: Sta
     assert calls == [Work.MESSAGES] * 2 + [Work.ACTIVITIES]
     [activity, _] = await store.claim_activities("aw", T0, at(30), 2)
     result = ActivityResult(activity.activity_id, Message("a", ExecutionCompleted(timestamp=T0)))
-    await store.complete_activities("aw", T0, at(30), [result])
+    await store.complete_activities("aw", T0, [result])
     assert calls == [Work.MESSAGES] * 2 + [Work.ACTIVITIES, Work.MESSAGES]
 
 
@@ -1114,8 +1117,9 @@ async def test_given_back_leases_are_announced_like_new_work(store: StateStore) 
     item = (await claim(store))["a"]
     leasing = ActivityClaim(at(30), 1)
     task = ActivityTask("a", "a:1", 1, "t", None)
-    assert await store.commit_episodes("w1", T0, [commit_for(item, activities=[task])], leasing) == set()
-    [leased] = leasing.items
+    committed = await store.commit_episodes("w1", T0, [commit_for(item, activities=[task])], leasing)
+    assert committed.rejected == set()
+    [leased] = committed.claimed
     await store.release_leases("w1", [], [leased.activity_id])
     assert calls == [Work.MESSAGES, Work.ACTIVITIES]
     assert [a.activity_id for a in await store.claim_activities("w2", T0, at(30), 5)] == [leased.activity_id]
@@ -1129,9 +1133,9 @@ async def test_activities_leased_by_their_commit_wake_nobody(store: StateStore) 
     tasks = [ActivityTask("a", "a:1", n, "t", None) for n in (1, 2)]
 
     leasing = ActivityClaim(at(30), 2)
-    assert await store.commit_episodes("w1", T0, [commit_for(item, activities=tasks)], leasing) == set()
+    committed = await store.commit_episodes("w1", T0, [commit_for(item, activities=tasks)], leasing)
 
-    assert len(leasing.items) == 2
+    assert committed.rejected == set() and len(committed.claimed) == 2
     assert calls == []
     await store.send_messages([Message("a", event("x"))])
     item = (await claim(store))["a"]

@@ -152,7 +152,7 @@ async def test_a_commit_appends_its_events_as_one_history_row(pg_store: Postgres
         EventRaised(name="x"),
         EventRaised(name="y"),
     ]
-    assert await pg_store.commit_episodes("w", T0, [commit_for(item, new_history=events)]) == set()
+    assert (await pg_store.commit_episodes("w", T0, [commit_for(item, new_history=events)])).rejected == set()
 
     rows = await pg.fetch(f'SELECT seq FROM "{pg_store.schema}".history WHERE instance_id = $1', "a")
     assert [row["seq"] for row in rows] == [0]
@@ -179,7 +179,9 @@ async def test_one_event_rows_of_a_version_1_schema_read_back_before_newer_commi
         versions = await pg.fetch(f"SELECT version FROM {schema}.schema_version ORDER BY version")
         assert [row["version"] for row in versions] == list(MIGRATIONS)
         new: list[HistoryEvent] = [OrchestratorStarted(timestamp=LATER), EventRaised(name="new")]
-        assert await upgraded.commit_episodes("w", T0, [commit_for(item, new_history=new)]) == set()
+        assert (
+            await upgraded.commit_episodes("w", T0, [commit_for(item, new_history=new)])
+        ).rejected == set()
         assert await upgraded.get_history("a") == old + new
         assert await upgraded.load_histories(["a"]) == {"a": old + new}
     finally:
@@ -307,7 +309,9 @@ async def test_notify_wakes_a_subscriber_of_another_store_object_with_the_kind_o
 
         [item] = await sender.claim_orchestrations("w", T0, LATER, 10)
         task = ActivityTask("a", "a:1", 1, "t", None)
-        assert await sender.commit_episodes("w", T0, [commit_for(item, activities=[task])]) == set()
+        assert (
+            await sender.commit_episodes("w", T0, [commit_for(item, activities=[task])])
+        ).rejected == set()
         assert await asyncio.wait_for(heard.get(), DEADLINE) == Work.ACTIVITIES
         [activity] = await sender.claim_activities("w", T0, LATER, 10)
         await sender.release_leases("w", [], [activity.activity_id])
@@ -371,7 +375,7 @@ async def test_two_store_objects_never_claim_the_same_work(
         await first.create_instance(new_instance("acts"), replace=False)
         [item] = await second.claim_orchestrations("p3", T0, LATER, 10)
         tasks = [ActivityTask("acts", "acts:1", n, "act", None) for n in range(30)]
-        assert await first.commit_episodes("p3", T0, [commit_for(item, activities=tasks)]) == set()
+        assert (await first.commit_episodes("p3", T0, [commit_for(item, activities=tasks)])).rejected == set()
         activities = await asyncio.gather(
             *(store.claim_activities("a", T0, LATER, 2) for _ in range(8) for store in (first, second))
         )
@@ -392,7 +396,9 @@ async def test_corrupt_rows_are_named_set_aside_and_block_nothing(
     for instance_id in ("bad_history", "bad_inbox", "bad_record", "fine"):
         await pg_store.create_instance(new_instance(instance_id), replace=False)
     items = {i.record.instance_id: i for i in await pg_store.claim_orchestrations("w", T0, LATER, 10)}
-    assert await pg_store.commit_episodes("w", T0, [commit_for(i) for i in items.values()]) == set()
+    assert (
+        await pg_store.commit_episodes("w", T0, [commit_for(i) for i in items.values()])
+    ).rejected == set()
     await pg_store.send_messages([Message(i, EventRaised(name="go")) for i in items])
     await pg.execute(f"""UPDATE {schema}.history SET event = '{{"kind": "Nope"}}'
                          WHERE instance_id = 'bad_history'""")
@@ -429,7 +435,7 @@ async def test_a_commit_postgres_refuses_does_not_hold_up_its_batch(
     poison = commit_for(items["poison"], new_instances=[new_instance("child\x00with a NUL")])
 
     with caplog.at_level(logging.ERROR):
-        rejected = await pg_store.commit_episodes("w", T0, [commit_for(items["good"]), poison])
+        rejected = (await pg_store.commit_episodes("w", T0, [commit_for(items["good"]), poison])).rejected
 
     assert rejected == {"poison"}
     assert "'poison' cannot be stored" in caplog.text
@@ -565,10 +571,7 @@ async def _busy_worker(store: PostgresStateStore, owner: str, ids: list[str], ro
         await store.renew_leases(owner, now + timedelta(minutes=1), [], [a.activity_id for a in activities])
         done = EventRaised(name="done")
         await store.complete_activities(
-            owner,
-            now,
-            now + timedelta(seconds=30),
-            [ActivityResult(a.activity_id, Message(rng.choice(ids), done)) for a in activities],
+            owner, now, [ActivityResult(a.activity_id, Message(rng.choice(ids), done)) for a in activities]
         )
         if rng.random() < 0.2:
             await store.purge_instance(rng.choice(ids))

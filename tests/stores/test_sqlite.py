@@ -76,7 +76,7 @@ async def _run_one_episode(store: SqliteStateStore, instance_id: str) -> list[Or
     await store.create_instance(new_instance(instance_id), replace=False)
     [item] = await store.claim_orchestrations("w1", T0, LATER, 1)
     history = [OrchestratorStarted(timestamp=T0)]
-    assert await store.commit_episodes("w1", T0, [_commit(item, history)]) == set()
+    assert (await store.commit_episodes("w1", T0, [_commit(item, history)])).rejected == set()
     return history
 
 
@@ -139,7 +139,7 @@ async def test_a_commit_appends_its_events_as_one_history_row(
         EventRaised(name="x"),
         EventRaised(name="y"),
     ]
-    assert await sqlite_store.commit_episodes("w1", T0, [_commit(item, events)]) == set()
+    assert (await sqlite_store.commit_episodes("w1", T0, [_commit(item, events)])).rejected == set()
 
     assert _sql(db, "SELECT seq FROM history WHERE instance_id = 'a'") == [(0,)]
     assert await sqlite_store.get_history("a") == events
@@ -163,7 +163,7 @@ async def test_a_version_1_file_is_upgraded_and_its_one_event_rows_read_first(db
     try:
         assert _sql(db, "SELECT version FROM schema_version") == [(2,)]
         new: list[HistoryEvent] = [OrchestratorStarted(timestamp=LATER), EventRaised(name="new")]
-        assert await upgraded.commit_episodes("w1", T0, [_commit(item, new)]) == set()
+        assert (await upgraded.commit_episodes("w1", T0, [_commit(item, new)])).rejected == set()
         assert await upgraded.get_history("a") == old + new
         assert await upgraded.load_histories(["a"]) == {"a": old + new}
     finally:

@@ -1,0 +1,89 @@
+"""What every `asynkron-durable` command shares: the store option, strict reading of JSON, time
+and instance-id options (checked before any store is opened), and one-line error reporting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+
+from asynkron_durable.errors import DurableError, OrchestrationTimeout
+from asynkron_durable.instance_ids import instance_id_problem
+from asynkron_durable.serialization import parse_json
+
+DEFAULT_STORE = "sqlite:///./durable.db"
+STORE_ENV_VAR = "ASYNKRON_DURABLE_STORE"
+
+stderr = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
+
+
+class Failed(Exception):
+    """The orchestration itself did not succeed: reported with exit code 1, not as bad input."""
+
+
+class ReportingGroup(click.Group):
+    """Turns the errors a user can cause into one `error: ...` line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (Failed, OrchestrationTimeout) as exc:
+            exit_with_error(ctx, str(exc), 1)
+        except (DurableError, ValueError, OSError) as exc:  # json.JSONDecodeError is a ValueError
+            exit_with_error(ctx, str(exc), 2)
+
+
+def exit_with_error(ctx: click.Context, message: str, code: int) -> NoReturn:
+    """Messages may span lines (validation errors); the error stays on one."""
+    click.echo(f"error: {' '.join(message.split())}", err=True)
+    ctx.exit(code)
+
+
+def json_option(name: str, help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A raw-text option: parsed by `parse_json_option`, because click's errors span several lines."""
+    return click.option(name, "payload", default=None, metavar="JSON", help=help)
+
+
+def parse_json_option(text: str | None, option: str) -> Any:
+    """Decode an option's JSON here, so a typo is reported before anything is started."""
+    if text is None:
+        return None
+    try:
+        return parse_json(text)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"{option} is not valid JSON: {exc}") from None
+
+
+def parse_time_option(text: str | None, option: str) -> datetime | None:
+    """An ISO 8601 time (fractions, `Z`, a date alone...); UTC unless it gives an offset."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{option} is not an ISO 8601 time: {text!r}") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def check_instance_id_option(instance_id: str | None) -> None:
+    """Refuse an id no instance may have before any store is opened (the client would too)."""
+    problem = None if instance_id is None else instance_id_problem(instance_id)
+    if problem is not None:
+        raise ValueError(f"--instance-id: {problem}")
+
+
+store_option = click.option(
+    "--store",
+    "store_url",
+    envvar=STORE_ENV_VAR,
+    default=DEFAULT_STORE,
+    show_default=True,
+    metavar="URL",
+    help=(
+        "State store: sqlite:///path.db, postgresql://user@host/db?schema=name or memory:// "
+        f"(env: {STORE_ENV_VAR})."
+    ),
+)

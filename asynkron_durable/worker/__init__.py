@@ -1,0 +1,10 @@
+"""The runtime: workers that claim work from a store, run it and commit what it produced.
+
+`runtime.py` runs the loops, leases and slots; `episodes.py` runs one claimed instance's episode;
+`commits.py` turns what an episode produced into one store commit; `episode_cache.py` keeps
+running orchestrations in memory between episodes; `activities.py` and `threads.py` run activities.
+"""
+
+from asynkron_durable.worker.runtime import ConcurrentDurableFunctionRuntime, DurableFunctionRuntime
+
+__all__ = ["ConcurrentDurableFunctionRuntime", "DurableFunctionRuntime"]
