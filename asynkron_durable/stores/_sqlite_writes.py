@@ -2,7 +2,7 @@
 
 A write transaction holds SQLite's file lock from BEGIN to COMMIT, and other processes' writers
 wait on it (sleeping in the busy handler). These functions take the driver's own
-`sqlite3.Connection` and run on aiosqlite's thread as one call (`run_in_transaction`): a commit of
+`sqlite3.Connection` and run on aiosqlite's thread as one call (`in_transaction`): a commit of
 many episodes costs one thread hop, not one per statement, and holds the lock that much less.
 """
 
