@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 import click
 from rich.console import Console
 
-from asynkron_durable.errors import DurableError, OrchestrationTimeout
+from asynkron_durable.errors import DurableError, OrchestrationTimeout, WorkerStuck
 from asynkron_durable.instance_ids import instance_id_problem
 from asynkron_durable.serialization import parse_json
 
@@ -30,7 +30,7 @@ class ReportingGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (Failed, OrchestrationTimeout) as exc:
+        except (Failed, OrchestrationTimeout, WorkerStuck) as exc:
             exit_with_error(ctx, str(exc), 1)
         except (DurableError, ValueError, OSError) as exc:  # json.JSONDecodeError is a ValueError
             exit_with_error(ctx, str(exc), 2)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from typing import ClassVar
+
 
 class DurableError(Exception):
     """Root of every error this library raises on purpose."""
@@ -80,3 +83,23 @@ class TaskFailedError(DurableError):
         self.error_type = error_type
         self.error_message = message
         self.details = details
+
+
+class OrchestratorDeadlock(DurableError):
+    """Orchestrator or entity code ran past its deadline without yielding: an endless loop, a
+    blocking call. The instance fails with this error; the message names where the code was.
+
+    The worker raises it inside the stuck code from another thread, and Python builds such an
+    exception without arguments, so the message it should carry waits in `_pending` (by thread)."""
+
+    _pending: ClassVar[dict[int, str]] = {}
+
+    def __init__(self, message: str | None = None) -> None:
+        if message is None:
+            message = self._pending.pop(threading.get_ident(), "code ran past its deadline")
+        super().__init__(message)
+
+
+class WorkerStuck(DurableError):
+    """User code holds this worker's episode thread and cannot be interrupted (it is blocked
+    outside Python, in a C call): the worker stops so that a supervisor can restart it."""

@@ -7,6 +7,7 @@ import inspect
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from asynkron_durable.engine import Orchestrator
@@ -15,6 +16,17 @@ from asynkron_durable.errors import DurableError, UnknownFunction
 
 F = TypeVar("F", bound=Callable[..., Any])
 E = TypeVar("E", bound=Callable[..., Any] | type)
+
+Duration = timedelta | float
+"""A span of time: a `timedelta`, or seconds."""
+
+
+def seconds(duration: Duration, what: str) -> float:
+    """`duration` in seconds; a `ValueError` naming `what` unless it is positive and finite."""
+    value = duration.total_seconds() if isinstance(duration, timedelta) else duration
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+        raise ValueError(f"{what} must be a positive number of seconds or a timedelta, got {duration!r}")
+    return float(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +99,21 @@ class Registry:
 
     def __init__(self) -> None:
         self.orchestrators: dict[str, Orchestrator] = {}
+        self.deadlines: dict[str, float] = {}
+        """Seconds an episode of the orchestrator may run without yielding, where it has its own."""
         self.activities: dict[str, ActivityDefinition] = {}
         self.entities: dict[str, EntityFunction] = {}
 
-    def add_orchestrator(self, fn: Orchestrator, name: str | None = None) -> str:
-        """Register an orchestrator (generator function, `async def` or plain function)."""
+    def add_orchestrator(
+        self, fn: Orchestrator, name: str | None = None, *, deadline: Duration | None = None
+    ) -> str:
+        """Register an orchestrator (generator function, `async def` or plain function); with a
+        `deadline`, its episodes may run that long instead of the runtime's default."""
         key = name or fn.__name__
         self.orchestrators[key] = fn
+        self.deadlines.pop(key, None)
+        if deadline is not None:
+            self.deadlines[key] = seconds(deadline, f"deadline of orchestrator {key!r}")
         _tag(fn, key)
         return key
 
@@ -117,6 +137,9 @@ class Registry:
     def merge(self, other: Registry) -> None:
         """Add every registration of `other` (later ones win)."""
         self.orchestrators.update(other.orchestrators)
+        for name in other.orchestrators:
+            self.deadlines.pop(name, None)
+        self.deadlines.update(other.deadlines)
         self.activities.update(other.activities)
         self.entities.update(other.entities)
 
@@ -153,11 +176,12 @@ class Registrations:
 
     registry: Registry
 
-    def orchestrator(self, name: str | None = None) -> Callable[[F], F]:
-        """Decorator: register an orchestrator, under `name` or the function's own name."""
+    def orchestrator(self, name: str | None = None, *, deadline: Duration | None = None) -> Callable[[F], F]:
+        """Decorator: register an orchestrator, under `name` or the function's own name. `deadline`
+        (seconds or a timedelta) replaces the runtime's `orchestrator_deadline` for its episodes."""
 
         def register(fn: F) -> F:
-            self.registry.add_orchestrator(fn, name)
+            self.registry.add_orchestrator(fn, name, deadline=deadline)
             return fn
 
         return register
@@ -184,9 +208,11 @@ class Registrations:
         """Register an entity function or class by call; returns its (lower-case) name."""
         return self.registry.add_entity(fn_or_class, name)
 
-    def register_orchestrator(self, fn: Orchestrator, name: str | None = None) -> str:
+    def register_orchestrator(
+        self, fn: Orchestrator, name: str | None = None, *, deadline: Duration | None = None
+    ) -> str:
         """Register an orchestrator by call; returns its name."""
-        return self.registry.add_orchestrator(fn, name)
+        return self.registry.add_orchestrator(fn, name, deadline=deadline)
 
     def register_function(self, name: str, fn: Callable[..., Any]) -> str:
         """Register an activity under `name` by call."""

@@ -212,6 +212,14 @@ async def _run(
         asyncio.create_task(runtime.run_and_poll(stop), name=f"durable-workers-{runtime.worker_id}")
         for runtime in runtimes
     ]
+
+    def stop_serving(task: asyncio.Task[None]) -> None:
+        """Workers that fail (stuck user code) take the server down, for a supervisor to restart."""
+        if not stop.is_set() and not task.cancelled() and task.exception() is not None:
+            server.should_exit = True
+
+    for task in workers:
+        task.add_done_callback(stop_serving)
     try:
         await server.serve(sockets=[sock])
     finally:

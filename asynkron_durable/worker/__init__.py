@@ -1,8 +1,10 @@
 """The runtime: workers that claim work from a store, run it and commit what it produced.
 
-`runtime.py` runs the loops, leases and slots; `episodes.py` runs one claimed instance's episode;
-`commits.py` turns what an episode produced into one store commit; `episode_cache.py` keeps
-running orchestrations in memory between episodes; `activities.py` and `threads.py` run activities.
+`runtime.py` runs the loops, leases and slots; `histories.py` loads what a round must replay;
+`jobs.py` and `episode_thread.py` run a round's episodes (user code) under deadlines off the event
+loop; `episodes.py` runs one claimed instance's episode; `commits.py` turns what an episode produced
+into one store commit; `episode_cache.py` keeps running orchestrations in memory between episodes;
+`activities.py` and `threads.py` run activities; `pacing.py` paces idle and failing loops.
 """
 
 from asynkron_durable.worker.runtime import ConcurrentDurableFunctionRuntime, DurableFunctionRuntime

@@ -9,6 +9,7 @@ same way: our engine, or an SDK replaying orchestrations in another process. No 
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -28,8 +29,10 @@ from asynkron_durable.engine.results import EpisodeResult
 from asynkron_durable.engine.rewind import RewindPlan
 from asynkron_durable.entities.document import entity_message, unlock_messages
 from asynkron_durable.entities.ids import EntityId
-from asynkron_durable.errors import InstanceAlreadyExists
+from asynkron_durable.errors import InstanceAlreadyExists, StoreError
 from asynkron_durable.history import (
+    EntityCallFailed,
+    EntityLockFailed,
     EntityLockGranted,
     EntityLockRequest,
     EntityOperation,
@@ -53,6 +56,8 @@ from asynkron_durable.stores.base import (
     OrchestrationWorkItem,
 )
 
+entity_log = logging.getLogger("asynkron_durable.entities")
+
 
 def new_execution_id() -> str:
     """A fresh execution id (each start, restart and continue-as-new gets one)."""
@@ -65,13 +70,15 @@ def next_record(record: InstanceRecord, now: datetime, **changes: Any) -> Instan
     return record.model_copy(update={**changes, "last_updated_at": now, "version": record.version + 1})
 
 
-def failed_commit(item: OrchestrationWorkItem, error: BaseException, now: datetime) -> EpisodeCommit:
-    """Fail an instance whose episode could not be run at all, consuming its messages."""
-    record = item.record
+def failed_commit(
+    record: InstanceRecord, error: BaseException, now: datetime, acknowledged: Sequence[int] = ()
+) -> EpisodeCommit:
+    """Fail an instance whose episode could not be run at all (or never came back), consuming the
+    `acknowledged` messages."""
     failed = next_record(
         record, now, runtime_status=RuntimeStatus.FAILED, failure=FailureDetails.from_exception(error)
     )
-    return EpisodeCommit(failed, record.version, [], [m.message_id for m in item.messages])
+    return EpisodeCommit(failed, record.version, [], list(acknowledged))
 
 
 def episode_commit(
@@ -198,6 +205,56 @@ def late_grants(messages: Sequence[InboxMessage], record: InstanceRecord, now: d
             now,
         )
     ]
+
+
+def ended_commit(
+    record: InstanceRecord, late: list[HistoryEvent], ack: list[int], messages: list[Message]
+) -> EpisodeCommit:
+    """The commit of messages that reached an instance whose execution has ended: `late` outcomes
+    kept in its history (a failed instance keeps them for a rewind), `messages` sent on."""
+    return EpisodeCommit(record, record.version, late, ack, messages=messages)
+
+
+def entity_commit(
+    record: InstanceRecord, document: str, ack: list[int], messages: list[Message], now: datetime
+) -> EpisodeCommit:
+    """The commit of an entity's batch: its new state `document`, the replies and releases it sends."""
+    return EpisodeCommit(
+        next_record(record, now, output=document), record.version, [], ack, messages=messages
+    )
+
+
+def unreadable_entity_commit(item: OrchestrationWorkItem, error: StoreError, now: datetime) -> EpisodeCommit:
+    """A corrupt document is kept for inspection and the entity marked Failed. Nobody is left
+    waiting: callers get the error, lock requests fail (the entities locked before this one are
+    released), signals and unlocks are logged and dropped."""
+    record = item.record
+    entity_log.error("%s; failing its %d requests", error, len(item.messages))
+    failure = FailureDetails.from_exception(error)
+    replies: list[Message] = []
+    for message in item.messages:
+        match message.event:
+            case EntityOperation(task_id=int(task_id), source_instance_id=str(source)):
+                failed = EntityCallFailed(timestamp=now, task_scheduled_id=task_id, failure=failure)
+                replies.append(Message(source, failed, execution_id=message.event.source_execution_id))
+            case EntityLockRequest() as request:
+                refused = EntityLockFailed(timestamp=now, task_scheduled_id=request.task_id, failure=failure)
+                replies.append(
+                    Message(request.owner_instance_id, refused, execution_id=request.owner_execution_id)
+                )
+                replies.extend(
+                    unlock_messages(
+                        request.owner_instance_id,
+                        request.owner_execution_id,
+                        request.task_id,
+                        request.entity_ids[: request.position],
+                        now,
+                    )
+                )
+    failed_record = next_record(record, now, runtime_status=RuntimeStatus.FAILED, failure=failure)
+    return EpisodeCommit(
+        failed_record, record.version, [], [m.message_id for m in item.messages], messages=replies
+    )
 
 
 def _timer(record: InstanceRecord, timer_id: int, fire_at: datetime) -> Message:

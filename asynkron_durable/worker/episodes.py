@@ -16,18 +16,13 @@ from typing import Any
 from asynkron_durable.engine import OrchestrationContext, OrchestrationExecutor, Orchestrator, plan_rewind
 from asynkron_durable.entities.batch import run_entity_batch
 from asynkron_durable.entities.classes import EntityFunction
-from asynkron_durable.entities.document import EntityDocument, unlock_messages
+from asynkron_durable.entities.document import EntityDocument
 from asynkron_durable.entities.ids import EntityId, is_entity_instance
 from asynkron_durable.errors import StoreError, UnknownFunction
 from asynkron_durable.history import (
     OUTCOMES,
-    EntityCallFailed,
-    EntityLockFailed,
-    EntityLockRequest,
-    EntityOperation,
     ExecutionRewound,
     ExecutionStarted,
-    FailureDetails,
     HistoryEvent,
     InstanceRecord,
     OrchestratorStarted,
@@ -38,23 +33,30 @@ from asynkron_durable.stores.base import (
     ActivityResult,
     ActivityStep,
     EpisodeCommit,
-    Message,
     OrchestrationWorkItem,
 )
 from asynkron_durable.worker.commits import (
+    ended_commit,
+    entity_commit,
     episode_commit,
     failed_commit,
     late_grants,
-    next_record,
     rewind_commit,
+    unreadable_entity_commit,
 )
-from asynkron_durable.worker.episode_cache import CachedExecution, StepGroup
+from asynkron_durable.worker.episode_cache import CachedExecution
 
 log = logging.getLogger("asynkron_durable.runtime")
-entity_log = logging.getLogger("asynkron_durable.entities")
+"""The runtime's logger (its name predates the worker package and is kept for log configurations)."""
 
 Episode = tuple[EpisodeCommit, CachedExecution | None]
 """A commit, and the execution to keep in memory after it (None: it ended, or cannot be trusted)."""
+
+
+def failed_episode(item: OrchestrationWorkItem, error: BaseException, now: datetime) -> Episode:
+    """The episode of a claimed instance that could not run (or never came back): it fails,
+    consuming the messages it was claimed with."""
+    return failed_commit(item.record, error, now, [m.message_id for m in item.messages]), None
 
 
 def run_claimed(
@@ -72,15 +74,15 @@ def run_claimed(
             return build_entity_commit(item, _entity(registry, record.name), now), None
         except Exception as exc:
             log.exception("batch of entity %s failed", record.instance_id)
-            return failed_commit(item, exc, now), None
+            return failed_episode(item, exc, now)
     if isinstance(history, StoreError):
         log.error("instance %s has unreadable history: %s", record.instance_id, history)
-        return failed_commit(item, history, now), None
+        return failed_episode(item, history, now)
     try:
         return build_episode(item, history, _orchestrator(registry, record.name), now, cached)
     except Exception as exc:  # one instance's trouble must not hold up the rest of the batch
         log.exception("episode of instance %s failed", record.instance_id)
-        return failed_commit(item, exc, now), None
+        return failed_episode(item, exc, now)
 
 
 def build_episode(
@@ -106,10 +108,7 @@ def build_episode(
         # A failed instance keeps the results that arrive late, so a rewind does not wait for
         # (or re-run) work that finished after the failure; finished instances just drop them.
         late = _outcomes(events) if failed else []
-        commit = EpisodeCommit(
-            record, record.version, late, ack, messages=late_grants(item.messages, record, now)
-        )
-        return commit, None
+        return ended_commit(record, late, ack, late_grants(item.messages, record, now)), None
 
     if cached is not None and cached.fits(record):
         executor, started = cached.executor, cached.started
@@ -133,27 +132,28 @@ def build_step(cached: CachedExecution, outcomes: Sequence[HistoryEvent], now: d
     return commit, _keep(cached.executor, commit, cached.started)
 
 
-def build_steps(
-    groups: Sequence[StepGroup], now: datetime
-) -> tuple[list[ActivityStep], dict[str, CachedExecution], list[ActivityResult]]:
-    """The steps of kept executions given their finished activities (`EpisodeCache.take_steps`),
-    the executions to keep after each, and the results of those whose episode failed: the
-    executor is spent, they go through the inbox and a replay from history meets the error again."""
-    steps: list[ActivityStep] = []
-    keeps: dict[str, CachedExecution] = {}
-    unstepped: list[ActivityResult] = []
-    for cached, group in groups:
-        instance_id = cached.record.instance_id
-        try:
-            commit, keep = build_step(cached, [r.message.event for r in group], now)
-        except Exception:
-            log.exception("activity step of instance %s failed; recording plain results", instance_id)
-            unstepped += group
-            continue
-        steps.append(ActivityStep(tuple(group), commit))
-        if keep is not None:
-            keeps[instance_id] = keep
-    return steps, keeps, unstepped
+StepOutcome = tuple[ActivityStep | None, CachedExecution | None]
+"""A kept execution's step, or None when its episode failed to run (its results then go through
+the inbox, and a replay from history meets the error again), and the execution to keep after it."""
+
+
+def step_for(cached: CachedExecution, results: Sequence[ActivityResult], now: datetime) -> StepOutcome:
+    """The step of a kept execution given its finished activities (see `EpisodeCache.take_steps`)."""
+    try:
+        commit, keep = build_step(cached, [r.message.event for r in results], now)
+    except Exception:
+        log.exception(
+            "activity step of instance %s failed; recording plain results", cached.record.instance_id
+        )
+        return None, None
+    return ActivityStep(tuple(results), commit), keep
+
+
+def failed_step(
+    cached: CachedExecution, results: Sequence[ActivityResult], error: BaseException, now: datetime
+) -> StepOutcome:
+    """The step of a kept execution whose episode never came back: the instance fails."""
+    return ActivityStep(tuple(results), failed_commit(cached.record, error, now)), None
 
 
 def build_entity_commit(
@@ -166,44 +166,10 @@ def build_entity_commit(
     try:
         document = EntityDocument.from_record(record)
     except StoreError as exc:
-        return _unreadable_entity(item, exc, now)
+        return unreadable_entity_commit(item, exc, now)
     entity_id = EntityId.from_instance_id(record.instance_id)
     result = run_entity_batch(entity_id, document, [m.event for m in item.messages], function, now)
-    updated = next_record(record, now, output=result.document.model_dump_json())
-    return EpisodeCommit(updated, record.version, [], ack, messages=result.messages)
-
-
-def _unreadable_entity(item: OrchestrationWorkItem, error: StoreError, now: datetime) -> EpisodeCommit:
-    """A corrupt document is kept for inspection and the entity marked Failed. Nobody is left
-    waiting: callers get the error, lock requests fail (the entities locked before this one are
-    released), signals and unlocks are logged and dropped."""
-    record = item.record
-    entity_log.error("%s; failing its %d requests", error, len(item.messages))
-    failure = FailureDetails.from_exception(error)
-    replies: list[Message] = []
-    for message in item.messages:
-        match message.event:
-            case EntityOperation(task_id=int(task_id), source_instance_id=str(source)):
-                failed = EntityCallFailed(timestamp=now, task_scheduled_id=task_id, failure=failure)
-                replies.append(Message(source, failed, execution_id=message.event.source_execution_id))
-            case EntityLockRequest() as request:
-                refused = EntityLockFailed(timestamp=now, task_scheduled_id=request.task_id, failure=failure)
-                replies.append(
-                    Message(request.owner_instance_id, refused, execution_id=request.owner_execution_id)
-                )
-                replies.extend(
-                    unlock_messages(
-                        request.owner_instance_id,
-                        request.owner_execution_id,
-                        request.task_id,
-                        request.entity_ids[: request.position],
-                        now,
-                    )
-                )
-    failed_record = next_record(record, now, runtime_status=RuntimeStatus.FAILED, failure=failure)
-    return EpisodeCommit(
-        failed_record, record.version, [], [m.message_id for m in item.messages], messages=replies
-    )
+    return entity_commit(record, result.document.model_dump_json(), ack, result.messages, now)
 
 
 def _rewind(

@@ -25,10 +25,9 @@ from types import TracebackType
 
 from asynkron_durable.app import DurableApp
 from asynkron_durable.client import OrchestrationClient
-from asynkron_durable.entities.ids import is_entity_instance
-from asynkron_durable.errors import StoreError
-from asynkron_durable.history import HistoryEvent, utc_now
-from asynkron_durable.registry import Registrations, Registry
+from asynkron_durable.errors import WorkerStuck
+from asynkron_durable.history import utc_now
+from asynkron_durable.registry import Duration, Registrations, Registry, seconds
 from asynkron_durable.stores import StateStore, store_from_url
 from asynkron_durable.stores.base import (
     ActivityClaim,
@@ -39,7 +38,9 @@ from asynkron_durable.stores.base import (
 )
 from asynkron_durable.worker.activities import run_activity
 from asynkron_durable.worker.episode_cache import CachedExecution, EpisodeCache
-from asynkron_durable.worker.episodes import build_steps, run_claimed
+from asynkron_durable.worker.episode_thread import EpisodeThread
+from asynkron_durable.worker.histories import histories_to_replay
+from asynkron_durable.worker.jobs import claimed_job, sort_steps, step_job
 from asynkron_durable.worker.pacing import Backoff, wait_or_timeout
 from asynkron_durable.worker.threads import ActivityThreads
 
@@ -71,6 +72,7 @@ class DurableFunctionRuntime(Registrations):
         max_poll_interval: float | None = None,
         shutdown_timeout: float = 30.0,
         episode_cache_size: int = 1000,
+        orchestrator_deadline: Duration = 5.0,
     ) -> None:
         if max_concurrent_activities < 1 or max_concurrent_orchestrations < 1:
             raise ValueError("concurrency limits must be at least 1")
@@ -89,6 +91,8 @@ class DurableFunctionRuntime(Registrations):
         )
         self.shutdown_timeout = shutdown_timeout
         self._episode_cache = EpisodeCache(episode_cache_size)
+        self.orchestrator_deadline = seconds(orchestrator_deadline, "orchestrator_deadline")
+        self._episodes = EpisodeThread("durable-episodes")
         self.client = OrchestrationClient(self.store, self.registry)
         self._drained = False
         self._orchestration_wake = asyncio.Event()
@@ -130,6 +134,7 @@ class DurableFunctionRuntime(Registrations):
         self._stop_requested.clear()
         self._drained = False
         self._threads = ActivityThreads(self.max_concurrent_activities, "durable-activity")
+        self._episodes = EpisodeThread("durable-episodes")
         loops = [
             asyncio.create_task(self._orchestration_loop(), name="durable-orchestrations"),
             asyncio.create_task(self._activity_loop(), name="durable-activities"),
@@ -137,10 +142,14 @@ class DurableFunctionRuntime(Registrations):
         flusher = asyncio.create_task(self._completion_loop(), name="durable-completions")
         renewer = asyncio.create_task(self._renewal_loop(), name="durable-leases")
         log.info("worker %s started", self.worker_id)
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._stop_requested.wait())]
         try:
-            await stop.wait()
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            for waiting in waits:
+                waiting.cancel()
             self._stop_requested.set()
+            self._episodes.stop()
             self._wake(Work.ANY)
             self._slot_freed.set()  # an activity loop waiting for a slot must see the stop too
             await asyncio.gather(*loops, return_exceptions=True)
@@ -154,8 +163,11 @@ class DurableFunctionRuntime(Registrations):
             renewer.cancel()
             await asyncio.gather(renewer, return_exceptions=True)
             self._threads.shutdown()
+            self._episodes.shutdown()
             self._episode_cache.clear()
             log.info("worker %s stopped", self.worker_id)
+        if self._episodes.lost is not None:
+            raise WorkerStuck(self._episodes.lost)
 
     async def __aenter__(self) -> DurableFunctionRuntime:
         await self.store.open()
@@ -237,23 +249,22 @@ class DurableFunctionRuntime(Registrations):
         cached = self._episode_cache.take(items)
         try:
             try:
-                wanted = [
-                    item.record.instance_id
-                    for item in items
-                    if item.record.version > 0  # version 0: never committed, no history yet
-                    and item.record.instance_id not in cached
-                    and not is_entity_instance(item.record.instance_id)
-                ]
-                histories = await self._load_histories(wanted)
-                episodes = [
-                    run_claimed(
+                histories = await histories_to_replay(self.store, items, cached)
+                jobs = [
+                    claimed_job(
                         item,
                         histories.get(item.record.instance_id, []),
-                        self.registry,
                         cached.get(item.record.instance_id),
+                        self.registry,
+                        self.orchestrator_deadline,
                         now,
                     )
                     for item in items
+                ]
+                ran = await self._episodes.run(jobs)
+                episodes = [episode for episode in ran if episode is not None]
+                unrun = [
+                    item.record.instance_id for item, episode in zip(items, ran, strict=True) if not episode
                 ]
                 commits = [commit for commit, _ in episodes]
                 claim = self._activity_claim(commits, freed=0)
@@ -263,6 +274,9 @@ class DurableFunctionRuntime(Registrations):
                 with contextlib.suppress(Exception):  # let others retry now, not after expiry
                     await self.store.release_leases(self.worker_id, ids, [])
                 raise
+            if unrun:  # the episode thread was lost before them: another worker runs them now
+                with contextlib.suppress(Exception):
+                    await self.store.release_leases(self.worker_id, unrun, [])
             for instance_id in committed.rejected:
                 log.warning("lease on %s was lost; its episode was dropped", instance_id)
             for commit, keep in episodes:
@@ -271,7 +285,13 @@ class DurableFunctionRuntime(Registrations):
         finally:
             self._held_instances.difference_update(ids)
         await self._run_leased(committed.claimed)
+        self._stop_if_lost()
         return True
+
+    def _stop_if_lost(self) -> None:
+        """Once the episode thread is lost, stop: `run_and_poll` then raises `WorkerStuck`."""
+        if self._episodes.lost is not None and not self._stopping:
+            self._stop_requested.set()
 
     def _activity_claim(self, commits: Sequence[EpisodeCommit], *, freed: int) -> ActivityClaim:
         """What `commits` may lease to us as they insert activities: as many as they schedule, while
@@ -307,20 +327,6 @@ class DurableFunctionRuntime(Registrations):
         """Keep an execution whose commit succeeded, unless shutdown began (nothing would use it)."""
         if not self._stopping:
             self._episode_cache.keep(instance_id, entry)
-
-    async def _load_histories(self, ids: Sequence[str]) -> dict[str, list[HistoryEvent] | StoreError]:
-        if not ids:
-            return {}
-        try:
-            return dict(await self.store.load_histories(ids))
-        except StoreError:
-            histories: dict[str, list[HistoryEvent] | StoreError] = {}
-            for instance_id in ids:  # find the unreadable instance(s), keep the rest going
-                try:
-                    histories[instance_id] = (await self.store.load_histories([instance_id]))[instance_id]
-                except StoreError as exc:
-                    histories[instance_id] = exc
-            return histories
 
     # ----- activities ---------------------------------------------------------------------------
 
@@ -430,7 +436,9 @@ class DurableFunctionRuntime(Registrations):
         self._completions = []
         now = utc_now()
         plain, groups = self._episode_cache.take_steps(batch)
-        steps, keeps, unstepped = build_steps(groups, now)
+        jobs = [step_job(c, group, self.registry, self.orchestrator_deadline, now) for c, group in groups]
+        outcomes = await self._episodes.run(jobs)
+        unstepped, steps, keeps = sort_steps(groups, outcomes)
         plain += unstepped
         # The batch's own slots free up with this call; the activities it leases take them.
         claim = self._activity_claim([step.commit for step in steps], freed=len(batch))
@@ -448,6 +456,7 @@ class DurableFunctionRuntime(Registrations):
             if keep is not None:
                 self._keep(instance_id, keep)
         await self._run_leased(done.claimed)
+        self._stop_if_lost()
 
     async def _drain_activities(self) -> None:
         running = [task for task in self._running_activities.values() if not task.done()]
