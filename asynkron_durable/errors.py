@@ -103,3 +103,8 @@ class OrchestratorDeadlock(DurableError):
 class WorkerStuck(DurableError):
     """User code holds this worker's episode thread and cannot be interrupted (it is blocked
     outside Python, in a C call): the worker stops so that a supervisor can restart it."""
+
+
+class ActivityTimeout(DurableError, TimeoutError):
+    """An activity ran past its `timeout`: its task fails with this (retryable like any failure);
+    a sync activity's thread is left to finish on its own and its slot is given back."""

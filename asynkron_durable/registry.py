@@ -46,6 +46,7 @@ class ActivityDefinition:
     `passes_context`: the function takes `(ActivityContext, input)` (Asynkron.DurableFunctions' JSON
     functions).
     `takes_input`: False for a function of no arguments. `input_type` validates the decoded input.
+    `timeout`: seconds a call may run, or None for the runtime's `activity_timeout`.
     """
 
     name: str
@@ -54,9 +55,12 @@ class ActivityDefinition:
     passes_context: bool
     takes_input: bool
     input_type: Any
+    timeout: float | None = None
 
 
-def _activity_definition(name: str, fn: Callable[..., Any], passes_context: bool) -> ActivityDefinition:
+def _activity_definition(
+    name: str, fn: Callable[..., Any], passes_context: bool, timeout: Duration | None
+) -> ActivityDefinition:
     params = list(inspect.signature(fn).parameters.values())
     expected = 2 if passes_context else 1
     if len(params) > expected:
@@ -77,6 +81,7 @@ def _activity_definition(name: str, fn: Callable[..., Any], passes_context: bool
         passes_context=passes_context,
         takes_input=input_param is not None,
         input_type=input_type,
+        timeout=None if timeout is None else seconds(timeout, f"timeout of activity {name!r}"),
     )
 
 
@@ -118,11 +123,17 @@ class Registry:
         return key
 
     def add_activity(
-        self, fn: Callable[..., Any], name: str | None = None, *, passes_context: bool = False
+        self,
+        fn: Callable[..., Any],
+        name: str | None = None,
+        *,
+        passes_context: bool = False,
+        timeout: Duration | None = None,
     ) -> str:
-        """Register an activity (sync functions run in a thread pool, `async def` on the loop)."""
+        """Register an activity (sync functions run in a thread pool, `async def` on the loop); with
+        a `timeout`, a call running longer fails with `ActivityTimeout`."""
         key = name or fn.__name__
-        self.activities[key] = _activity_definition(key, fn, passes_context)
+        self.activities[key] = _activity_definition(key, fn, passes_context, timeout)
         _tag(fn, key)
         return key
 
@@ -186,11 +197,12 @@ class Registrations:
 
         return register
 
-    def activity(self, name: str | None = None) -> Callable[[F], F]:
-        """Decorator: register an activity, under `name` or the function's own name."""
+    def activity(self, name: str | None = None, *, timeout: Duration | None = None) -> Callable[[F], F]:
+        """Decorator: register an activity, under `name` or the function's own name. `timeout`
+        (seconds or a timedelta) replaces the runtime's `activity_timeout` for its calls."""
 
         def register(fn: F) -> F:
-            self.registry.add_activity(fn, name)
+            self.registry.add_activity(fn, name, timeout=timeout)
             return fn
 
         return register

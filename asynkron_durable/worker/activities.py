@@ -1,35 +1,38 @@
-"""Running one activity: decode and validate its input, call it, encode the outcome as a message."""
+"""Running one activity: decode and validate its input, call it under its timeout, encode the
+outcome as a message."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+from dataclasses import dataclass
 from typing import Any
 
+from asynkron_durable.errors import ActivityTimeout
 from asynkron_durable.history import FailureDetails, TaskCompleted, TaskFailed
-from asynkron_durable.registry import ActivityContext, Registry
+from asynkron_durable.registry import ActivityContext, ActivityDefinition, Registry
 from asynkron_durable.serialization import coerce, from_json, to_json
 from asynkron_durable.stores.base import ActivityResult, ActivityWorkItem, Message
-from asynkron_durable.worker.threads import ActivityThreads
+from asynkron_durable.worker.threads import ActivityThreads, LeftBehind
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityLimits:
+    """The runtime's limits on activity calls."""
+
+    timeout: float | None
+    """Seconds a call may run when its activity names no timeout of its own (None: no limit)."""
 
 
 async def run_activity(
-    registry: Registry, item: ActivityWorkItem, threads: ActivityThreads
+    registry: Registry, item: ActivityWorkItem, threads: ActivityThreads, limits: ActivityLimits
 ) -> ActivityResult:
-    """Execute the activity; any exception (unknown name, bad input, user error) becomes TaskFailed."""
+    """Execute the activity; any exception (unknown name, bad input, user error, a timeout)
+    becomes TaskFailed."""
     task = item.task
     try:
         definition = registry.activity(task.name)
-        args: list[Any] = []
-        if definition.passes_context:
-            args.append(ActivityContext(task.instance_id, task.name, task.task_id, item.attempt))
-        if definition.takes_input:
-            what = f"input of activity {task.name!r}"
-            args.append(coerce(from_json(task.input), definition.input_type, what))
-        if definition.is_async:
-            value = await definition.fn(*args)
-        else:
-            value = await threads.run(functools.partial(definition.fn, *args))
+        value = await _call(definition, _arguments(definition, item), threads, limits)
         event: TaskCompleted | TaskFailed = TaskCompleted(
             task_scheduled_id=task.task_id,
             result=to_json(value, f"output of activity {task.name!r}"),
@@ -43,3 +46,37 @@ async def run_activity(
         event = TaskFailed(task_scheduled_id=task.task_id, failure=FailureDetails.from_exception(exc))
     message = Message(task.instance_id, event, execution_id=task.execution_id)
     return ActivityResult(item.activity_id, message)
+
+
+def _arguments(definition: ActivityDefinition, item: ActivityWorkItem) -> list[Any]:
+    task = item.task
+    args: list[Any] = []
+    if definition.passes_context:
+        args.append(ActivityContext(task.instance_id, task.name, task.task_id, item.attempt))
+    if definition.takes_input:
+        what = f"input of activity {task.name!r}"
+        args.append(coerce(from_json(task.input), definition.input_type, what))
+    return args
+
+
+async def _call(
+    definition: ActivityDefinition, args: list[Any], threads: ActivityThreads, limits: ActivityLimits
+) -> Any:
+    timeout = definition.timeout if definition.timeout is not None else limits.timeout
+    if not definition.is_async:
+        try:
+            return await threads.run(functools.partial(definition.fn, *args), timeout)
+        except LeftBehind:
+            raise _timed_out(definition, timeout) from None
+    scope = asyncio.timeout(timeout)
+    try:
+        async with scope:
+            return await definition.fn(*args)
+    except TimeoutError:
+        if scope.expired():  # not a TimeoutError of the activity's own
+            raise _timed_out(definition, timeout) from None
+        raise
+
+
+def _timed_out(definition: ActivityDefinition, timeout: float | None) -> ActivityTimeout:
+    return ActivityTimeout(f"activity {definition.name!r} ran longer than its timeout of {timeout:g} s")

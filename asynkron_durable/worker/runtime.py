@@ -36,7 +36,7 @@ from asynkron_durable.stores.base import (
     EpisodeCommit,
     Work,
 )
-from asynkron_durable.worker.activities import run_activity
+from asynkron_durable.worker.activities import ActivityLimits, run_activity
 from asynkron_durable.worker.episode_cache import CachedExecution, EpisodeCache
 from asynkron_durable.worker.episode_thread import EpisodeThread
 from asynkron_durable.worker.histories import histories_to_replay
@@ -59,6 +59,10 @@ class DurableFunctionRuntime(Registrations):
     `episode_cache_size`: how many running orchestrations to keep in memory between episodes (least
     recently used first out; 0 turns the cache off). A kept orchestration's next episode applies only
     its new events; one not kept (evicted, or last run by another worker) replays its history.
+
+    `orchestrator_deadline`: how long an episode of orchestrator or entity code may run without
+    yielding (an orchestrator may name its own); `activity_timeout`: how long an activity call may
+    run (None: no limit; an activity may name its own).
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class DurableFunctionRuntime(Registrations):
         shutdown_timeout: float = 30.0,
         episode_cache_size: int = 1000,
         orchestrator_deadline: Duration = 5.0,
+        activity_timeout: Duration | None = None,
     ) -> None:
         if max_concurrent_activities < 1 or max_concurrent_orchestrations < 1:
             raise ValueError("concurrency limits must be at least 1")
@@ -92,6 +97,8 @@ class DurableFunctionRuntime(Registrations):
         self.shutdown_timeout = shutdown_timeout
         self._episode_cache = EpisodeCache(episode_cache_size)
         self.orchestrator_deadline = seconds(orchestrator_deadline, "orchestrator_deadline")
+        timeout = None if activity_timeout is None else seconds(activity_timeout, "activity_timeout")
+        self.activity_limits = ActivityLimits(timeout)
         self._episodes = EpisodeThread("durable-episodes")
         self.client = OrchestrationClient(self.store, self.registry)
         self._drained = False
@@ -380,7 +387,7 @@ class DurableFunctionRuntime(Registrations):
         slow store cannot pile up finished-but-unrecorded work that a crash would lose."""
         assert self._threads is not None
         try:
-            result = await run_activity(self.registry, item, self._threads)
+            result = await run_activity(self.registry, item, self._threads, self.activity_limits)
         except BaseException:
             self._release_slots([item.activity_id])
             raise

@@ -16,15 +16,31 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
-_Call = tuple["asyncio.Future[Any]", Callable[[], Any]]
 _STOP = None
+
+
+class LeftBehind(Exception):
+    """`run` stopped waiting for a call that ran past its timeout (the call goes on)."""
+
+
+class _Call:
+    """A queued call, and the thread that took it (to leave that thread behind on a timeout)."""
+
+    __slots__ = ("call", "future", "thread")
+
+    def __init__(self, future: asyncio.Future[Any], call: Callable[[], Any]) -> None:
+        self.future = future
+        self.call = call
+        self.thread: threading.Thread | None = None
 
 
 class ActivityThreads:
     """Up to `size` threads, started as calls outnumber idle threads, running calls in arrival order.
 
     Threads are daemons: after `shutdown` a call that never returns does not keep the process alive
-    (the runtime has released its lease by then, so another worker runs it again)."""
+    (the runtime has released its lease by then, so another worker runs it again). A call that runs
+    past its timeout is left behind with its thread, which no longer counts towards `size` and ends
+    once the call returns."""
 
     def __init__(self, size: int, name: str) -> None:
         if size < 1:
@@ -32,6 +48,7 @@ class ActivityThreads:
         self._size = size
         self._name = name
         self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._left_behind: set[threading.Thread] = set()
         self._finished: deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = deque()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -40,9 +57,11 @@ class ActivityThreads:
         self._waking = False
         self._closed = False
 
-    async def run(self, call: Callable[[], _T]) -> _T:
-        """Run `call` on one of the threads and return (or raise) what it did."""
+    async def run(self, call: Callable[[], _T], timeout: float | None = None) -> _T:
+        """Run `call` on one of the threads and return (or raise) what it did; `TimeoutError` if it
+        runs longer than `timeout` seconds, `LeftBehind` (it goes on, on a thread of its own)."""
         future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+        item = _Call(future, call)
         with self._lock:
             if self._closed:
                 raise RuntimeError("activity threads are shut down")
@@ -53,8 +72,24 @@ class ActivityThreads:
                 )
                 self._threads.append(thread)
                 thread.start()
-        self._calls.put((future, call))
-        return await future
+        self._calls.put(item)
+        if timeout is None:
+            return await future
+        done, _ = await asyncio.wait({future}, timeout=timeout)
+        if done:
+            return future.result()
+        self._leave_behind(item)
+        raise LeftBehind
+
+    def _leave_behind(self, item: _Call) -> None:
+        """Stop waiting for `item`: not started yet, it never will; running, its thread stops
+        counting towards the pool and ends after it."""
+        item.future.cancel()
+        with self._lock:
+            thread = item.thread
+            if thread is not None and thread in self._threads:
+                self._threads.remove(thread)
+                self._left_behind.add(thread)
 
     def shutdown(self) -> None:
         """Cancel the calls not started yet and let every thread end after its current call."""
@@ -67,11 +102,12 @@ class ActivityThreads:
             except queue.Empty:
                 break
             if item is not None:
-                item[0].cancel()
+                item.future.cancel()
         for _ in range(count):
             self._calls.put(_STOP)
 
     def _work(self) -> None:
+        me = threading.current_thread()
         while True:
             with self._lock:
                 self._waiting += 1
@@ -79,13 +115,20 @@ class ActivityThreads:
             with self._lock:
                 self._waiting -= 1
                 self._queued -= 1
-            if item is _STOP:
+                if item is not None:
+                    item.thread = me
+            if item is None:  # _STOP
                 return
-            future, call = item
+            if item.future.cancelled():  # left behind before it started
+                continue
             try:
-                self._finish(future, call(), None)
+                self._finish(item.future, item.call(), None)
             except BaseException as exc:  # handed to the awaiting coroutine, as run_in_executor does
-                self._finish(future, None, exc)
+                self._finish(item.future, None, exc)
+            with self._lock:
+                if me in self._left_behind:
+                    self._left_behind.discard(me)
+                    return
 
     def _finish(self, future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
         self._finished.append((future, value, error))
