@@ -10,10 +10,13 @@ _FORBIDDEN = frozenset("/\\?#") | {chr(c) for c in range(32)} | {chr(127)}
 
 def instance_id_problem(instance_id: str) -> str | None:
     """Why `instance_id` cannot name an orchestration instance (at most 256 characters, none of
-    `/ \\ ? #` nor control characters), or None when it can."""
+    `/ \\ ? #` nor control characters, valid Unicode, not `.` or `..`, which a URL path cannot
+    carry as a segment), or None when it can."""
     if len(instance_id) > MAX_INSTANCE_ID_LENGTH:
         return f"an instance id has at most {MAX_INSTANCE_ID_LENGTH} characters, got {len(instance_id)}"
-    bad = sorted({c for c in instance_id if c in _FORBIDDEN})
+    if instance_id in (".", ".."):
+        return f"an instance id may not be {instance_id!r}: a URL cannot carry it"
+    bad = sorted({c for c in instance_id if c in _FORBIDDEN or "\ud800" <= c <= "\udfff"})
     if bad:
         return f"an instance id may not contain {', '.join(repr(c) for c in bad)}"
     return None

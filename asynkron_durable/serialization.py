@@ -19,19 +19,43 @@ def to_json(value: Any, what: str = "value") -> str:
     written as non-JSON `NaN` or as null, depending on its version)."""
     try:
         plain = to_jsonable_python(value, inf_nan_mode="constants")
-        return json.dumps(plain, separators=(",", ":"), allow_nan=False)
+        text = json.dumps(plain, separators=(",", ":"), allow_nan=False)
     except (PydanticSerializationError, TypeError, ValueError) as exc:
         reason = "NaN and infinity have no JSON form" if "Out of range float" in str(exc) else exc
         raise SerializationError(
             f"{what} of type {type(value).__name__} is not JSON-serialisable: {reason}"
         ) from None
+    problem = _lone_surrogate(text, plain)
+    if problem is not None:
+        raise SerializationError(f"{what} {problem}")
+    return text
 
 
 def parse_json(text: str | bytes) -> Any:
     """Decode JSON given by a user (a command-line option, a request body) strictly: NaN and
     Infinity, which Python's parser takes and no JSON answer can carry, and numbers too large for a
     float (`1e999` would read as infinity) raise ValueError naming them, as malformed text does."""
-    return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    problem = _lone_surrogate(text, value)
+    if problem is not None:
+        raise ValueError(f"the JSON {problem}")
+    return value
+
+
+def _lone_surrogate(text: str | bytes, value: Any) -> str | None:
+    """What is wrong when `value` (the JSON `text` decoded) holds a string with a lone surrogate
+    (`"\\ud800"`): such text is no Unicode a store, an HTTP answer or another program can encode.
+    Only JSON that spells a surrogate escape is looked at closely (a pair, an emoji, is fine)."""
+    lowered = text.lower()
+    spelled = "\\ud" in lowered if isinstance(lowered, str) else b"\\ud" in lowered
+    if not spelled:
+        return None
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end].encode("unicode_escape").decode("ascii")
+        return f"holds text that is not valid Unicode (the lone surrogate {bad!r}), which cannot be stored"
+    return None
 
 
 def _no_constant(name: str) -> Any:

@@ -69,6 +69,9 @@ def register_basics(runtime: DurableFunctionRuntime) -> None:
         ("orders/42", "an instance id may not contain '/'"),
         ("tab\there", "an instance id may not contain '\\t'"),
         ("x" * 257, "an instance id has at most 256 characters, got 257"),
+        (".", "an instance id may not be '.': a URL cannot carry it"),
+        ("..", "an instance id may not be '..': a URL cannot carry it"),
+        ("a\udc00b", "an instance id may not contain '\\udc00'"),
     ],
 )
 async def test_an_instance_id_breaking_azures_rule_is_refused_and_nothing_starts(
@@ -79,6 +82,16 @@ async def test_an_instance_id_breaking_azures_rule_is_refused_and_nothing_starts
     with pytest.raises(ValueError) as info:
         await client.start_new("echo", None, instance_id)
     assert str(info.value) == problem
+    assert (await client.list_instances()).instances == []
+
+
+@pytest.mark.parametrize("value", ["\ud800", {"nested": ["fine", "lone \udfff"]}])
+async def test_an_input_with_text_that_is_not_unicode_is_refused_and_nothing_starts(
+    store: StateStore, value: Any
+) -> None:
+    client = OrchestrationClient(store)
+    with pytest.raises(SerializationError, match="input of orchestrator 'echo' holds text that is not valid"):
+        await client.start_new("echo", value)
     assert (await client.list_instances()).instances == []
 
 

@@ -716,6 +716,34 @@ async def test_numbers_out_of_float_range_are_400_not_stored(http: httpx.AsyncCl
     assert all(item["instanceId"] != "poison" for item in listing.json())
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("orchestrators/waiter/poison", b'"\\ud800"'),
+        ("orchestrators/waiter/poison", b'{"deep": ["ok", "\\uDC00 alone"]}'),
+        ("instances/target/raiseEvent/go", b'"\\ud83d"'),
+    ],
+    ids=["start-input", "nested", "event-data"],
+)
+async def test_text_that_is_not_unicode_is_400_and_listing_still_works(
+    http: httpx.AsyncClient, path: str, body: bytes
+) -> None:
+    await start(http, "waiter", None, instance_id="target")
+    response = await http.post(f"{BASE}/{path}", content=body)
+    assert response.status_code == 400
+    assert "lone surrogate" in response.json()["error"]
+    listing = await http.get(f"{BASE}/instances")
+    assert listing.status_code == 200
+    assert "poison" not in [item["instanceId"] for item in listing.json()]
+    assert (await http.get(f"{BASE}/instances/target")).status_code == 202
+
+
+async def test_a_pair_of_surrogate_escapes_is_one_character_and_fine(http: httpx.AsyncClient) -> None:
+    response = await http.post(f"{BASE}/orchestrators/waiter/emoji", content=b'"\\ud83d\\ude00"')
+    assert response.status_code == 202
+    assert (await http.get(f"{BASE}/instances/emoji")).json()["input"] == "\U0001f600"
+
+
 async def test_the_key_is_checked_before_the_body_is_read(keyed: tuple[Starlette, httpx.AsyncClient]) -> None:
     _, http = keyed
     response = await http.post(f"{BASE}/orchestrators/waiter", content=b"x" * (DEFAULT_BODY_LIMIT + 1))
