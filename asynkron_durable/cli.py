@@ -25,6 +25,8 @@ from asynkron_durable.app_loader import load_registry
 from asynkron_durable.cli_options import (
     Failed,
     ReportingGroup,
+    api_key_from,
+    api_key_options,
     check_instance_id_option,
     json_option,
     parse_json_option,
@@ -40,7 +42,7 @@ from asynkron_durable.http.management import DEFAULT_BODY_LIMIT
 from asynkron_durable.http.serve import API_KEY_ENV_VAR, ServeOptions
 from asynkron_durable.http.serve import serve as serve_http
 from asynkron_durable.http.urls import ApiLocation, client_binding
-from asynkron_durable.stores import InstanceFilter, store_from_url
+from asynkron_durable.stores import InstanceFilter, redact, store_from_url
 from asynkron_durable.worker import DurableFunctionRuntime
 
 
@@ -151,7 +153,7 @@ async def _work(runtime: DurableFunctionRuntime, store_url: str) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    stderr.print(f"worker {runtime.worker_id} serving {store_url}; Ctrl-C to stop")
+    stderr.print(f"worker {runtime.worker_id} serving {redact(store_url)}; Ctrl-C to stop")
     try:
         await runtime.run_and_poll(stop)
     finally:
@@ -376,13 +378,7 @@ def purge_entities(store_url: str) -> None:
     show_default=True,
     help="In-process worker loops; 0: API only, separate `worker` processes do the work.",
 )
-@click.option(
-    "--api-key",
-    envvar=API_KEY_ENV_VAR,
-    default=None,
-    metavar="KEY",
-    help=f"Require this key on the management API (env: {API_KEY_ENV_VAR}).",
-)
+@api_key_options(API_KEY_ENV_VAR, "Require a key on the management API.")
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without an API key.")
 @click.option(
     "--max-body-size",
@@ -400,33 +396,32 @@ def serve(
     port: int,
     workers: int,
     api_key: str | None,
+    api_key_file: str | None,
     insecure: bool,
     max_body_size: int,
     task_hub: str,
 ) -> None:
     """Serve APP over HTTP: the Durable Functions management API, APP's HTTP triggers under /api/
     (with a plugin such as asynkron-durable-azure), and its workers, until SIGINT or SIGTERM."""
-    options = ServeOptions(
-        app, store_url, host, port, workers, api_key or None, insecure, max_body_size, task_hub
-    )
+    key = api_key_from(click.get_current_context(), api_key, api_key_file)
+    options = ServeOptions(app, store_url, host, port, workers, key, insecure, max_body_size, task_hub)
     serve_http(options, announce=stderr.print)
     stderr.print("server stopped")
 
 
 @cli.command()
 @click.option("--url", required=True, metavar="URL", help="The server's origin: http://127.0.0.1:7071.")
-@click.option(
-    "--api-key", envvar=API_KEY_ENV_VAR, default=None, metavar="KEY", help=f"(env: {API_KEY_ENV_VAR})"
-)
+@api_key_options(API_KEY_ENV_VAR, "The server's key.")
 @click.option("--task-hub", default="default", show_default=True, help="Task hub name.")
-def binding(url: str, api_key: str | None, task_hub: str) -> None:
+def binding(url: str, api_key: str | None, api_key_file: str | None, task_hub: str) -> None:
     """Print the durable client binding JSON for a server at URL:
     `df.DurableOrchestrationClient(binding_json)` from the Azure SDK then talks to it."""
     parsed = urlsplit(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ValueError(f"--url must be an http(s) origin such as http://127.0.0.1:7071, not {url!r}")
     origin = f"{parsed.scheme}://{parsed.netloc}"
-    click.echo(json.dumps(client_binding(ApiLocation(origin, task_hub, api_key or None)), indent=2))
+    key = api_key_from(click.get_current_context(), api_key, api_key_file)
+    click.echo(json.dumps(client_binding(ApiLocation(origin, task_hub, key)), indent=2))
 
 
 def main() -> None:

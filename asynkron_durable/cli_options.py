@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -34,6 +35,47 @@ class ReportingGroup(click.Group):
             exit_with_error(ctx, str(exc), 1)
         except (DurableError, ValueError, OSError) as exc:  # json.JSONDecodeError is a ValueError
             exit_with_error(ctx, str(exc), 2)
+
+
+def api_key_options(env_var: str, help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--api-key-file PATH` (or the environment variable) for a key, and `--api-key KEY`, which
+    still works but is visible to every local user (`ps`): `api_key_from` warns about it."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn = click.option(
+            "--api-key-file",
+            type=click.Path(exists=True, dir_okay=False),
+            default=None,
+            metavar="PATH",
+            help=f"{help} Read the key from this file (or set {env_var}).",
+        )(fn)
+        return click.option(
+            "--api-key",
+            envvar=env_var,
+            default=None,
+            metavar="KEY",
+            help="Not recommended: see --api-key-file.",
+        )(fn)
+
+    return decorate
+
+
+def api_key_from(ctx: click.Context, api_key: str | None, api_key_file: str | None) -> str | None:
+    """The key of `api_key_options`: from the file, the environment or the command line."""
+    if api_key_file is not None:
+        if api_key is not None:
+            raise ValueError(
+                "give the API key once: --api-key-file, or --api-key (or its environment variable)"
+            )
+        key = Path(api_key_file).read_text("utf-8").strip()
+        if not key:
+            raise ValueError(f"--api-key-file {api_key_file} is empty")
+        return key
+    if api_key and ctx.get_parameter_source("api_key") is click.core.ParameterSource.COMMANDLINE:
+        stderr.print(
+            "warning: a key given with --api-key is visible to every local user (ps); use --api-key-file"
+        )
+    return api_key or None
 
 
 def exit_with_error(ctx: click.Context, message: str, code: int) -> NoReturn:

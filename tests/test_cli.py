@@ -411,3 +411,10 @@ def test_bad_entity_input_is_one_error_line(tmp_path: Path, args: list[str], mes
     line = error_line(durable(*args, cwd=tmp_path), 2)
     assert message in line
     assert not list(tmp_path.iterdir()), "bad input must not create a store"
+
+
+def test_no_line_the_worker_prints_shows_the_store_password(tmp_path: Path) -> None:
+    result = durable("worker", HELLO, "--store", "postgresql://app:s3cret-pw@127.0.0.1:1/db", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "127.0.0.1:1" in result.stderr  # the lines are there, naming the server
+    assert "s3cret-pw" not in result.stderr

@@ -125,7 +125,7 @@ def test_non_loopback_host_without_key_is_refused(tmp_path: Path, host: str) -> 
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert errors == [
         f"error: refusing to serve on non-loopback host {host!r} without an API key; "
-        "set --api-key (or ASYNKRON_DURABLE_API_KEY), or pass --insecure"
+        "set ASYNKRON_DURABLE_API_KEY or --api-key-file, or pass --insecure"
     ]
     assert not (tmp_path / "d.db").exists()  # refused before anything was opened
 
@@ -166,6 +166,39 @@ def test_binding_prints_the_client_binding(tmp_path: Path) -> None:
         timeout=60,
     )
     assert bad.returncode == 2 and bad.stderr.startswith("error: --url must be an http(s) origin")
+
+
+def _binding(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*COMMAND, "binding", "--url", "http://127.0.0.1:7071", *args],
+        cwd=tmp_path,
+        env=_environment() | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_api_key_comes_from_a_file_or_the_environment_and_the_command_line_is_warned_about(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "key.txt").write_text("from-file\n")
+    from_file = _binding(tmp_path, "--api-key-file", "key.txt")
+    assert from_file.returncode == 0 and from_file.stderr == ""
+    assert json.loads(from_file.stdout)["rpcBaseUrl"].endswith("/code/from-file/")
+    from_env = _binding(tmp_path, env={"ASYNKRON_DURABLE_API_KEY": "from-env"})
+    assert from_env.returncode == 0 and from_env.stderr == ""
+    assert json.loads(from_env.stdout)["rpcBaseUrl"].endswith("/code/from-env/")
+    visible = _binding(tmp_path, "--api-key", "on-the-line")
+    assert visible.returncode == 0
+    assert "visible to every local user" in visible.stderr and "--api-key-file" in visible.stderr
+    both = _binding(tmp_path, "--api-key-file", "key.txt", "--api-key", "x")
+    assert both.returncode == 2 and both.stderr.startswith("error: give the API key once")
+    (tmp_path / "empty.txt").write_text("\n")
+    empty = _binding(tmp_path, "--api-key-file", "empty.txt")
+    assert empty.returncode == 2 and "is empty" in empty.stderr
 
 
 def test_readme_curl_example_against_the_azure_sample(tmp_path: Path) -> None:

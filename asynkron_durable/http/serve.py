@@ -88,7 +88,7 @@ def check_binding(host: str, api_key: str | None, insecure: bool) -> None:
         return
     raise InsecureBinding(
         f"refusing to serve on non-loopback host {host!r} without an API key; "
-        f"set --api-key (or {API_KEY_ENV_VAR}), or pass --insecure"
+        f"set {API_KEY_ENV_VAR} or --api-key-file, or pass --insecure"
     )
 
 

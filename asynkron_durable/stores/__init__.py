@@ -53,6 +53,7 @@ __all__ = [
     "SqliteStateStore",
     "StateStore",
     "Work",
+    "redact",
     "store_from_url",
 ]
 
