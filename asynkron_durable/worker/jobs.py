@@ -4,15 +4,16 @@ back; and the steps that came back, sorted from the results that must go through
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from functools import partial
 
 from asynkron_durable.entities.ids import is_entity_instance
 from asynkron_durable.errors import StoreError
-from asynkron_durable.history import HistoryEvent
+from asynkron_durable.history import HistoryEvent, RuntimeStatus
 from asynkron_durable.registry import Registry
-from asynkron_durable.stores.base import ActivityResult, ActivityStep, OrchestrationWorkItem
+from asynkron_durable.stores.base import ActivityResult, ActivityStep, EpisodeCommit, OrchestrationWorkItem
 from asynkron_durable.worker.episode_cache import CachedExecution, StepGroup
 from asynkron_durable.worker.episode_thread import Job
 from asynkron_durable.worker.episodes import (
@@ -23,6 +24,8 @@ from asynkron_durable.worker.episodes import (
     run_claimed,
     step_for,
 )
+
+log = logging.getLogger("asynkron_durable.runtime")
 
 
 def claimed_job(
@@ -63,6 +66,21 @@ def step_job(
         f"orchestrator {record.name!r} (instance {record.instance_id!r})",
         partial(failed_step, cached, results, now=now),
     )
+
+
+def report_failures(commits: Sequence[EpisodeCommit], rejected: Collection[str] = ()) -> None:
+    """Log each instance that an applied commit fails, once: at WARNING, with its id, name and why.
+    (A commit that moves the record on and leaves it Failed is the failure itself; messages that
+    reach an instance which had failed already leave its record as it was.)"""
+    for commit in commits:
+        record = commit.record
+        failed_now = (
+            record.runtime_status is RuntimeStatus.FAILED and record.version > commit.expected_version
+        )
+        if failed_now and record.instance_id not in rejected:
+            failure = record.failure
+            reason = f"{failure.error_type}: {failure.message}" if failure else "no reason recorded"
+            log.warning("instance %s (%s) failed: %s", record.instance_id, record.name, reason)
 
 
 def sort_steps(

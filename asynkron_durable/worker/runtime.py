@@ -19,7 +19,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import timedelta
 from types import TracebackType
 
@@ -40,8 +40,10 @@ from asynkron_durable.worker.activities import ActivityLimits, run_activity
 from asynkron_durable.worker.episode_cache import CachedExecution, EpisodeCache
 from asynkron_durable.worker.episode_thread import EpisodeThread
 from asynkron_durable.worker.histories import histories_to_replay
-from asynkron_durable.worker.jobs import claimed_job, sort_steps, step_job
+from asynkron_durable.worker.jobs import claimed_job, report_failures, sort_steps, step_job
+from asynkron_durable.worker.leases import renew_leases_forever
 from asynkron_durable.worker.pacing import Backoff, wait_or_timeout
+from asynkron_durable.worker.retry_log import RetryLog
 from asynkron_durable.worker.threads import ActivityThreads
 
 log = logging.getLogger("asynkron_durable.runtime")
@@ -113,6 +115,7 @@ class DurableFunctionRuntime(Registrations):
         self._reserved_slots = 0
         """Activity slots promised to commits in flight, for the activities they may lease to us."""
         self._held_instances: set[str] = set()
+        self._retries = RetryLog(log)
         self._threads: ActivityThreads | None = None
         self._background: asyncio.Task[None] | None = None
         self._stop_event: asyncio.Event | None = None
@@ -147,7 +150,10 @@ class DurableFunctionRuntime(Registrations):
             asyncio.create_task(self._activity_loop(), name="durable-activities"),
         ]
         flusher = asyncio.create_task(self._completion_loop(), name="durable-completions")
-        renewer = asyncio.create_task(self._renewal_loop(), name="durable-leases")
+        renewer = asyncio.create_task(
+            renew_leases_forever(self.store, self.worker_id, self.lease_duration, self._held, self._retries),
+            name="durable-leases",
+        )
         log.info("worker %s started", self.worker_id)
         waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._stop_requested.wait())]
         try:
@@ -219,8 +225,9 @@ class DurableFunctionRuntime(Registrations):
         while not self._stopping:
             try:
                 worked = await self._orchestration_round()
-            except Exception:
-                log.exception("orchestration round failed; retrying")
+                self._retries.recovered("orchestration round failed")
+            except Exception as exc:
+                self._retries.failed("orchestration round failed", exc)
                 # Wake-ups are no reason to retry sooner: the failed batch's give-back announces it
                 # as new work, to us and to other runtimes failing on it too. Back off on a clock
                 # of its own; wake-ups that came meanwhile stay set for the next idle wait.
@@ -237,8 +244,8 @@ class DurableFunctionRuntime(Registrations):
         without fast polling."""
         try:
             due = await self.store.next_due(utc_now())
-        except Exception:
-            log.exception("asking the store for the next timer failed")
+        except Exception as exc:
+            self._retries.failed("asking the store for the next timer failed", exc)
             return backoff
         if due is None:
             return backoff
@@ -286,6 +293,7 @@ class DurableFunctionRuntime(Registrations):
                     await self.store.release_leases(self.worker_id, unrun, [])
             for instance_id in committed.rejected:
                 log.warning("lease on %s was lost; its episode was dropped", instance_id)
+            report_failures(commits, committed.rejected)
             for commit, keep in episodes:
                 if keep is not None and commit.record.instance_id not in committed.rejected:
                     self._keep(commit.record.instance_id, keep)
@@ -349,8 +357,8 @@ class DurableFunctionRuntime(Registrations):
                 items = await self.store.claim_activities(
                     self.worker_id, now, now + self.lease_duration, free
                 )
-            except Exception:
-                log.exception("claiming activities failed; retrying")
+            except Exception as exc:
+                self._retries.failed("claiming activities failed", exc)
                 items = []
             if not items:
                 await wait_or_timeout(self._activity_wake, idle.next())
@@ -416,8 +424,8 @@ class DurableFunctionRuntime(Registrations):
                 await self._flush_completions()
                 failures_drained = 0
                 failing.reset()
-            except Exception:
-                log.exception("recording activity results failed; retrying")
+            except Exception as exc:
+                self._retries.failed("recording activity results failed", exc)
                 if self._drained:
                     failures_drained += 1
                 if failures_drained >= 3:
@@ -458,6 +466,7 @@ class DurableFunctionRuntime(Registrations):
         self._release_slots([result.activity_id for result in batch])
         for activity_id in done.rejected:
             log.warning("lease on activity %s was lost; its result was dropped", activity_id)
+        report_failures([step.commit for step in steps if step.commit.record.instance_id in done.applied])
         for instance_id in done.applied:
             keep = keeps.get(instance_id)
             if keep is not None:
@@ -477,26 +486,9 @@ class DurableFunctionRuntime(Registrations):
                 log.warning("releasing %d unfinished activities at shutdown", len(abandoned))
                 await self.store.release_leases(self.worker_id, [], abandoned)
 
-    # ----- leases -------------------------------------------------------------------------------
-
-    async def _renewal_loop(self) -> None:
-        interval = self.lease_duration.total_seconds() / 3
-        while True:
-            await asyncio.sleep(interval)
-            activity_ids = list(self._running_activities)
-            instance_ids = list(self._held_instances)
-            if not activity_ids and not instance_ids:
-                continue
-            try:
-                renewal = await self.store.renew_leases(
-                    self.worker_id, utc_now() + self.lease_duration, instance_ids, activity_ids
-                )
-            except Exception:
-                log.exception("renewing leases failed; retrying")
-                continue
-            for activity_id in renewal.lost_activity_ids:
-                if activity_id in self._running_activities:  # not just recorded meanwhile
-                    log.warning("lease on activity %s was lost while it ran", activity_id)
+    def _held(self) -> tuple[Collection[str], Collection[int]]:
+        """What this worker holds leases on: instances in a round, activities running."""
+        return self._held_instances, self._running_activities.keys()
 
 
 ConcurrentDurableFunctionRuntime = DurableFunctionRuntime

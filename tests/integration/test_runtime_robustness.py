@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Generator
 from datetime import timedelta
 from typing import Any
@@ -20,7 +21,8 @@ from asynkron_durable import (
     StoreError,
     TaskFailedError,
 )
-from asynkron_durable.stores import Committed, StateStore
+from asynkron_durable.history import EventRaised
+from asynkron_durable.stores import Committed, Message, StateStore
 
 
 class Unprintable(Exception):
@@ -322,3 +324,31 @@ async def test_shutdown_is_not_held_up_by_result_batches_that_keep_failing(store
         stopped_after = asyncio.get_running_loop().time() - stopping
     assert failing.attempts - before_stop >= 3
     assert stopped_after < 4.0, f"shutdown took {stopped_after:.1f} s"
+
+
+async def test_each_failed_instance_is_logged_once_with_its_id_name_and_reason(
+    store: StateStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    runtime = DurableFunctionRuntime(store, max_poll_interval=0.01)
+
+    @runtime.orchestrator()
+    def doomed(ctx: OrchestrationContext) -> Generator[Any, Any, None]:
+        yield ctx.wait_for_external_event("go")
+        raise ValueError("the order has no lines")
+
+    async def version() -> int:
+        record = await store.get_instance("d-1")
+        assert record is not None
+        return record.version
+
+    with caplog.at_level(logging.WARNING, logger="asynkron_durable.runtime"):
+        async with runtime:
+            await runtime.client.start_new("doomed", instance_id="d-1")
+            await runtime.client.raise_event("d-1", "go")
+            await runtime.client.wait_for_completion("d-1", timeout=20)
+            failed_at = await version()
+            # a message that reaches the failed instance (a late result, say): no news
+            await store.send_messages([Message("d-1", EventRaised(name="late"))])
+            await eventually(version, lambda v: v > failed_at, "the late event consumed")
+    lines = [r.getMessage() for r in caplog.records if "failed:" in r.getMessage()]
+    assert lines == ["instance d-1 (doomed) failed: ValueError: the order has no lines"]

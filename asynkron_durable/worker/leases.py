@@ -1,0 +1,43 @@
+"""Keeping the leases of work in flight: every third of the lease duration, the worker renews the
+leases of the instances it holds and the activities it runs, and says which it lost."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Collection
+from datetime import timedelta
+
+from asynkron_durable.history import utc_now
+from asynkron_durable.stores.base import StateStore
+from asynkron_durable.worker.retry_log import RetryLog
+
+log = logging.getLogger("asynkron_durable.runtime")
+
+
+async def renew_leases_forever(
+    store: StateStore,
+    worker_id: str,
+    lease_duration: timedelta,
+    held: Callable[[], tuple[Collection[str], Collection[int]]],
+    retries: RetryLog,
+) -> None:
+    """Renew what `held()` names (instance ids, activity ids) until cancelled."""
+    interval = lease_duration.total_seconds() / 3
+    while True:
+        await asyncio.sleep(interval)
+        instance_ids, activity_ids = held()
+        if not activity_ids and not instance_ids:
+            continue
+        try:
+            renewal = await store.renew_leases(
+                worker_id, utc_now() + lease_duration, list(instance_ids), list(activity_ids)
+            )
+        except Exception as exc:
+            retries.failed("renewing leases failed", exc)
+            continue
+        retries.recovered("renewing leases failed")
+        still_running = held()[1]
+        for activity_id in renewal.lost_activity_ids:
+            if activity_id in still_running:  # not just recorded meanwhile
+                log.warning("lease on activity %s was lost while it ran", activity_id)
