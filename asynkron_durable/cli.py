@@ -34,7 +34,7 @@ from asynkron_durable.cli_options import (
     stderr,
     store_option,
 )
-from asynkron_durable.client import OrchestrationClient, OrchestrationStatus
+from asynkron_durable.client import OrchestrationClient, OrchestrationStatus, StatusPage
 from asynkron_durable.entities import EntityId, EntityMetadata, EntityStateResponse
 from asynkron_durable.errors import InstanceNotFound
 from asynkron_durable.history import RuntimeStatus
@@ -65,8 +65,12 @@ def _runtime(app: str, store_url: str) -> DurableFunctionRuntime:
 
 
 def _status_json(status: OrchestrationStatus, show_history: bool = False) -> dict[str, Any]:
-    """Leave `history` out unless asked for: it is long, and `null` would read as "no history"."""
-    return status.model_dump(mode="json", exclude=None if show_history else {"history"})
+    """Leave `history` out unless asked for: it is long, and `null` would read as "no history";
+    `unreadable` only where a stored payload cannot be read."""
+    left_out = set() if show_history else {"history"}
+    if status.unreadable is None:
+        left_out.add("unreadable")
+    return status.model_dump(mode="json", exclude=left_out)
 
 
 @click.group(cls=ReportingGroup)
@@ -213,11 +217,14 @@ def list_instances(statuses: tuple[str, ...], prefix: str | None, top: int, stor
         instance_id_prefix=prefix,
     )
 
-    async def go() -> list[OrchestrationStatus]:
+    async def go() -> StatusPage:
         async with _client(store_url) as client:
-            return (await client.list_instances(filter, page_size=top)).instances
+            return await client.list_instances(filter, page_size=top)
 
-    click.echo(json.dumps([_status_json(s) for s in asyncio.run(go())], indent=2))
+    page = asyncio.run(go())
+    for unreadable in page.unreadable:
+        stderr.print(f"warning: {unreadable.reason}")
+    click.echo(json.dumps([_status_json(s) for s in page.instances], indent=2))
 
 
 @cli.command(name="raise-event")

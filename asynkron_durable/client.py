@@ -19,6 +19,7 @@ from asynkron_durable.errors import (
     InstanceNotFound,
     InvalidOperation,
     OrchestrationTimeout,
+    SerializationError,
     StoreError,
     UnknownFunction,
 )
@@ -40,7 +41,13 @@ from asynkron_durable.history import (
 from asynkron_durable.instance_ids import check_instance_id
 from asynkron_durable.registry import Registry
 from asynkron_durable.serialization import coerce, from_json, to_json
-from asynkron_durable.stores.base import InstanceFilter, Message, NewInstance, StateStore
+from asynkron_durable.stores.base import (
+    InstanceFilter,
+    Message,
+    NewInstance,
+    StateStore,
+    UnreadableInstance,
+)
 
 
 class OrchestrationStatus(BaseModel):
@@ -58,6 +65,9 @@ class OrchestrationStatus(BaseModel):
     last_updated_at: datetime
     failure: FailureDetails | None = None
     history: list[HistoryEvent] | None = None
+    unreadable: str | None = None
+    """Why a stored payload of the instance cannot be read (which one, and the error); that field
+    is None. Every other field is as stored."""
 
     @classmethod
     def from_record(
@@ -66,18 +76,28 @@ class OrchestrationStatus(BaseModel):
         show_input: bool = True,
         history: list[HistoryEvent] | None = None,
     ) -> OrchestrationStatus:
-        """Decode a stored record."""
+        """Decode a stored record; a payload that is not JSON is reported in `unreadable`."""
+        problems: list[str] = []
+
+        def decoded(field: str, text: str | None) -> Any:
+            try:
+                return from_json(text)
+            except SerializationError as exc:
+                problems.append(f"{field}: {exc}")
+                return None
+
         return cls(
             instance_id=record.instance_id,
             name=record.name,
             runtime_status=record.runtime_status,
-            input=from_json(record.input) if show_input else None,
-            output=from_json(record.output),
-            custom_status=from_json(record.custom_status),
+            input=decoded("input", record.input) if show_input else None,
+            output=decoded("output", record.output),
+            custom_status=decoded("custom_status", record.custom_status),
             created_at=record.created_at,
             last_updated_at=record.last_updated_at,
             failure=record.failure,
             history=history,
+            unreadable="; ".join(problems) or None,
         )
 
 
@@ -86,6 +106,8 @@ class StatusPage(BaseModel):
 
     instances: list[OrchestrationStatus]
     continuation_token: str | None
+    unreadable: list[UnreadableInstance] = []
+    """Instances on this page whose stored row cannot be read at all, with the reason."""
 
 
 class OrchestrationClient:
@@ -167,6 +189,7 @@ class OrchestrationClient:
         return StatusPage(
             instances=[OrchestrationStatus.from_record(r) for r in page.instances],
             continuation_token=page.continuation_token,
+            unreadable=page.unreadable,
         )
 
     async def raise_event(self, instance_id: str, event_name: str, data: Any = None) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -418,3 +419,16 @@ def test_no_line_the_worker_prints_shows_the_store_password(tmp_path: Path) -> N
     assert result.returncode != 0
     assert "127.0.0.1:1" in result.stderr  # the lines are there, naming the server
     assert "s3cret-pw" not in result.stderr
+
+
+def test_list_names_an_unreadable_row_and_lists_the_rest(tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path / 'corrupt.db'}"
+    for instance_id in ("fine", "broken"):
+        ok(durable("start", "anything", "--instance-id", instance_id, "--store", store_url, cwd=tmp_path))
+    with sqlite3.connect(tmp_path / "corrupt.db") as conn:
+        conn.execute("UPDATE instances SET runtime_status = 'Bogus' WHERE instance_id = 'broken'")
+    result = durable("list", "--store", store_url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [s["instance_id"] for s in json.loads(result.stdout)] == ["fine"]
+    [warning] = result.stderr.splitlines()
+    assert warning.startswith("warning: instance 'broken': corrupt instance row, runtime_status:")

@@ -25,11 +25,11 @@ from asynkron_durable.history import RuntimeStatus
 from asynkron_durable.http.errors import BadRequest, error_handlers
 from asynkron_durable.http.guards import ApiKeyGuard, BodyLimit
 from asynkron_durable.http.openapi import openapi_document
-from asynkron_durable.http.status_json import api_time, status_json
+from asynkron_durable.http.status_json import api_time, status_json, unreadable_json
 from asynkron_durable.http.urls import RPC_PREFIX, WEBHOOK_PREFIX, ApiLocation, management_urls
 from asynkron_durable.instance_ids import instance_id_problem
 from asynkron_durable.serialization import parse_json
-from asynkron_durable.stores.base import InstanceFilter
+from asynkron_durable.stores.base import InstanceFilter, UnreadableInstance
 
 DEFAULT_BODY_LIMIT = 1024 * 1024
 """Request bodies larger than this (bytes) are refused with 413."""
@@ -113,15 +113,18 @@ class ManagementApi:
         top = _int_param(request, "top")
         token = request.headers.get("x-ms-continuation-token") or None
         statuses: list[OrchestrationStatus] = []
+        unreadable: list[UnreadableInstance] = []
         while True:
-            size = min(top - len(statuses), _PAGE) if top is not None else _PAGE
+            size = min(top - len(statuses) - len(unreadable), _PAGE) if top is not None else _PAGE
             page = await self.client.list_instances(query, size, token)
             statuses += page.instances
+            unreadable += page.unreadable
             token = page.continuation_token
-            if token is None or (top is not None and len(statuses) >= top):
+            if token is None or (top is not None and len(statuses) + len(unreadable) >= top):
                 break
         show_input = _flag(request, "showInput", default=True)
         body = [status_json(s if show_input else s.model_copy(update={"input": None})) for s in statuses]
+        body += [unreadable_json(u) for u in unreadable]
         headers = {"x-ms-continuation-token": token} if token is not None else {}
         return JSONResponse(body, 200, headers=headers)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from asynkron_durable.client import OrchestrationStatus
 from asynkron_durable.history import HistoryEvent, RuntimeStatus
+from asynkron_durable.stores.base import UnreadableInstance
 
 HistoryWriter = Callable[[Sequence[HistoryEvent], str], list[dict[str, Any]]]
 """Turns an instance's history into JSON events (the Azure host's shape)."""
@@ -20,7 +21,8 @@ def api_time(value: datetime) -> str:
 
 def status_json(status: OrchestrationStatus, history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """`{name, instanceId, runtimeStatus, input, customStatus, output, createdTime,
-    lastUpdatedTime[, historyEvents]}`. A failed instance's output is its failure message, as
+    lastUpdatedTime[, historyEvents][, unreadable]}` (`unreadable`: a stored payload that cannot be
+    read, and why). A failed instance's output is its failure message, as
     Azure reports it."""
     output = status.output
     if status.runtime_status is RuntimeStatus.FAILED and status.failure is not None:
@@ -37,4 +39,22 @@ def status_json(status: OrchestrationStatus, history: list[dict[str, Any]] | Non
     }
     if history is not None:
         body["historyEvents"] = history
+    if status.unreadable is not None:
+        body["unreadable"] = status.unreadable
     return body
+
+
+def unreadable_json(instance: UnreadableInstance) -> dict[str, Any]:
+    """A listed instance whose stored row cannot be read: its id and why, every other field null
+    (the SDK's status model takes a null status), so one bad row never fails a listing."""
+    return {
+        "name": None,
+        "instanceId": instance.instance_id,
+        "runtimeStatus": None,
+        "input": None,
+        "customStatus": None,
+        "output": None,
+        "createdTime": None,
+        "lastUpdatedTime": None,
+        "unreadable": instance.reason,
+    }

@@ -26,6 +26,7 @@ from asynkron_durable.stores.base import (
     NewInstance,
     OrchestrationWorkItem,
     StateStore,
+    UnreadableInstance,
     Work,
 )
 from asynkron_durable.stores.memory import InMemoryStateStore
@@ -52,6 +53,7 @@ __all__ = [
     "PostgresStateStore",
     "SqliteStateStore",
     "StateStore",
+    "UnreadableInstance",
     "Work",
     "redact",
     "store_from_url",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -15,6 +15,8 @@ from asynkron_durable.history import (
     event_from_json,
     events_from_json,
 )
+from asynkron_durable.stores._paging import PageKey, encode_token
+from asynkron_durable.stores.base import InstancePage, UnreadableInstance
 
 _T = TypeVar("_T")
 
@@ -30,25 +32,63 @@ def _as_is(value: Any) -> datetime:
 
 def record_from_row(row: Any, to_datetime: Callable[[Any], datetime] = _as_is) -> InstanceRecord:
     """Decode an instances row (`to_datetime` reads the backend's time columns); raises
-    `StoreError` naming the instance if it is corrupt."""
+    `StoreError` naming the instance and the column if it is corrupt."""
+    column = "runtime_status"
     try:
-        failure = row["failure"]
+        status = RuntimeStatus(row[column])
+        column = "failure"
+        failure = None if row[column] is None else FailureDetails.model_validate_json(row[column])
+        column = "created_at"
+        created_at = to_datetime(row[column])
+        column = "last_updated_at"
+        last_updated_at = to_datetime(row[column])
+        column = "a column"
         return InstanceRecord(
             instance_id=row["instance_id"],
             name=row["name"],
             execution_id=row["execution_id"],
-            runtime_status=RuntimeStatus(row["runtime_status"]),
+            runtime_status=status,
             input=row["input"],
             output=row["output"],
             custom_status=row["custom_status"],
-            failure=None if failure is None else FailureDetails.model_validate_json(failure),
-            created_at=to_datetime(row["created_at"]),
-            last_updated_at=to_datetime(row["last_updated_at"]),
+            failure=failure,
+            created_at=created_at,
+            last_updated_at=last_updated_at,
             parent_instance_id=row["parent_instance_id"],
             version=row["version"],
         )
     except (ValueError, TypeError, OverflowError) as exc:
-        raise StoreError(f"instance {row['instance_id']!r}: corrupt instance row: {exc}") from exc
+        reason = " ".join(str(exc).split())
+        raise StoreError(
+            f"instance {row['instance_id']!r}: corrupt instance row, {column}: {reason}"
+        ) from exc
+
+
+def page_of(
+    rows: Sequence[Any], page_size: int, to_datetime: Callable[[Any], datetime] = _as_is
+) -> InstancePage:
+    """A page of a query from up to `page_size + 1` rows (one more says another page follows). A
+    row that cannot be decoded is reported in `unreadable`, and every other row listed as usual."""
+    records: list[InstanceRecord] = []
+    unreadable: list[UnreadableInstance] = []
+    for row in rows[:page_size]:
+        try:
+            records.append(record_from_row(row, to_datetime))
+        except StoreError as exc:
+            unreadable.append(UnreadableInstance(row["instance_id"], str(exc)))
+    token = None
+    if len(rows) > page_size:
+        last = rows[page_size - 1]
+        try:
+            key = PageKey(to_datetime(last["created_at"]), last["instance_id"])
+        except (ValueError, TypeError, OverflowError):  # its time is unreadable: from the last good one
+            if not records:
+                raise StoreError(
+                    f"instance {last['instance_id']!r}: corrupt created_at; cannot page on"
+                ) from None
+            key = PageKey(records[-1].created_at, records[-1].instance_id)
+        token = encode_token(key)
+    return InstancePage(records, token, unreadable)
 
 
 def decode_event(text: Any, instance_id: str, where: str) -> HistoryEvent:

@@ -221,11 +221,21 @@ class InstanceFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class UnreadableInstance:
+    """A stored instance whose row cannot be decoded: its id and why (naming the column)."""
+
+    instance_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class InstancePage:
-    """One page of a query; pass `continuation_token` back to get the next (None: no more)."""
+    """One page of a query; pass `continuation_token` back to get the next (None: no more).
+    Rows that cannot be decoded are in `unreadable` instead of failing the page."""
 
     instances: list[InstanceRecord]
     continuation_token: str | None
+    unreadable: list[UnreadableInstance] = field(default_factory=list)
 
 
 @runtime_checkable

@@ -22,7 +22,7 @@ from typing import Any
 
 from asynkron_durable.errors import InstanceAlreadyExists, StoreError
 from asynkron_durable.history import HistoryEvent, InstanceRecord, event_to_json
-from asynkron_durable.stores._paging import PageKey, decode_token, encode_token
+from asynkron_durable.stores._paging import decode_token
 from asynkron_durable.stores._postgres_codec import (
     BAD_VALUES,
     DRIVER_ERRORS,
@@ -37,7 +37,7 @@ from asynkron_durable.stores._postgres_codec import (
 from asynkron_durable.stores._postgres_connection import STATEMENT_LIFETIME as STATEMENT_LIFETIME
 from asynkron_durable.stores._postgres_connection import Connection, PostgresConnection
 from asynkron_durable.stores._postgres_plan import CommitPlan, touched_ids
-from asynkron_durable.stores._rows import QUARANTINED, decode_history_row, record_from_row
+from asynkron_durable.stores._rows import QUARANTINED, decode_history_row, page_of, record_from_row
 from asynkron_durable.stores.base import (
     ActivityClaim,
     ActivityResult,
@@ -367,11 +367,7 @@ class PostgresStateStore(PostgresConnection):
         after = None if continuation_token is None else decode_token(continuation_token)
         args = [*page_args(after), *filter_args(filter), page_size + 1]
         rows = await self._fetch("query_instances", "filter_instances", *args)
-        records = [record_from_row(row) for row in rows[:page_size]]
-        token = None
-        if len(rows) > page_size:
-            token = encode_token(PageKey(records[-1].created_at, records[-1].instance_id))
-        return InstancePage(records, token)
+        return page_of(rows, page_size)
 
     async def purge_instance(self, instance_id: str, *, expected_version: int | None = None) -> bool:
         """Delete one instance and everything it owns (only if idle at `expected_version`, if given).

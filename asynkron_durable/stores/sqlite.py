@@ -27,8 +27,14 @@ from asynkron_durable.history import (
 )
 from asynkron_durable.stores import _sqlite_writes as writes
 from asynkron_durable.stores._leasing import Leasing
-from asynkron_durable.stores._paging import PageKey, decode_token, encode_token
-from asynkron_durable.stores._rows import QUARANTINED, decode_event, decode_history_row, record_from_row
+from asynkron_durable.stores._paging import decode_token
+from asynkron_durable.stores._rows import (
+    QUARANTINED,
+    decode_event,
+    decode_history_row,
+    page_of,
+    record_from_row,
+)
 from asynkron_durable.stores._sqlite_codec import (
     QUERIES,
     SCHEMA,
@@ -440,11 +446,7 @@ class SqliteStateStore:
         after = None if continuation_token is None else decode_token(continuation_token)
         async with self._read() as conn:
             rows = await _fetch(conn, "filter_instances", filter_params(filter, after, page_size + 1))
-        records = [record_from_row(row, from_epoch) for row in rows[:page_size]]
-        token = None
-        if len(rows) > page_size:
-            token = encode_token(PageKey(records[-1].created_at, records[-1].instance_id))
-        return InstancePage(records, token)
+        return page_of(rows, page_size, from_epoch)
 
     async def purge_instance(self, instance_id: str, *, expected_version: int | None = None) -> bool:
         """Delete one instance and everything it owns (only if idle at `expected_version`, if given:
