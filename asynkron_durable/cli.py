@@ -138,9 +138,18 @@ async def _run_to_completion(
     async with runtime:
         instance_id = await runtime.client.start_new(orchestrator, input, instance_id)
         stderr.print(f"started {orchestrator} as instance {instance_id}")
-        return await runtime.client.wait_for_completion(
-            instance_id, timeout=float("inf") if timeout is None else timeout
+        waiting = asyncio.ensure_future(
+            runtime.client.wait_for_completion(
+                instance_id, timeout=float("inf") if timeout is None else timeout
+            )
         )
+        workers = runtime.workers
+        assert workers is not None
+        await asyncio.wait({waiting, workers}, return_when=asyncio.FIRST_COMPLETED)
+        if not waiting.done():  # the workers stopped (stuck code): their error says why
+            waiting.cancel()
+            await workers
+        return await waiting
 
 
 @cli.command()

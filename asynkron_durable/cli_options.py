@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 
 from asynkron_durable.errors import DurableError, OrchestrationTimeout, WorkerStuck
@@ -61,17 +62,16 @@ def api_key_options(env_var: str, help: str) -> Callable[[Callable[..., Any]], C
 
 
 def api_key_from(ctx: click.Context, api_key: str | None, api_key_file: str | None) -> str | None:
-    """The key of `api_key_options`: from the file, the environment or the command line."""
+    """The key of `api_key_options`: from the file (which wins over the environment variable), the
+    environment or the command line."""
     if api_key_file is not None:
-        if api_key is not None:
-            raise ValueError(
-                "give the API key once: --api-key-file, or --api-key (or its environment variable)"
-            )
+        if api_key is not None and ctx.get_parameter_source("api_key") is ParameterSource.COMMANDLINE:
+            raise ValueError("give the API key once: --api-key-file or --api-key, not both")
         key = Path(api_key_file).read_text("utf-8").strip()
         if not key:
             raise ValueError(f"--api-key-file {api_key_file} is empty")
         return key
-    if api_key and ctx.get_parameter_source("api_key") is click.core.ParameterSource.COMMANDLINE:
+    if api_key and ctx.get_parameter_source("api_key") is ParameterSource.COMMANDLINE:
         stderr.print(
             "warning: a key given with --api-key is visible to every local user (ps); use --api-key-file"
         )

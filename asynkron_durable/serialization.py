@@ -35,6 +35,10 @@ def parse_json(text: str | bytes) -> Any:
     """Decode JSON given by a user (a command-line option, a request body) strictly: NaN and
     Infinity, which Python's parser takes and no JSON answer can carry, and numbers too large for a
     float (`1e999` would read as infinity) raise ValueError naming them, as malformed text does."""
+    if isinstance(text, bytes):  # UTF-8 strictly (json.loads would take surrogates and UTF-16)
+        text = text.decode("utf-8-sig")
+    else:
+        text.encode("utf-8")  # a str holding a lone surrogate already: UnicodeEncodeError
     value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     problem = _lone_surrogate(text, value)
     if problem is not None:
@@ -42,19 +46,17 @@ def parse_json(text: str | bytes) -> Any:
     return value
 
 
-def _lone_surrogate(text: str | bytes, value: Any) -> str | None:
+def _lone_surrogate(text: str, value: Any) -> str | None:
     """What is wrong when `value` (the JSON `text` decoded) holds a string with a lone surrogate
     (`"\\ud800"`): such text is no Unicode a store, an HTTP answer or another program can encode.
     Only JSON that spells a surrogate escape is looked at closely (a pair, an emoji, is fine)."""
-    lowered = text.lower()
-    spelled = "\\ud" in lowered if isinstance(lowered, str) else b"\\ud" in lowered
-    if not spelled:
+    if "\\ud" not in text.lower():
         return None
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as exc:
         bad = exc.object[exc.start : exc.end].encode("unicode_escape").decode("ascii")
-        return f"holds text that is not valid Unicode (the lone surrogate {bad!r}), which cannot be stored"
+        return f"holds text that is not valid Unicode (the lone surrogate {bad}), which cannot be stored"
     return None
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -163,9 +163,11 @@ def run_entity_batch(
     requests: Sequence[HistoryEvent],
     function: EntityFunction | Exception,
     now: datetime,
+    on_operation: Callable[[], None] | None = None,
 ) -> EntityBatchResult:
     """Apply the deferred requests, then `requests`, in order. `function` is the entity's code, or
-    the error every operation fails with when there is none (an unknown entity name)."""
+    the error every operation fails with when there is none (an unknown entity name).
+    `on_operation` is called before each operation runs (a caller timing each one)."""
     batch = _Batch(entity_id, function, now, document.exists, document.state, document.lock)
     pending: deque[HistoryEvent] = deque([*document.queue, *requests])
     deferred: list[HistoryEvent] = []
@@ -180,6 +182,8 @@ def run_entity_batch(
             continue
         match request:
             case EntityOperation():
+                if on_operation is not None:
+                    on_operation()
                 batch.operate(request)
             case EntityLockRequest():
                 batch.take_lock(request)

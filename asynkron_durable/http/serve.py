@@ -224,9 +224,12 @@ async def _run(
         await server.serve(sockets=[sock])
     finally:
         stop.set()
-        try:
-            await asyncio.gather(*workers)
+        try:  # every runtime finishes its shutdown before the store closes; then a failure is told
+            outcomes = await asyncio.gather(*workers, return_exceptions=True)
         finally:
             await store.close()
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
     if not server.started:
         raise OSError("the HTTP server failed to start")

@@ -36,6 +36,7 @@ from asynkron_durable.history import (
     EntityLockGranted,
     EntityLockRequest,
     EntityOperation,
+    EntityUnlock,
     EventRaised,
     ExecutionRewound,
     ExecutionStarted,
@@ -231,8 +232,38 @@ def unreadable_entity_commit(item: OrchestrationWorkItem, error: StoreError, now
     record = item.record
     entity_log.error("%s; failing its %d requests", error, len(item.messages))
     failure = FailureDetails.from_exception(error)
+    failed_record = next_record(record, now, runtime_status=RuntimeStatus.FAILED, failure=failure)
+    return EpisodeCommit(
+        failed_record,
+        record.version,
+        [],
+        [m.message_id for m in item.messages],
+        messages=_refusals(item.messages, failure, now),
+    )
+
+
+def stuck_entity_commit(item: OrchestrationWorkItem, error: BaseException, now: datetime) -> EpisodeCommit:
+    """An entity batch that never came back: the entity's state stays as it was, every call and
+    lock request of the batch fails (nobody is left waiting), signals are dropped, and unlocks stay
+    in the inbox for the next batch (dropping one would leave the entity locked for good)."""
+    record = item.record
+    entity_log.error("%s; failing its calls and lock requests", error)
+    refused = [m for m in item.messages if not isinstance(m.event, EntityUnlock)]
+    failure = FailureDetails.from_exception(error)
+    return EpisodeCommit(
+        next_record(record, now),
+        record.version,
+        [],
+        [m.message_id for m in refused],
+        messages=_refusals(refused, failure, now),
+    )
+
+
+def _refusals(messages: Sequence[InboxMessage], failure: FailureDetails, now: datetime) -> list[Message]:
+    """The answers to an entity's requests it will not serve: calls fail, lock requests are
+    refused (and the entities locked before this one in the request released)."""
     replies: list[Message] = []
-    for message in item.messages:
+    for message in messages:
         match message.event:
             case EntityOperation(task_id=int(task_id), source_instance_id=str(source)):
                 failed = EntityCallFailed(timestamp=now, task_scheduled_id=task_id, failure=failure)
@@ -251,10 +282,7 @@ def unreadable_entity_commit(item: OrchestrationWorkItem, error: StoreError, now
                         now,
                     )
                 )
-    failed_record = next_record(record, now, runtime_status=RuntimeStatus.FAILED, failure=failure)
-    return EpisodeCommit(
-        failed_record, record.version, [], [m.message_id for m in item.messages], messages=replies
-    )
+    return replies
 
 
 def _timer(record: InstanceRecord, timer_id: int, fire_at: datetime) -> Message:

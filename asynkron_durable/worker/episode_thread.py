@@ -33,6 +33,9 @@ T = TypeVar("T")
 
 log = logging.getLogger("asynkron_durable.runtime")
 
+MAX_INTERRUPTIONS = 20
+"""Interruptions that reach code which catches them and runs on, before the thread is given up."""
+
 _OURS = "asynkron_durable"
 """Modules named so are ours (the core and its adapters); the frames after the last of them are the
 user's code."""
@@ -63,6 +66,8 @@ class _Batch(Generic[T]):
     interrupted: float | None = None
     """When the running job was first interrupted."""
     last_interrupt: float = 0.0
+    delivered: int = 0
+    """Interruptions of the running job that reached its code (it caught them and went on)."""
     abandoned: bool = False
     """The loop has answered for this batch: the thread must not touch it again."""
     messages: dict[int, str] = field(default_factory=dict)
@@ -115,6 +120,18 @@ class EpisodeThread:
             with self._lock:
                 self._batches.remove(batch)
 
+    def restart_clock(self) -> None:
+        """Called by the running job, on the episode thread, as it begins a new part (an entity's
+        next operation): its deadline counts from now, and an interruption meant for the part before
+        is taken back."""
+        ident = threading.get_ident()
+        with self._lock:
+            for batch in self._batches:
+                if batch.running is not None:
+                    batch.since, batch.interrupted, batch.delivered = time.monotonic(), None, 0
+            _raise_in(ident, None)
+            OrchestratorDeadlock._pending.pop(ident, None)
+
     def stop(self, allowance: float = 1.0) -> None:
         """The worker is stopping: an episode still running `allowance` seconds from now is
         interrupted and its result dropped (its instance's lease is given back, and another worker
@@ -163,17 +180,23 @@ class EpisodeThread:
                     f"{job.what} ran {now - batch.since:.1f} s without yielding (its deadline is "
                     f"{job.deadline:g} s); stopped at {_where(thread.ident)}"
                 )
-            if now - batch.interrupted >= max(self._grace, job.deadline):
-                message = (
-                    f"{batch.messages[index]}, and could not be interrupted (the code is blocked "
-                    "outside Python); the worker stops so that it can be restarted"
+            delivered = thread.ident not in OrchestratorDeadlock._pending
+            blocked = not delivered and now - batch.interrupted >= max(self._grace, job.deadline)
+            if blocked or batch.delivered >= MAX_INTERRUPTIONS:
+                why = (
+                    "could not be interrupted (the code is blocked outside Python)"
+                    if blocked
+                    else f"kept running after {batch.delivered} interruptions (the code catches them)"
                 )
+                message = f"{batch.messages[index]}, and {why}; the worker stops so that it can be restarted"
                 log.error("%s", message)
                 batch.results[index] = job.if_stuck(OrchestratorDeadlock(message))
                 self.lost = message
                 self._let_go(thread.ident, None)
                 return 0.0
-            if now - batch.last_interrupt >= self._interrupt_every:
+            if delivered and now - batch.last_interrupt >= self._interrupt_every:
+                if batch.last_interrupt:  # the one before reached the code, which went on
+                    batch.delivered += 1
                 batch.last_interrupt = now
                 _interrupt(thread.ident, batch.messages[index])
             return min(0.1, self._interrupt_every)
@@ -209,13 +232,17 @@ class EpisodeThread:
         interruption that lands outside the episode's own handlers makes `if_stuck` its result;
         one that lands after the episode returned leaves the result as it is."""
         value: T | _Unset = _UNSET
+        stuck: OrchestratorDeadlock | None = None
         while True:
             try:
+                if isinstance(value, _Unset) and stuck is not None:
+                    value = job.if_stuck(stuck)
                 if isinstance(value, _Unset):
                     with self._lock:
                         if batch.abandoned:
                             return False
                         batch.running, batch.since, batch.interrupted = index, time.monotonic(), None
+                        batch.delivered = 0
                     value = job.run()
                 with self._lock:
                     _raise_in(ident, None)  # an interruption still on its way was for this job
@@ -226,8 +253,7 @@ class EpisodeThread:
                     batch.results[index] = value
                 return True
             except OrchestratorDeadlock as exc:
-                if isinstance(value, _Unset):
-                    value = job.if_stuck(exc)
+                stuck = exc
 
 
 def _resolve(batch: _Batch[Any]) -> None:
@@ -248,9 +274,9 @@ def _interrupt(thread_id: int, message: str) -> None:
 
 
 def _where(thread_id: int) -> str:
-    """Where the thread is in user code: the frame the runtime (or an adapter of ours) called into
-    last, the user's orchestrator or entity code, and the innermost frame too when that is
-    elsewhere (in a library)."""
+    """Where the thread is in user code: the first frame the runtime (or an adapter of ours) called
+    into, the user's orchestrator or entity function at the line it is on, and the innermost frame
+    too when that is elsewhere (a library, or our own code the user called)."""
     frame = sys._current_frames().get(thread_id)
     frames: list[FrameType] = []
     while frame is not None:
@@ -259,13 +285,14 @@ def _where(thread_id: int) -> str:
     frames.reverse()
     if not frames:
         return "an unknown place"
-    ours = [i for i, f in enumerate(frames) if str(f.f_globals.get("__name__", "")).startswith(_OURS)]
-    entered = frames[ours[-1] + 1 :] if ours else frames
-    if not entered:
+    ours = [str(f.f_globals.get("__name__", "")).startswith(_OURS) for f in frames]
+    first_ours = ours.index(True) if True in ours else 0
+    entered = next((i for i in range(first_ours, len(frames)) if not ours[i]), None)
+    if entered is None:
         return _describe(frames[-1])
-    if len(entered) == 1:
-        return _describe(entered[0])
-    return f"{_describe(entered[0])}, inside {_describe(entered[-1])}"
+    if entered == len(frames) - 1:
+        return _describe(frames[entered])
+    return f"{_describe(frames[entered])}, inside {_describe(frames[-1])}"
 
 
 def _describe(frame: FrameType) -> str:

@@ -9,7 +9,7 @@ alone, never the rest of its batch.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ from asynkron_durable.entities.batch import run_entity_batch
 from asynkron_durable.entities.classes import EntityFunction
 from asynkron_durable.entities.document import EntityDocument
 from asynkron_durable.entities.ids import EntityId, is_entity_instance
-from asynkron_durable.errors import StoreError, UnknownFunction
+from asynkron_durable.errors import OrchestratorDeadlock, StoreError, UnknownFunction
 from asynkron_durable.history import (
     OUTCOMES,
     ExecutionRewound,
@@ -42,6 +42,7 @@ from asynkron_durable.worker.commits import (
     failed_commit,
     late_grants,
     rewind_commit,
+    stuck_entity_commit,
     unreadable_entity_commit,
 )
 from asynkron_durable.worker.episode_cache import CachedExecution
@@ -59,19 +60,27 @@ def failed_episode(item: OrchestrationWorkItem, error: BaseException, now: datet
     return failed_commit(item.record, error, now, [m.message_id for m in item.messages]), None
 
 
+def stuck_entity(item: OrchestrationWorkItem, error: BaseException, now: datetime) -> Episode:
+    """The batch of an entity that never came back (see `stuck_entity_commit`)."""
+    return stuck_entity_commit(item, error, now), None
+
+
 def run_claimed(
     item: OrchestrationWorkItem,
     history: Sequence[HistoryEvent] | StoreError,
     registry: Registry,
     cached: CachedExecution | None,
     now: datetime,
+    on_operation: Callable[[], None] | None = None,
 ) -> Episode:
     """The episode of one claimed instance, whatever it is: `history` is its loaded history (or
     the error that kept it from loading; unused for entities and kept executions)."""
     record = item.record
     if is_entity_instance(record.instance_id):
         try:
-            return build_entity_commit(item, _entity(registry, record.name), now), None
+            return build_entity_commit(item, _entity(registry, record.name), now, on_operation), None
+        except OrchestratorDeadlock as exc:  # raised outside the operation's own code
+            return stuck_entity(item, exc, now)
         except Exception as exc:
             log.exception("batch of entity %s failed", record.instance_id)
             return failed_episode(item, exc, now)
@@ -141,6 +150,8 @@ def step_for(cached: CachedExecution, results: Sequence[ActivityResult], now: da
     """The step of a kept execution given its finished activities (see `EpisodeCache.take_steps`)."""
     try:
         commit, keep = build_step(cached, [r.message.event for r in results], now)
+    except OrchestratorDeadlock as exc:  # raised outside the orchestrator's own code
+        return failed_step(cached, results, exc, now)
     except Exception:
         log.exception(
             "activity step of instance %s failed; recording plain results", cached.record.instance_id
@@ -157,7 +168,10 @@ def failed_step(
 
 
 def build_entity_commit(
-    item: OrchestrationWorkItem, function: EntityFunction | Exception, now: datetime
+    item: OrchestrationWorkItem,
+    function: EntityFunction | Exception,
+    now: datetime,
+    on_operation: Callable[[], None] | None = None,
 ) -> EpisodeCommit:
     """Process every message claimed for the entity, in order, as one batch and one commit (the
     same compare-and-swap under the lease as an orchestration's makes it safe across workers)."""
@@ -168,7 +182,8 @@ def build_entity_commit(
     except StoreError as exc:
         return unreadable_entity_commit(item, exc, now)
     entity_id = EntityId.from_instance_id(record.instance_id)
-    result = run_entity_batch(entity_id, document, [m.event for m in item.messages], function, now)
+    requests = [m.event for m in item.messages]
+    result = run_entity_batch(entity_id, document, requests, function, now, on_operation)
     return entity_commit(record, result.document.model_dump_json(), ack, result.messages, now)
 
 

@@ -5,7 +5,7 @@ back; and the steps that came back, sorted from the results that must go through
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from functools import partial
 
@@ -23,6 +23,7 @@ from asynkron_durable.worker.episodes import (
     failed_step,
     run_claimed,
     step_for,
+    stuck_entity,
 )
 
 log = logging.getLogger("asynkron_durable.runtime")
@@ -35,20 +36,18 @@ def claimed_job(
     registry: Registry,
     default_deadline: float,
     now: datetime,
+    on_operation: Callable[[], None],
 ) -> Job[Episode]:
-    """The episode of one claimed instance (an orchestration's, or an entity's batch)."""
+    """The episode of one claimed instance (an orchestration's, or an entity's batch, where each
+    operation has the deadline: `on_operation` starts its clock)."""
     record = item.record
+    run = partial(run_claimed, item, history, registry, cached, now, on_operation)
     if is_entity_instance(record.instance_id):
-        what, deadline = f"entity {record.instance_id!r}", default_deadline
-    else:
-        what = f"orchestrator {record.name!r} (instance {record.instance_id!r})"
-        deadline = registry.deadlines.get(record.name, default_deadline)
-    return Job(
-        partial(run_claimed, item, history, registry, cached, now),
-        deadline,
-        what,
-        partial(failed_episode, item, now=now),
-    )
+        what = f"an operation of entity {record.instance_id!r}"
+        return Job(run, default_deadline, what, partial(stuck_entity, item, now=now))
+    what = f"orchestrator {record.name!r} (instance {record.instance_id!r})"
+    deadline = registry.deadlines.get(record.name, default_deadline)
+    return Job(run, deadline, what, partial(failed_episode, item, now=now))
 
 
 def step_job(
@@ -79,7 +78,8 @@ def report_failures(commits: Sequence[EpisodeCommit], rejected: Collection[str] 
         )
         if failed_now and record.instance_id not in rejected:
             failure = record.failure
-            reason = f"{failure.error_type}: {failure.message}" if failure else "no reason recorded"
+            first_line = failure.message.strip().split("\n", 1)[0] if failure else ""
+            reason = f"{failure.error_type}: {first_line}" if failure else "no reason recorded"
             log.warning("instance %s (%s) failed: %s", record.instance_id, record.name, reason)
 
 

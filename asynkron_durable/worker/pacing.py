@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from asynkron_durable.history import utc_now
+from asynkron_durable.stores.base import StateStore
+from asynkron_durable.worker.retry_log import RetryLog
+
 
 class Backoff:
     """Idle waits that double from `low` up to `high`, reset as soon as work shows up."""
@@ -30,3 +34,17 @@ async def wait_or_timeout(event: asyncio.Event, timeout: float) -> None:
         finally:
             timer.cancel()
     event.clear()
+
+
+async def until_next_timer(store: StateStore, backoff: float, retries: RetryLog) -> float:
+    """How long an idle orchestration loop may sleep: `backoff`, but no longer than until the next
+    durable timer is due, so timers fire on time without fast polling."""
+    try:
+        due = await store.next_due(utc_now())
+        retries.recovered("asking the store for the next timer failed")
+    except Exception as exc:
+        retries.failed("asking the store for the next timer failed", exc)
+        return backoff
+    if due is None:
+        return backoff
+    return max(0.0, min(backoff, (due - utc_now()).total_seconds()))

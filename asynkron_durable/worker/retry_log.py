@@ -1,8 +1,9 @@
 """Log lines for loops that retry: a store down for a minute must not write a traceback per retry.
 
-The first failure of a kind (same place, same exception type and message) is logged with its
-traceback; repeats are counted and summed up in one line at most once per `interval` seconds
-("orchestration round failed (42 more times in 10 s): StoreError: ..."), the traceback left out.
+The first failure of a kind (same place, same exception type) is logged with its traceback;
+repeats are counted and summed up in one line at most once per `interval` seconds, with the latest
+message ("orchestration round failed (42 more times in 10 s, retrying): StoreError: ..."), the
+traceback left out. Once the loop works again, one line says so with the repeats not yet told.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ class RetryLog:
     def __init__(self, logger: logging.Logger, interval: float = 1.0) -> None:
         self._log = logger
         self._interval = interval
-        self._causes: dict[tuple[str, str, str], _Cause] = {}
+        self._causes: dict[tuple[str, str], _Cause] = {}
 
     def failed(self, what: str, error: BaseException) -> None:
         """`what` failed with `error` and will be retried."""
-        key = (what, type(error).__name__, str(error))
+        key = (what, type(error).__name__)
         now = time.monotonic()
         cause = self._causes.get(key)
         if cause is None:
@@ -52,4 +53,6 @@ class RetryLog:
     def recovered(self, what: str) -> None:
         """`what` worked again: its next failure is news, logged in full."""
         for key in [key for key in self._causes if key[0] == what]:
-            del self._causes[key]
+            cause = self._causes.pop(key)
+            if cause.repeats:
+                self._log.warning("%s %d more times (%s) before it worked again", what, cause.repeats, key[1])

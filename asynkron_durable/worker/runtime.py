@@ -42,7 +42,7 @@ from asynkron_durable.worker.episode_thread import EpisodeThread
 from asynkron_durable.worker.histories import histories_to_replay
 from asynkron_durable.worker.jobs import claimed_job, report_failures, sort_steps, step_job
 from asynkron_durable.worker.leases import renew_leases_forever
-from asynkron_durable.worker.pacing import Backoff, wait_or_timeout
+from asynkron_durable.worker.pacing import Backoff, until_next_timer, wait_or_timeout
 from asynkron_durable.worker.retry_log import RetryLog
 from asynkron_durable.worker.threads import ActivityThreads
 
@@ -119,6 +119,12 @@ class DurableFunctionRuntime(Registrations):
         self._threads: ActivityThreads | None = None
         self._background: asyncio.Task[None] | None = None
         self._stop_event: asyncio.Event | None = None
+
+    @property
+    def workers(self) -> asyncio.Task[None] | None:
+        """The workers `async with runtime` runs, while it does (they end with the block, or with
+        `WorkerStuck`)."""
+        return self._background
 
     @property
     def episode_cache_size(self) -> int:
@@ -237,19 +243,9 @@ class DurableFunctionRuntime(Registrations):
                 idle.reset()
                 failing.reset()
             else:
-                await wait_or_timeout(self._orchestration_wake, await self._idle_delay(idle.next()))
-
-    async def _idle_delay(self, backoff: float) -> float:
-        """Sleep no longer than until the next durable timer is due, so timers fire on time
-        without fast polling."""
-        try:
-            due = await self.store.next_due(utc_now())
-        except Exception as exc:
-            self._retries.failed("asking the store for the next timer failed", exc)
-            return backoff
-        if due is None:
-            return backoff
-        return max(0.0, min(backoff, (due - utc_now()).total_seconds()))
+                await wait_or_timeout(
+                    self._orchestration_wake, await until_next_timer(self.store, idle.next(), self._retries)
+                )
 
     async def _orchestration_round(self) -> bool:
         now = utc_now()
@@ -272,6 +268,7 @@ class DurableFunctionRuntime(Registrations):
                         self.registry,
                         self.orchestrator_deadline,
                         now,
+                        self._episodes.restart_clock,
                     )
                     for item in items
                 ]
@@ -357,6 +354,7 @@ class DurableFunctionRuntime(Registrations):
                 items = await self.store.claim_activities(
                     self.worker_id, now, now + self.lease_duration, free
                 )
+                self._retries.recovered("claiming activities failed")
             except Exception as exc:
                 self._retries.failed("claiming activities failed", exc)
                 items = []
@@ -422,6 +420,7 @@ class DurableFunctionRuntime(Registrations):
             self._completions_ready.clear()
             try:
                 await self._flush_completions()
+                self._retries.recovered("recording activity results failed")
                 failures_drained = 0
                 failing.reset()
             except Exception as exc:

@@ -26,12 +26,13 @@ class LeftBehind(Exception):
 class _Call:
     """A queued call, and the thread that took it (to leave that thread behind on a timeout)."""
 
-    __slots__ = ("call", "future", "thread")
+    __slots__ = ("call", "future", "running", "thread")
 
     def __init__(self, future: asyncio.Future[Any], call: Callable[[], Any]) -> None:
         self.future = future
         self.call = call
         self.thread: threading.Thread | None = None
+        self.running = False
 
 
 class ActivityThreads:
@@ -75,7 +76,11 @@ class ActivityThreads:
         self._calls.put(item)
         if timeout is None:
             return await future
-        done, _ = await asyncio.wait({future}, timeout=timeout)
+        try:
+            done, _ = await asyncio.wait({future}, timeout=timeout)
+        except asyncio.CancelledError:
+            future.cancel()  # as awaiting the future would: a call not started yet never starts
+            raise
         if done:
             return future.result()
         self._leave_behind(item)
@@ -87,7 +92,7 @@ class ActivityThreads:
         item.future.cancel()
         with self._lock:
             thread = item.thread
-            if thread is not None and thread in self._threads:
+            if item.running and thread is not None and thread in self._threads:
                 self._threads.remove(thread)
                 self._left_behind.add(thread)
 
@@ -117,15 +122,17 @@ class ActivityThreads:
                 self._queued -= 1
                 if item is not None:
                     item.thread = me
+                    item.running = not item.future.cancelled()
             if item is None:  # _STOP
                 return
-            if item.future.cancelled():  # left behind before it started
+            if not item.running:  # cancelled (left behind, or its task cancelled) before it started
                 continue
             try:
                 self._finish(item.future, item.call(), None)
             except BaseException as exc:  # handed to the awaiting coroutine, as run_in_executor does
                 self._finish(item.future, None, exc)
             with self._lock:
+                item.running = False
                 if me in self._left_behind:
                     self._left_behind.discard(me)
                     return

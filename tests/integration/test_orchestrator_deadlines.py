@@ -198,3 +198,79 @@ async def test_a_stop_is_not_held_up_by_a_spinning_episode(store: StateStore) ->
         assert status is not None and not status.runtime_status.is_terminal  # it runs again elsewhere
     finally:
         await runtime.store.close()
+
+
+async def test_the_callers_of_an_entity_stuck_outside_python_get_an_error(store: StateStore) -> None:
+    release = threading.Event()
+    stuck = DurableFunctionRuntime(store, orchestrator_deadline=0.3, max_poll_interval=0.05)
+    healthy = DurableFunctionRuntime(store, orchestrator_deadline=0.3, max_poll_interval=0.05)
+    for runtime, blocks in ((stuck, True), (healthy, False)):
+
+        @runtime.entity(name="gate")
+        def gate(ctx: EntityContext, blocks: bool = blocks) -> Any:
+            if blocks:
+                release.wait()
+            return "opened"
+
+        @runtime.orchestrator(name="caller")
+        def caller(ctx: OrchestrationContext) -> Generator[Any, Any, Any]:
+            try:
+                return (yield ctx.call_entity("@gate@g", "open"))
+            except Exception as exc:
+                return str(exc)
+
+    try:
+        with pytest.raises(WorkerStuck):
+            async with stuck:
+                await stuck.client.start_new("caller", instance_id="c")
+                await asyncio.wait_for(stuck.workers, timeout=30)  # type: ignore[arg-type]
+        await store.open()
+        async with healthy:  # another worker picks the caller up: it must not wait forever
+            status = await healthy.client.wait_for_completion("c", timeout=30)
+    finally:
+        release.set()
+    assert status.runtime_status is RuntimeStatus.COMPLETED
+    assert "OrchestratorDeadlock" in status.output and "could not be interrupted" in status.output
+
+
+async def test_a_long_batch_of_quick_entity_operations_is_not_stuck(store: StateStore) -> None:
+    runtime = DurableFunctionRuntime(store, orchestrator_deadline=0.2, max_poll_interval=0.05)
+
+    @runtime.entity()
+    def slowish(ctx: EntityContext) -> Any:
+        time.sleep(0.03)  # each within the deadline, the batch far beyond it
+        ctx.set_state(ctx.get_state(lambda: 0) + 1)
+        return ctx.get_state()
+
+    @runtime.orchestrator()
+    def many(ctx: OrchestrationContext) -> Generator[Any, Any, Any]:
+        for _ in range(20):
+            ctx.signal_entity("@slowish@s", "add")
+        return (yield ctx.call_entity("@slowish@s", "add"))
+
+    async with runtime:
+        await runtime.client.start_new("many", instance_id="m")
+        status = await runtime.client.wait_for_completion("m", timeout=30)
+    assert status.output == 21
+
+
+async def test_code_that_always_catches_the_interruption_stops_the_worker() -> None:
+    runtime = DurableFunctionRuntime("memory://", orchestrator_deadline=0.2, max_poll_interval=0.05)
+    done = threading.Event()  # set at the end, so the thread left behind ends with the test
+
+    @runtime.orchestrator()
+    def stubborn(ctx: OrchestrationContext) -> None:
+        while not done.is_set():
+            try:
+                while not done.is_set():
+                    pass
+            except Exception:
+                continue
+
+    try:
+        with pytest.raises(WorkerStuck, match="kept running after 20 interruptions"):
+            async with runtime:
+                await runtime.client.start_new("stubborn", instance_id="s")
+                await asyncio.wait_for(runtime.workers, timeout=30)  # type: ignore[arg-type]
+    finally:
+        done.set()

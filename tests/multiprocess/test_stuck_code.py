@@ -185,3 +185,34 @@ async def test_code_that_cannot_be_interrupted_fails_its_instance_and_stops_the_
     assert "Traceback" not in log
     assert status is not None and status.runtime_status is RuntimeStatus.FAILED and status.failure is not None
     assert "in blocked: threading.Event().wait()" in status.failure.message
+
+
+async def test_run_exits_with_the_reason_when_a_sub_orchestration_is_stuck(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(
+        APP + "\n@app.orchestrator()\ndef parent(ctx):\n    yield ctx.call_sub_orchestrator('blocked')\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "asynkron_durable.cli",
+            "run",
+            str(app),
+            "parent",
+            "--store",
+            f"sqlite:///{tmp_path / 'r.db'}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "orchestrator 'blocked'" in errors[0], result.stderr
