@@ -9,6 +9,7 @@ failed, was terminated or did not finish in time), never a traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -36,14 +37,16 @@ from asynkron_durable.cli_options import (
 )
 from asynkron_durable.client import OrchestrationClient, OrchestrationStatus, StatusPage
 from asynkron_durable.entities import EntityId, EntityMetadata, EntityStateResponse
-from asynkron_durable.errors import InstanceNotFound
+from asynkron_durable.errors import InstanceNotFound, StoreError
 from asynkron_durable.history import RuntimeStatus
 from asynkron_durable.http.management import DEFAULT_BODY_LIMIT
 from asynkron_durable.http.serve import API_KEY_ENV_VAR, ServeOptions
 from asynkron_durable.http.serve import serve as serve_http
 from asynkron_durable.http.urls import ApiLocation, client_binding
-from asynkron_durable.stores import InstanceFilter, redact, store_from_url
+from asynkron_durable.stores import InstanceFilter, StateStore, redact, store_from_url
 from asynkron_durable.worker import DurableFunctionRuntime
+from asynkron_durable.worker.pacing import Backoff
+from asynkron_durable.worker.retry_log import RetryLog
 
 
 @asynccontextmanager
@@ -168,10 +171,31 @@ async def _work(runtime: DurableFunctionRuntime, store_url: str) -> None:
         loop.add_signal_handler(signum, stop.set)
     stderr.print(f"worker {runtime.worker_id} serving {redact(store_url)}; Ctrl-C to stop")
     try:
-        await runtime.run_and_poll(stop)
+        if await _opened(runtime.store, stop):
+            await runtime.run_and_poll(stop)
     finally:
         await runtime.store.close()
     stderr.print("worker stopped")
+
+
+async def _opened(store: StateStore, stop: asyncio.Event) -> bool:
+    """Open the store, waiting while it cannot be reached (a worker may start before its database,
+    or outlive a restart of it), with a line a second at most; any other error is raised. False if
+    a stop came first."""
+    retries = RetryLog(logging.getLogger("asynkron_durable.cli"), tracebacks=False)
+    pause = Backoff(0.2, 5.0)
+    while not stop.is_set():
+        try:
+            await store.open()
+            retries.recovered("the store cannot be reached")
+            return True
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, OSError | TimeoutError):
+                raise
+            retries.failed("the store cannot be reached", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), pause.next())
+    return False
 
 
 @cli.command()

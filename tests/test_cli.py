@@ -414,11 +414,30 @@ def test_bad_entity_input_is_one_error_line(tmp_path: Path, args: list[str], mes
     assert not list(tmp_path.iterdir()), "bad input must not create a store"
 
 
-def test_no_line_the_worker_prints_shows_the_store_password(tmp_path: Path) -> None:
-    result = durable("worker", HELLO, "--store", "postgresql://app:s3cret-pw@127.0.0.1:1/db", cwd=tmp_path)
-    assert result.returncode != 0
-    assert "127.0.0.1:1" in result.stderr  # the lines are there, naming the server
-    assert "s3cret-pw" not in result.stderr
+def test_a_worker_waits_for_its_database_and_never_shows_the_password(tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [*COMMAND, "worker", HELLO, "--store", "postgresql://app:s3cret-pw@127.0.0.1:1/db"],
+            cwd=tmp_path,
+            env=_environment(),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while log.read_text().count("the store cannot be reached") < 2:  # the first line, then a count
+            assert process.poll() is None, log.read_text()  # still waiting, not exited
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        exit_code = process.wait(timeout=30)
+    output = log.read_text()
+    assert exit_code == 0, output
+    assert "127.0.0.1:1" in output and "ConnectionRefusedError" in output
+    assert "s3cret-pw" not in output and "Traceback" not in output
+    assert output.rstrip().endswith("worker stopped")
 
 
 def test_list_names_an_unreadable_row_and_lists_the_rest(tmp_path: Path) -> None:

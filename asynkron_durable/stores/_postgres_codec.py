@@ -115,7 +115,7 @@ def redact(dsn: str) -> str:
 
 def store_error(where: str, operation: str, exc: BaseException) -> StoreError:
     """The `StoreError` for a driver error: which store, which operation, what went wrong."""
-    detail = str(exc) or repr(exc)
+    detail = str(exc) or ("no answer within command_timeout" if isinstance(exc, TimeoutError) else repr(exc))
     return StoreError(f"{where}: {operation} failed: {type(exc).__name__}: {detail}")
 
 

@@ -66,8 +66,12 @@ class PostgresConnection:
         min_pool_size: int = 1,
         max_pool_size: int = 10,
         connect_timeout: float = 10.0,
+        command_timeout: float | None = 60.0,
     ) -> None:
         self._schema = check_schema_name(schema)
+        if command_timeout is not None and not command_timeout > 0:
+            raise ValueError(f"command_timeout must be positive seconds or None, got {command_timeout!r}")
+        self._command_timeout = command_timeout
         if not 0 <= min_pool_size <= max_pool_size or max_pool_size < 1:
             raise ValueError(
                 f"pool sizes must satisfy 0 <= min_pool_size <= max_pool_size and max_pool_size >= 1, "
@@ -118,6 +122,7 @@ class PostgresConnection:
                         timeout=self._connect_timeout,
                         reset=_keep_session,
                         max_cached_statement_lifetime=STATEMENT_LIFETIME,
+                        command_timeout=self._command_timeout,
                     )
                 async with pool.acquire() as conn:
                     await migrate(conn, self._schema, self._q, self._where)

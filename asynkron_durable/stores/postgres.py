@@ -64,6 +64,8 @@ class PostgresStateStore(PostgresConnection):
     `dsn_or_pool` is a DSN (the store makes and closes its own pool, one connection larger than
     `max_pool_size` for LISTEN) or an asyncpg pool, which the store uses but never closes (make it
     with `max_cached_statement_lifetime=STATEMENT_LIFETIME` to keep plans current the same way).
+    `command_timeout`: seconds a statement of its own pool may take (a hung connection, a lock held
+    elsewhere) before the operation fails with `StoreError` and is retried by the worker's loops.
     """
 
     poll_interval_hint = 1.0

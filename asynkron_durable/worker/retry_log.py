@@ -24,9 +24,11 @@ class _Cause:
 class RetryLog:
     """Rate-limited failure lines for one logger."""
 
-    def __init__(self, logger: logging.Logger, interval: float = 1.0) -> None:
+    def __init__(self, logger: logging.Logger, interval: float = 1.0, *, tracebacks: bool = True) -> None:
         self._log = logger
         self._interval = interval
+        self._tracebacks = tracebacks
+        """False where the failure is expected and its message says it all (a database not up yet)."""
         self._causes: dict[tuple[str, str], _Cause] = {}
 
     def failed(self, what: str, error: BaseException) -> None:
@@ -36,7 +38,10 @@ class RetryLog:
         cause = self._causes.get(key)
         if cause is None:
             self._causes[key] = _Cause(now, now)
-            self._log.error("%s; retrying", what, exc_info=error)
+            if self._tracebacks:
+                self._log.error("%s; retrying", what, exc_info=error)
+            else:
+                self._log.error("%s; retrying: %s: %s", what, type(error).__name__, error)
             return
         cause.repeats += 1
         if now - cause.last_logged >= self._interval:

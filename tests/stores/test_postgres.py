@@ -607,3 +607,28 @@ async def test_many_writers_leave_no_orphans_and_a_true_ready_index(
             SELECT min(message_id) FROM {s}.inbox AS m
             WHERE m.instance_id = i.instance_id AND m.visible_at IS NULL)""")
     assert wrong == []
+
+
+async def test_a_statement_that_gets_no_answer_fails_after_the_command_timeout(
+    pg_dsn: str, pg_schemas: Callable[[], str], pg: Any
+) -> None:
+    """A hung connection or a lock held elsewhere must not block a worker silently."""
+    schema = pg_schemas()
+    store = PostgresStateStore(pg_dsn, schema=schema, command_timeout=0.5)
+    await store.open()
+    try:
+        await store.create_instance(new_instance("held"), replace=False)
+        async with pg.transaction():
+            await pg.execute(f'SELECT 1 FROM "{schema}".instances WHERE instance_id = $1 FOR UPDATE', "held")
+            began = time.monotonic()
+            with pytest.raises(StoreError, match="purge_instance failed: TimeoutError: no answer within"):
+                await store.purge_instance("held")
+            waited = time.monotonic() - began
+    finally:
+        await store.close()
+    assert waited < 5
+
+
+def test_a_command_timeout_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="command_timeout"):
+        PostgresStateStore("postgresql://x@127.0.0.1/db", command_timeout=0)
