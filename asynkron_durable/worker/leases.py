@@ -41,3 +41,27 @@ async def renew_leases_forever(
         for activity_id in renewal.lost_activity_ids:
             if activity_id in still_running:  # not just recorded meanwhile
                 log.warning("lease on activity %s was lost while it ran", activity_id)
+
+
+class PendingReleases:
+    """Instance leases to give back that the store refused to take (its connection dropped, say):
+    tried again before the next round, so the instances do not wait out a whole lease."""
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+
+    async def give_back(self, store: StateStore, worker_id: str, instance_ids: Collection[str]) -> None:
+        """Release `instance_ids` (and any still owed); what fails is kept for `retry`."""
+        self._ids.update(instance_ids)
+        await self.retry(store, worker_id)
+
+    async def retry(self, store: StateStore, worker_id: str) -> None:
+        """Release the leases still owed, if any; keep them if the store fails again."""
+        if not self._ids:
+            return
+        owed = list(self._ids)
+        try:
+            await store.release_leases(worker_id, owed, [])
+        except Exception:
+            return
+        self._ids.difference_update(owed)

@@ -41,7 +41,7 @@ from asynkron_durable.worker.episode_cache import CachedExecution, EpisodeCache
 from asynkron_durable.worker.episode_thread import EpisodeThread
 from asynkron_durable.worker.histories import histories_to_replay
 from asynkron_durable.worker.jobs import claimed_job, report_failures, sort_steps, step_job
-from asynkron_durable.worker.leases import renew_leases_forever
+from asynkron_durable.worker.leases import PendingReleases, renew_leases_forever
 from asynkron_durable.worker.pacing import Backoff, until_next_timer, wait_or_timeout
 from asynkron_durable.worker.retry_log import RetryLog
 from asynkron_durable.worker.threads import ActivityThreads
@@ -116,6 +116,7 @@ class DurableFunctionRuntime(Registrations):
         """Activity slots promised to commits in flight, for the activities they may lease to us."""
         self._held_instances: set[str] = set()
         self._retries = RetryLog(log)
+        self._releases = PendingReleases()
         self._threads: ActivityThreads | None = None
         self._background: asyncio.Task[None] | None = None
         self._stop_event: asyncio.Event | None = None
@@ -229,6 +230,7 @@ class DurableFunctionRuntime(Registrations):
         idle = Backoff(0.002, self.max_poll_interval)
         failing = Backoff(0.002, self.max_poll_interval)
         while not self._stopping:
+            await self._releases.retry(self.store, self.worker_id)
             try:
                 worked = await self._orchestration_round()
                 self._retries.recovered("orchestration round failed")
@@ -281,13 +283,11 @@ class DurableFunctionRuntime(Registrations):
                 claim = self._activity_claim(commits, freed=0)
                 with self._reserving(claim):
                     committed = await self.store.commit_episodes(self.worker_id, utc_now(), commits, claim)
-            except Exception:
-                with contextlib.suppress(Exception):  # let others retry now, not after expiry
-                    await self.store.release_leases(self.worker_id, ids, [])
+            except Exception:  # let others retry now, not after expiry (tried again next round)
+                await self._releases.give_back(self.store, self.worker_id, ids)
                 raise
             if unrun:  # the episode thread was lost before them: another worker runs them now
-                with contextlib.suppress(Exception):
-                    await self.store.release_leases(self.worker_id, unrun, [])
+                await self._releases.give_back(self.store, self.worker_id, unrun)
             for instance_id in committed.rejected:
                 log.warning("lease on %s was lost; its episode was dropped", instance_id)
             report_failures(commits, committed.rejected)

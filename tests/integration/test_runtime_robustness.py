@@ -352,3 +352,40 @@ async def test_each_failed_instance_is_logged_once_with_its_id_name_and_reason(
             await eventually(version, lambda v: v > failed_at, "the late event consumed")
     lines = [r.getMessage() for r in caplog.records if "failed:" in r.getMessage()]
     assert lines == ["instance d-1 (doomed) failed: ValueError: the order has no lines"]
+
+
+class _FlakyRelease(StoreWrapper):
+    """The first commit fails, and so does the first attempt to give its leases back."""
+
+    def __init__(self, inner: StateStore) -> None:
+        super().__init__(inner)
+        self.commits_failed = 0
+        self.releases: list[list[str]] = []
+
+    async def commit_episodes(self, *args: Any, **kwargs: Any) -> Committed:
+        if not self.commits_failed:
+            self.commits_failed += 1
+            raise StoreError("the connection dropped")
+        return await self._inner.commit_episodes(*args, **kwargs)
+
+    async def release_leases(self, owner: str, instance_ids: Any, activity_ids: Any) -> None:
+        if instance_ids:
+            self.releases.append(list(instance_ids))
+            if len(self.releases) == 1:
+                raise StoreError("the connection is still down")
+        await self._inner.release_leases(owner, instance_ids, activity_ids)
+
+
+async def test_leases_that_could_not_be_given_back_are_given_back_next_round(store: StateStore) -> None:
+    flaky = _FlakyRelease(store)
+    runtime = DurableFunctionRuntime(
+        flaky,  # type: ignore[arg-type]
+        lease_duration=timedelta(minutes=10),  # waiting it out would fail the test
+        max_poll_interval=0.02,
+    )
+    runtime.orchestrator(name="quick")(lambda ctx: "done")
+    async with runtime:
+        await runtime.client.start_new("quick", instance_id="q")
+        status = await runtime.client.wait_for_completion("q", timeout=20)
+    assert status.output == "done"
+    assert flaky.releases[:2] == [["q"], ["q"]]  # refused once, given back on the next round
