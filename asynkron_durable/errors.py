@@ -108,3 +108,9 @@ class WorkerStuck(DurableError):
 class ActivityTimeout(DurableError, TimeoutError):
     """An activity ran past its `timeout`: its task fails with this (retryable like any failure);
     a sync activity's thread is left to finish on its own and its slot is given back."""
+
+
+class ActivityCrashed(DurableError):
+    """An activity's worker died while running it (killed, crashed, lost its lease) too many times,
+    the last of them with the activity running alone: it is not started again, so one poisonous call
+    cannot crash-loop a fleet."""

@@ -108,7 +108,9 @@ class OrchestrationWorkItem:
 
 @dataclass(frozen=True, slots=True)
 class ActivityWorkItem:
-    """A claimed activity; `attempt` counts how often it was claimed (>1 after a worker died)."""
+    """A claimed activity; `attempt` counts the claims that were not given back (`release_leases`),
+    by other owners than the one before: more than 1 after a worker died or lost the lease while it
+    held it."""
 
     activity_id: int
     task: ActivityTask
@@ -337,7 +339,8 @@ class StateStore(Protocol):
     async def release_leases(
         self, owner: str, instance_ids: Sequence[str], activity_ids: Sequence[int]
     ) -> None:
-        """Give leases back without committing, so another worker can claim the work at once."""
+        """Give leases back without committing, so another worker can claim the work at once. An
+        activity given back keeps its `attempt` (the start does not count: it was not lost)."""
 
     async def get_instance(self, instance_id: str) -> InstanceRecord | None:
         """The instance's record, or None."""

@@ -300,8 +300,9 @@ class InMemoryStateStore:
                 if len(items) >= limit:
                     break
                 if _lease_free(activity.lease_owner, activity.lease_expires_at, now):
+                    if activity.lease_owner != owner:  # its own lapsed lease back: no new attempt
+                        activity.attempt += 1
                     activity.lease_owner, activity.lease_expires_at = owner, lease_until
-                    activity.attempt += 1
                     items.append(ActivityWorkItem(activity_id, activity.task, activity.attempt))
             return items
 
@@ -400,6 +401,8 @@ class InMemoryStateStore:
             for item, work in leased:
                 if item.lease_owner == owner:
                     item.lease_owner = item.lease_expires_at = None
+                    if isinstance(item, _Activity):  # given back, not lost: this start does not count
+                        item.attempt = max(0, item.attempt - 1)
                     released |= work
         self._subscribers.notify(released)
 

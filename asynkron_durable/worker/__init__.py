@@ -4,7 +4,8 @@
 `jobs.py` and `episode_thread.py` run a round's episodes (user code) under deadlines off the event
 loop; `episodes.py` runs one claimed instance's episode; `commits.py` turns what an episode produced
 into one store commit; `episode_cache.py` keeps running orchestrations in memory between episodes;
-`activities.py` and `threads.py` run activities; `leases.py` renews leases; `pacing.py` and
+`activities.py` and `threads.py` run activities, `isolation.py` runs those back from a worker's
+death alone; `leases.py` renews and gives back leases; `pacing.py` and
 `retry_log.py` pace idle and failing loops and keep their log lines few.
 """
 

@@ -8,7 +8,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from asynkron_durable.errors import ActivityTimeout
+from asynkron_durable.errors import ActivityCrashed, ActivityTimeout
 from asynkron_durable.history import FailureDetails, TaskCompleted, TaskFailed
 from asynkron_durable.registry import ActivityContext, ActivityDefinition, Registry
 from asynkron_durable.serialization import coerce, from_json, to_json
@@ -22,16 +22,24 @@ class ActivityLimits:
 
     timeout: float | None
     """Seconds a call may run when its activity names no timeout of its own (None: no limit)."""
+    max_starts: int
+    """Starts that ended with the worker's death (see `Isolation`) before a call fails instead."""
 
 
 async def run_activity(
     registry: Registry, item: ActivityWorkItem, threads: ActivityThreads, limits: ActivityLimits
 ) -> ActivityResult:
-    """Execute the activity; any exception (unknown name, bad input, user error, a timeout)
-    becomes TaskFailed."""
+    """Execute the activity; any exception (unknown name, bad input, user error, a timeout, too
+    many deaths) becomes TaskFailed."""
     task = item.task
     try:
         definition = registry.activity(task.name)
+        if item.attempt > limits.max_starts:
+            raise ActivityCrashed(
+                f"activity {task.name!r} (instance {task.instance_id!r}) was started {item.attempt - 1} "
+                "times and each time its worker stopped before it finished, the last times running it "
+                "alone (it may crash or hang its process); it is not started again"
+            )
         value = await _call(definition, _arguments(definition, item), threads, limits)
         event: TaskCompleted | TaskFailed = TaskCompleted(
             task_scheduled_id=task.task_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import timedelta
 
 from asynkron_durable.history import utc_now
@@ -65,3 +65,29 @@ class PendingReleases:
         except Exception:
             return
         self._ids.difference_update(owed)
+
+
+async def give_back_activities(store: StateStore, worker_id: str, activity_ids: Sequence[int]) -> None:
+    """Release activity leases this worker will not run; if that fails they lapse and run elsewhere."""
+    if not activity_ids:
+        return
+    try:
+        await store.release_leases(worker_id, [], activity_ids)
+    except Exception:
+        log.exception("giving back %d activity leases failed; they expire instead", len(activity_ids))
+
+
+async def drain(running: Mapping[int, asyncio.Task[None]], timeout: float) -> list[int]:
+    """Give the running activities `timeout` seconds to finish at shutdown; cancel the rest and
+    return their ids (their leases are to be given back, for another worker to run them)."""
+    unfinished = [task for task in running.values() if not task.done()]
+    if not unfinished:
+        return []
+    _, pending = await asyncio.wait(unfinished, timeout=timeout)
+    abandoned = [activity_id for activity_id, task in running.items() if task in pending]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    if abandoned:
+        log.warning("releasing %d unfinished activities at shutdown", len(abandoned))
+    return abandoned

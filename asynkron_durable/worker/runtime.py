@@ -1,14 +1,11 @@
 """`DurableFunctionRuntime`: registration plus the workers that poll the store and run the work.
 
-Three loops run side by side: one claims instances in batches and runs their episodes, one claims
-activities and runs them concurrently (sync ones in a thread pool), one renews the leases of work
-in flight. A fourth drains finished activities to the store in batches. Idle loops back off to
-`max_poll_interval`, and wake at once when the store reports new work of their kind (`Work`).
-
-Activity steps: when a finished activity's orchestration is kept in memory here, the completion
-loop runs its next episode at once and the store writes it with the result (`ActivityStep`), and
-the activities it schedules come back leased to this worker, which runs them without claiming.
-A step the store refuses (anything else happened to the instance) becomes a plain result.
+Loops run side by side: one claims instances in batches and has their episodes run (see
+`episode_thread.py`), one claims activities and runs them, one records finished activities in
+batches, one renews leases. Idle loops back off to `max_poll_interval` and wake at once when the
+store reports new work of their kind (`Work`). A finished activity whose orchestration is kept in
+memory here takes its next episode at once, written with the result (`ActivityStep`); what that
+schedules comes back leased to this worker. A step the store refuses becomes a plain result.
 """
 
 from __future__ import annotations
@@ -40,8 +37,14 @@ from asynkron_durable.worker.activities import ActivityLimits, run_activity
 from asynkron_durable.worker.episode_cache import CachedExecution, EpisodeCache
 from asynkron_durable.worker.episode_thread import EpisodeThread
 from asynkron_durable.worker.histories import histories_to_replay
+from asynkron_durable.worker.isolation import Isolation
 from asynkron_durable.worker.jobs import claimed_job, report_failures, sort_steps, step_job
-from asynkron_durable.worker.leases import PendingReleases, renew_leases_forever
+from asynkron_durable.worker.leases import (
+    PendingReleases,
+    drain,
+    give_back_activities,
+    renew_leases_forever,
+)
 from asynkron_durable.worker.pacing import Backoff, until_next_timer, wait_or_timeout
 from asynkron_durable.worker.retry_log import RetryLog
 from asynkron_durable.worker.threads import ActivityThreads
@@ -64,7 +67,9 @@ class DurableFunctionRuntime(Registrations):
 
     `orchestrator_deadline`: how long an episode of orchestrator or entity code may run without
     yielding (an orchestrator may name its own); `activity_timeout`: how long an activity call may
-    run (None: no limit; an activity may name its own).
+    run (None: no limit; an activity may name its own); `max_activity_starts`: how often an
+    activity may be started by workers that died running it before it fails instead (see
+    `worker/isolation.py`: one back from such a death runs alone).
     """
 
     def __init__(
@@ -80,6 +85,7 @@ class DurableFunctionRuntime(Registrations):
         episode_cache_size: int = 1000,
         orchestrator_deadline: Duration = 5.0,
         activity_timeout: Duration | None = None,
+        max_activity_starts: int = 3,
     ) -> None:
         if max_concurrent_activities < 1 or max_concurrent_orchestrations < 1:
             raise ValueError("concurrency limits must be at least 1")
@@ -87,6 +93,8 @@ class DurableFunctionRuntime(Registrations):
             raise ValueError("lease_duration must be positive")
         if episode_cache_size < 0:
             raise ValueError("episode_cache_size must not be negative")
+        if max_activity_starts < 1:
+            raise ValueError("max_activity_starts must be at least 1")
         self.store = store_from_url(store) if isinstance(store, str) else store
         self.registry = Registry()
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -100,7 +108,8 @@ class DurableFunctionRuntime(Registrations):
         self._episode_cache = EpisodeCache(episode_cache_size)
         self.orchestrator_deadline = seconds(orchestrator_deadline, "orchestrator_deadline")
         timeout = None if activity_timeout is None else seconds(activity_timeout, "activity_timeout")
-        self.activity_limits = ActivityLimits(timeout)
+        self.activity_limits = ActivityLimits(timeout, max_activity_starts)
+        self._isolation = Isolation(max_activity_starts)
         self._episodes = EpisodeThread("durable-episodes")
         self.client = OrchestrationClient(self.store, self.registry)
         self._drained = False
@@ -311,7 +320,7 @@ class DurableFunctionRuntime(Registrations):
         began. The caller reserves them while the commit is in flight, so the activity loop claims
         only for the slots left over."""
         limit = 0
-        if not self._stopping:
+        if not self._stopping and not self._isolation.holding:
             running = len(self._running_activities) + self._reserved_slots
             limit = max(0, self.max_concurrent_activities - running + freed)
             limit = min(limit, sum(len(commit.activities) for commit in commits))
@@ -331,7 +340,7 @@ class DurableFunctionRuntime(Registrations):
 
     async def _run_leased(self, items: Sequence[ActivityWorkItem]) -> None:
         if self._stopping:  # leased while shutdown began: nobody would run them
-            await self._give_back([item.activity_id for item in items])
+            await give_back_activities(self.store, self.worker_id, [item.activity_id for item in items])
         else:
             await self._start_activities(items)
 
@@ -346,7 +355,7 @@ class DurableFunctionRuntime(Registrations):
         idle = Backoff(0.002, self.max_poll_interval)
         while not self._stopping:
             free = self.max_concurrent_activities - len(self._running_activities) - self._reserved_slots
-            if free <= 0:
+            if free <= 0 or self._isolation.holding:
                 await wait_or_timeout(self._slot_freed, self.max_poll_interval)
                 continue
             try:
@@ -371,22 +380,25 @@ class DurableFunctionRuntime(Registrations):
         for item in items:
             if item.activity_id in self._running_activities:
                 continue  # our own run whose lease lapsed and came back to us: never run it twice
-            if len(self._running_activities) >= self.max_concurrent_activities:
+            if self._isolation.is_suspect(item) and not self._isolation.holding:
+                self._isolation.hold(item)
+            elif self._isolation.holding or len(self._running_activities) >= self.max_concurrent_activities:
                 surplus.append(item.activity_id)
-                continue
-            self._running_activities[item.activity_id] = asyncio.create_task(
-                self._execute(item), name=f"activity-{item.task.name}"
-            )
-        await self._give_back(surplus)
+            else:
+                self._run(item)
+        await give_back_activities(self.store, self.worker_id, surplus)  # before a suspect may start
+        self._start_alone()
 
-    async def _give_back(self, activity_ids: Sequence[int]) -> None:
-        """Release activity leases we will not run; if that fails they lapse and run elsewhere."""
-        if not activity_ids:
-            return
-        try:
-            await self.store.release_leases(self.worker_id, [], activity_ids)
-        except Exception:
-            log.exception("giving back %d activity leases failed; they expire instead", len(activity_ids))
+    def _run(self, item: ActivityWorkItem) -> None:
+        self._running_activities[item.activity_id] = asyncio.create_task(
+            self._execute(item), name=f"activity-{item.task.name}"
+        )
+
+    def _start_alone(self) -> None:
+        """Start the next suspect (see `Isolation`) once nothing else runs here."""
+        item = self._isolation.next_alone(idle=not self._running_activities)
+        if item is not None:
+            self._run(item)
 
     async def _execute(self, item: ActivityWorkItem) -> None:
         """Run one activity. Its slot (and lease renewal) lasts until the result is recorded, so a
@@ -403,6 +415,8 @@ class DurableFunctionRuntime(Registrations):
     def _release_slots(self, activity_ids: Sequence[int]) -> None:
         for activity_id in activity_ids:
             self._running_activities.pop(activity_id, None)
+            self._isolation.finished(activity_id)
+        self._start_alone()
         self._slot_freed.set()
 
     async def _completion_loop(self) -> None:
@@ -474,20 +488,12 @@ class DurableFunctionRuntime(Registrations):
         self._stop_if_lost()
 
     async def _drain_activities(self) -> None:
-        running = [task for task in self._running_activities.values() if not task.done()]
-        if running:
-            _, pending = await asyncio.wait(running, timeout=self.shutdown_timeout)
-            abandoned = [a for a, t in self._running_activities.items() if t in pending]
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-            if abandoned:
-                log.warning("releasing %d unfinished activities at shutdown", len(abandoned))
-                await self.store.release_leases(self.worker_id, [], abandoned)
+        abandoned = await drain(self._running_activities, self.shutdown_timeout)
+        await give_back_activities(self.store, self.worker_id, [*abandoned, *self._isolation.take_waiting()])
 
     def _held(self) -> tuple[Collection[str], Collection[int]]:
         """What this worker holds leases on: instances in a round, activities running."""
-        return self._held_instances, self._running_activities.keys()
+        return self._held_instances, [*self._running_activities, *self._isolation.waiting_ids()]
 
 
 ConcurrentDurableFunctionRuntime = DurableFunctionRuntime

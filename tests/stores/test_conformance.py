@@ -857,7 +857,19 @@ async def test_release_leases_frees_only_own_work(store: StateStore) -> None:
 
     await store.release_leases("w1", ["a"], [activity.activity_id])
     assert sorted(await claim(store, "w2")) == ["a"]
-    assert [c.attempt for c in await store.claim_activities("w2", T0, at(30), 10)] == [2]
+    # given back, not lost: the start does not count towards the activity's attempts
+    assert [c.attempt for c in await store.claim_activities("w2", T0, at(30), 10)] == [1]
+
+
+async def test_an_activity_attempt_counts_the_starts_whose_lease_lapsed(store: StateStore) -> None:
+    await _with_activities(store, 1)
+    [first] = await store.claim_activities("w1", T0, at(30), 10)
+    [second] = await store.claim_activities("w2", at(31), at(61), 10)  # w1 died: its lease lapsed
+    await store.release_leases("w2", [], [second.activity_id])  # w2 stopped and gave it back
+    [third] = await store.claim_activities("w3", at(62), at(92), 10)
+    [fourth] = await store.claim_activities("w4", at(93), at(123), 10)  # w3 died too
+    [again] = await store.claim_activities("w4", at(124), at(154), 10)  # w4 lapsed, took it back
+    assert [first.attempt, second.attempt, third.attempt, fourth.attempt, again.attempt] == [1, 2, 2, 3, 3]
 
 
 async def test_get_unknown_instance(store: StateStore) -> None:

@@ -351,7 +351,8 @@ ORDER BY a.ord
 RETURNING activity_id, instance_id, task_id;
 
 -- claim_activities --
--- $1 owner, $2 now, $3 lease_until, $4 limit.
+-- $1 owner, $2 now, $3 lease_until, $4 limit. An owner claiming back its own lapsed lease is still
+-- running the activity: that is no new attempt.
 WITH picked AS (
     SELECT activity_id FROM {schema}.activities
     WHERE lease_owner IS NULL OR lease_expires_at < $2
@@ -360,7 +361,8 @@ WITH picked AS (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE {schema}.activities AS a
-SET lease_owner = $1, lease_expires_at = $3, attempt = a.attempt + 1
+SET lease_owner = $1, lease_expires_at = $3,
+    attempt = a.attempt + CASE WHEN a.lease_owner = $1 THEN 0 ELSE 1 END
 FROM picked
 WHERE a.activity_id = picked.activity_id
 RETURNING a.activity_id, a.instance_id, a.execution_id, a.task_id, a.name, a.input, a.attempt;
@@ -419,14 +421,15 @@ WITH held AS (
 SELECT pg_notify($3, $4) FROM (SELECT FROM released LIMIT 1) AS any_released;
 
 -- release_activity_leases --
--- $1 owner, $2 ids, $3 notify channel, $4 payload.
+-- $1 owner, $2 ids, $3 notify channel, $4 payload. A start given back does not count as an attempt.
 WITH held AS (
     SELECT activity_id FROM {schema}.activities
     WHERE activity_id = ANY($2::bigint[]) AND lease_owner = $1
     ORDER BY activity_id
     FOR UPDATE
 ), released AS (
-    UPDATE {schema}.activities AS a SET lease_owner = NULL, lease_expires_at = NULL
+    UPDATE {schema}.activities AS a
+    SET lease_owner = NULL, lease_expires_at = NULL, attempt = GREATEST(a.attempt - 1, 0)
     FROM held
     WHERE a.activity_id = held.activity_id
     RETURNING a.activity_id

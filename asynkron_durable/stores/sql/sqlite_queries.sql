@@ -146,8 +146,10 @@ VALUES (
 RETURNING activity_id;
 
 -- claim_activities --
+-- An owner claiming back its own lapsed lease is still running the activity: no new attempt.
 UPDATE activities
-SET lease_owner = :owner, lease_expires_at = :lease_until, attempt = attempt + 1
+SET lease_owner = :owner, lease_expires_at = :lease_until,
+    attempt = attempt + CASE WHEN lease_owner = :owner THEN 0 ELSE 1 END
 WHERE activity_id IN (
     SELECT activity_id FROM activities
     WHERE lease_owner IS NULL OR lease_expires_at < :now
@@ -180,7 +182,8 @@ UPDATE instances SET lease_owner = NULL, lease_expires_at = NULL
 WHERE lease_owner = :owner AND instance_id IN (SELECT value FROM json_each(:ids));
 
 -- release_activity_leases --
-UPDATE activities SET lease_owner = NULL, lease_expires_at = NULL
+-- A start given back does not count as an attempt.
+UPDATE activities SET lease_owner = NULL, lease_expires_at = NULL, attempt = MAX(attempt - 1, 0)
 WHERE lease_owner = :owner AND activity_id IN (SELECT value FROM json_each(:ids));
 
 -- filter_instances --
