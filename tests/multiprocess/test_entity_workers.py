@@ -9,44 +9,19 @@ ASYNKRON_DURABLE_PG_DSN (a fresh schema, dropped afterwards); without it it skip
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import random
 import time
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from support.chaos import WorkerPool, poll_until
-from support.pg_schemas import drop_schema, with_schema
+from support.shared_store import shared_store
 
 from asynkron_durable import OrchestrationClient, OrchestrationStatus, RuntimeStatus
-from asynkron_durable.stores import StateStore, store_from_url
 
-PG_DSN_VARIABLE = "ASYNKRON_DURABLE_PG_DSN"
 WORKER = Path(__file__).parent.parent / "support" / "entity_worker.py"
 DEADLINE = 60.0
 STOP_DEADLINE = 30.0
-
-
-@contextlib.asynccontextmanager
-async def shared_store(backend: str, tmp_path: Path) -> AsyncIterator[tuple[str, StateStore]]:
-    """The URL the workers get and the test's own opened store on the same data."""
-    async with contextlib.AsyncExitStack() as stack:
-        if backend == "sqlite":
-            url = f"sqlite:///{tmp_path / 'entities.db'}"
-        else:
-            dsn = os.environ.get(PG_DSN_VARIABLE)
-            if not dsn:
-                pytest.skip(f"{PG_DSN_VARIABLE} is not set")
-            schema = f"entities_{uuid.uuid4().hex[:12]}"
-            url = with_schema(dsn, schema)
-            stack.push_async_callback(drop_schema, dsn, schema)
-        store = store_from_url(url)
-        await store.open()
-        stack.push_async_callback(store.close)
-        yield url, store
 
 
 async def finish(client: OrchestrationClient, instance_id: str, pool: WorkerPool) -> OrchestrationStatus:
@@ -77,7 +52,7 @@ async def test_a_counter_sums_1000_signals_exactly_with_worker_processes(
     expected = sum(sum(job["amounts"]) for job in jobs)
     ready_dir = tmp_path / "ready"
     ready_dir.mkdir()
-    async with shared_store(backend, tmp_path) as (url, store):
+    async with shared_store(backend, tmp_path, "entities") as (url, store):
         client = OrchestrationClient(store)
         pool = WorkerPool(url, ready_dir, WORKER)
         try:

@@ -8,43 +8,20 @@ The PostgreSQL run needs ASYNKRON_DURABLE_PG_DSN (a fresh schema, dropped afterw
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from support.pg_schemas import drop_schema, with_schema
+from support.shared_store import shared_store
 
 from asynkron_durable import OrchestrationClient, RuntimeStatus
-from asynkron_durable.stores import StateStore, store_from_url
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = REPO / "tests" / "support" / "poison_worker.py"
-PG_DSN_VARIABLE = "ASYNKRON_DURABLE_PG_DSN"
 CHAINS = 500
-
-
-@contextlib.asynccontextmanager
-async def shared_store(backend: str, tmp_path: Path) -> AsyncIterator[tuple[str, StateStore]]:
-    async with contextlib.AsyncExitStack() as stack:
-        if backend == "sqlite":
-            url = f"sqlite:///{tmp_path / 'poison.db'}"
-        else:
-            dsn = os.environ.get(PG_DSN_VARIABLE)
-            if not dsn:
-                pytest.skip(f"{PG_DSN_VARIABLE} is not set")
-            schema = f"poison_{uuid.uuid4().hex[:12]}"
-            url = with_schema(dsn, schema)
-            stack.push_async_callback(drop_schema, dsn, schema)
-        store = store_from_url(url)
-        await store.open()
-        stack.push_async_callback(store.close)
-        yield url, store
 
 
 class Supervisor:
@@ -78,7 +55,7 @@ class Supervisor:
 async def test_a_process_killing_activity_fails_after_three_deaths_and_strands_nothing(
     backend: str, tmp_path: Path
 ) -> None:
-    async with shared_store(backend, tmp_path) as (url, store):
+    async with shared_store(backend, tmp_path, "poison") as (url, store):
         client = OrchestrationClient(store)
         supervisor = Supervisor(url, tmp_path, 2)
         try:

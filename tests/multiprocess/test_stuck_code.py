@@ -14,18 +14,15 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.pg_schemas import drop_schema, with_schema
+from support.shared_store import shared_store
 
 from asynkron_durable import OrchestrationClient, OrchestrationStatus, RuntimeStatus
-from asynkron_durable.stores import StateStore, store_from_url
 
 REPO = Path(__file__).resolve().parents[2]
-PG_DSN_VARIABLE = "ASYNKRON_DURABLE_PG_DSN"
 
 APP = textwrap.dedent(
     """
@@ -61,25 +58,6 @@ APP = textwrap.dedent(
         threading.Event().wait()
     """
 )
-
-
-@contextlib.asynccontextmanager
-async def shared_store(backend: str, tmp_path: Path) -> AsyncIterator[tuple[str, StateStore]]:
-    """The URL the workers get and the test's own opened store on the same data."""
-    async with contextlib.AsyncExitStack() as stack:
-        if backend == "sqlite":
-            url = f"sqlite:///{tmp_path / 'stuck.db'}"
-        else:
-            dsn = os.environ.get(PG_DSN_VARIABLE)
-            if not dsn:
-                pytest.skip(f"{PG_DSN_VARIABLE} is not set")
-            schema = f"stuck_{uuid.uuid4().hex[:12]}"
-            url = with_schema(dsn, schema)
-            stack.push_async_callback(drop_schema, dsn, schema)
-        store = store_from_url(url)
-        await store.open()
-        stack.push_async_callback(store.close)
-        yield url, store
 
 
 @contextlib.contextmanager
@@ -126,7 +104,7 @@ async def test_a_spinning_orchestrator_fails_alone_while_200_chains_complete(
 ) -> None:
     app = tmp_path / "app.py"
     app.write_text(APP)
-    async with shared_store(backend, tmp_path) as (url, store):
+    async with shared_store(backend, tmp_path, "stuck") as (url, store):
         client = OrchestrationClient(store)
         with workers(2, app, url, tmp_path) as procs:
             await client.start_new("spin", instance_id="spin")
@@ -149,7 +127,7 @@ async def test_a_spinning_orchestrator_fails_alone_while_200_chains_complete(
 async def test_a_stop_is_not_held_up_by_an_orchestrator_that_never_yields(tmp_path: Path) -> None:
     app = tmp_path / "app.py"
     app.write_text(APP)
-    async with shared_store("sqlite", tmp_path) as (url, store):
+    async with shared_store("sqlite", tmp_path, "stuck") as (url, store):
         client = OrchestrationClient(store)
         with workers(1, app, url, tmp_path) as [proc]:
             begun = tmp_path / "begun"
@@ -170,7 +148,7 @@ async def test_code_that_cannot_be_interrupted_fails_its_instance_and_stops_the_
 ) -> None:
     app = tmp_path / "app.py"
     app.write_text(APP)
-    async with shared_store(backend, tmp_path) as (url, store):
+    async with shared_store(backend, tmp_path, "stuck") as (url, store):
         client = OrchestrationClient(store)
         with workers(1, app, url, tmp_path) as [proc]:
             await client.start_new("blocked", instance_id="b")
