@@ -39,6 +39,7 @@ from asynkron_durable.client import OrchestrationClient, OrchestrationStatus, St
 from asynkron_durable.entities import EntityId, EntityMetadata, EntityStateResponse
 from asynkron_durable.errors import InstanceNotFound, StoreError
 from asynkron_durable.history import RuntimeStatus
+from asynkron_durable.http.guards import DEFAULT_BODY_TIMEOUT
 from asynkron_durable.http.management import DEFAULT_BODY_LIMIT
 from asynkron_durable.http.serve import API_KEY_ENV_VAR, ServeOptions
 from asynkron_durable.http.serve import serve as serve_http
@@ -429,6 +430,14 @@ def purge_entities(store_url: str) -> None:
     help="Refuse larger request bodies (413).",
 )
 @click.option("--task-hub", default="default", show_default=True, help="Task hub name in URLs.")
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_BODY_TIMEOUT,
+    show_default=True,
+    metavar="SECONDS",
+    help="Answer 408 to a request whose body is not in within this long.",
+)
 def serve(
     app: str,
     store_url: str,
@@ -440,11 +449,14 @@ def serve(
     insecure: bool,
     max_body_size: int,
     task_hub: str,
+    body_timeout: float,
 ) -> None:
     """Serve APP over HTTP: the Durable Functions management API, APP's HTTP triggers under /api/
     (with a plugin such as asynkron-durable-azure), and its workers, until SIGINT or SIGTERM."""
     key = api_key_from(click.get_current_context(), api_key, api_key_file)
-    options = ServeOptions(app, store_url, host, port, workers, key, insecure, max_body_size, task_hub)
+    options = ServeOptions(
+        app, store_url, host, port, workers, key, insecure, max_body_size, task_hub, body_timeout
+    )
     serve_http(options, announce=stderr.print)
     stderr.print("server stopped")
 

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -210,3 +211,24 @@ def test_readme_curl_example_against_the_azure_sample(tmp_path: Path) -> None:
         assert started.headers["location"] == started.json()["statusQueryGetUri"]
         status = _completed(http, started.json()["statusQueryGetUri"])
         assert status["runtimeStatus"] == "Completed" and status["output"] == GREETINGS
+
+
+def test_a_client_that_never_sends_its_body_gets_408_and_the_api_keeps_answering(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'slow.db'}"
+    with served(tmp_path, HELLO, "--store", store, "--workers", "0", "--body-timeout", "0.5") as origin:
+        host, port = origin.removeprefix("http://").rsplit(":", 1)
+        stalled = [socket.create_connection((host, int(port)), timeout=10) for _ in range(20)]
+        try:
+            for conn in stalled:  # headers that promise a body, and then nothing
+                conn.sendall(
+                    f"POST {WEBHOOK}/orchestrators/hello_cities HTTP/1.1\r\nHost: {host}\r\n"
+                    "Content-Type: application/json\r\nContent-Length: 10\r\n\r\n".encode()
+                )
+            with httpx.Client() as http:  # meanwhile the API answers
+                assert http.get(f"{origin}{WEBHOOK}/instances").status_code == 200
+            answers = [conn.recv(4096).decode("latin-1") for conn in stalled]
+        finally:
+            for conn in stalled:
+                conn.close()
+    assert all(answer.startswith("HTTP/1.1 408") for answer in answers), answers[0]
+    assert "did not arrive within 0.5 s" in answers[0]

@@ -6,6 +6,7 @@ prefixes, and answer with the API's JSON error bodies.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from collections.abc import Sequence
@@ -85,12 +86,19 @@ def carries_api_key(scope: Scope, api_key: str) -> bool:
     return any(hmac.compare_digest(code.encode(), expected) for code in codes)
 
 
-class BodyLimit:
-    """Request bodies over `limit` bytes get 413, whether announced by Content-Length or not."""
+DEFAULT_BODY_TIMEOUT = 30.0
+"""Seconds a request's body may take to arrive: a client that sends its headers and stalls must
+not hold a connection (and a file descriptor) for ever."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+
+class BodyLimit:
+    """Request bodies over `limit` bytes get 413, whether announced by Content-Length or not; a
+    body that has not arrived whole within `timeout` seconds gets 408."""
+
+    def __init__(self, app: ASGIApp, limit: int, timeout: float = DEFAULT_BODY_TIMEOUT) -> None:
         self.app = app
         self.limit = limit
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -102,18 +110,23 @@ class BodyLimit:
             return
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                await _send_error(send, 413, f"the request body is larger than {self.limit} bytes")
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+        try:
+            async with asyncio.timeout(self.timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        break
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.limit:
+                        await _send_error(send, 413, f"the request body is larger than {self.limit} bytes")
+                        return
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            await _send_error(send, 408, f"the request body did not arrive within {self.timeout:g} s")
+            return
         body = b"".join(chunks)
         sent = False
 

@@ -23,7 +23,7 @@ from asynkron_durable.entities.ids import EntityId
 from asynkron_durable.errors import InvalidOperation, OrchestrationTimeout, UnknownFunction
 from asynkron_durable.history import RuntimeStatus
 from asynkron_durable.http.errors import BadRequest, error_handlers
-from asynkron_durable.http.guards import ApiKeyGuard, BodyLimit
+from asynkron_durable.http.guards import DEFAULT_BODY_TIMEOUT, ApiKeyGuard, BodyLimit
 from asynkron_durable.http.openapi import openapi_document
 from asynkron_durable.http.status_json import api_time, status_json, unreadable_json
 from asynkron_durable.http.urls import RPC_PREFIX, WEBHOOK_PREFIX, ApiLocation, management_urls
@@ -272,9 +272,11 @@ def management_app(
     location: ApiLocation,
     *,
     body_limit: int = DEFAULT_BODY_LIMIT,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
     extra_routes: list[BaseRoute] | None = None,
 ) -> Starlette:
     """The management API as an ASGI app (plus `extra_routes`, e.g. an app's HTTP triggers).
+    Bodies over `body_limit` bytes get 413, bodies not in within `body_timeout` seconds 408.
     With `location.api_key` set, every management route requires it (`code` query parameter or
     `x-functions-key` header); `extra_routes` are not guarded."""
     api = ManagementApi(client, location)
@@ -294,7 +296,7 @@ def management_app(
         exception_handlers=error_handlers(),
     )
     guarded = (WEBHOOK_PREFIX, RPC_PREFIX)
-    app.add_middleware(BodyLimit, limit=body_limit)
+    app.add_middleware(BodyLimit, limit=body_limit, timeout=body_timeout)
     app.add_middleware(ApiKeyGuard, api_key=location.api_key, prefixes=guarded)  # outermost: key first
     return app
 

@@ -28,12 +28,17 @@ import uvicorn
 from starlette.routing import BaseRoute
 
 from asynkron_durable.app_loader import AppLoadError, describe_exception, load_registry
+from asynkron_durable.http.guards import DEFAULT_BODY_TIMEOUT
 from asynkron_durable.http.management import DEFAULT_BODY_LIMIT, management_app
 from asynkron_durable.http.urls import ApiLocation
 from asynkron_durable.stores import StateStore, store_from_url
 from asynkron_durable.worker import DurableFunctionRuntime
 
 GRACEFUL_SHUTDOWN_SECONDS = 30
+
+MAX_CONNECTIONS = 500
+"""Open connections and requests `serve` takes at once; beyond, requests get 503 instead of the
+process running out of file descriptors."""
 """At shutdown, requests still open after this long (a client that never sends its body) are cut."""
 
 __all__ = [
@@ -70,6 +75,7 @@ class ServeOptions:
     insecure: bool = False
     body_limit: int = DEFAULT_BODY_LIMIT
     task_hub: str = "default"
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
 
 
 def is_loopback(host: str) -> bool:
@@ -181,7 +187,11 @@ def serve(options: ServeOptions, announce: Callable[[str], None]) -> None:
         if not runtimes:
             client_runtime.registry.merge(registry)
         asgi = management_app(
-            client_runtime.client, location, body_limit=options.body_limit, extra_routes=routes
+            client_runtime.client,
+            location,
+            body_limit=options.body_limit,
+            body_timeout=options.body_timeout,
+            extra_routes=routes,
         )
         config = uvicorn.Config(
             asgi,
@@ -189,6 +199,7 @@ def serve(options: ServeOptions, announce: Callable[[str], None]) -> None:
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            limit_concurrency=MAX_CONNECTIONS,
         )
         server = _Server(config)
         workers = f"{options.workers} worker(s)" if options.workers else "no workers (API only)"
