@@ -50,7 +50,7 @@ def _lone_surrogate(text: str, value: Any) -> str | None:
     """What is wrong when `value` (the JSON `text` decoded) holds a string with a lone surrogate
     (`"\\ud800"`): such text is no Unicode a store, an HTTP answer or another program can encode.
     Only JSON that spells a surrogate escape is looked at closely (a pair, an emoji, is fine)."""
-    if "\\ud" not in text.lower():
+    if "\\ud" not in text and "\\uD" not in text:  # json.dumps writes lower case; users may not
         return None
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")

@@ -129,8 +129,7 @@ class EpisodeThread:
             for batch in self._batches:
                 if batch.running is not None:
                     batch.since, batch.interrupted, batch.delivered = time.monotonic(), None, 0
-            _raise_in(ident, None)
-            OrchestratorDeadlock._pending.pop(ident, None)
+            _take_back(ident)
 
     def stop(self, allowance: float = 1.0) -> None:
         """The worker is stopping: an episode still running `allowance` seconds from now is
@@ -210,8 +209,7 @@ class EpisodeThread:
         if interruption is not None:
             _interrupt(ident, interruption)
         else:
-            _raise_in(ident, None)
-            OrchestratorDeadlock._pending.pop(ident, None)
+            _take_back(ident)
         if self._queue is not None:
             self._queue.put(None)
         self._queue, self._thread = None, None
@@ -245,8 +243,7 @@ class EpisodeThread:
                         batch.delivered = 0
                     value = job.run()
                 with self._lock:
-                    _raise_in(ident, None)  # an interruption still on its way was for this job
-                    OrchestratorDeadlock._pending.pop(ident, None)
+                    _take_back(ident)  # an interruption still on its way was for this job
                     if batch.abandoned:
                         return False
                     batch.running = None
@@ -265,6 +262,13 @@ def _raise_in(thread_id: int, exception: type[BaseException] | None) -> None:
     """Have `thread_id` raise `exception` at its next Python instruction (None: take it back)."""
     target = ctypes.py_object(exception) if exception is not None else None
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), target)
+
+
+def _take_back(thread_id: int) -> None:
+    """Withdraw an interruption issued to the thread and not delivered yet (its message is still
+    pending: delivery takes it), without a call into the interpreter when none was issued."""
+    if OrchestratorDeadlock._pending.pop(thread_id, None) is not None:
+        _raise_in(thread_id, None)
 
 
 def _interrupt(thread_id: int, message: str) -> None:

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from support.orchestrations import register_chains
 
 from asynkron_durable import DurableFunctionRuntime, OrchestrationContext, RetryOptions, RuntimeStatus
 from asynkron_durable.stores import StateStore
@@ -41,17 +42,7 @@ async def test_a_hung_sync_activity_times_out_and_gives_its_slot_back(
     def hang(_: int) -> None:
         release.wait()
 
-    @runtime.activity()
-    def double(value: int) -> int:
-        return value * 2
-
-    @runtime.orchestrator()
-    def chain(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
-        value = ctx.get_input()
-        for _ in range(3):
-            value = yield ctx.call_activity(double, value)
-        return value
-
+    register_chains(runtime)
     _catching(runtime, "hang")
     async with runtime:
         hung = [await runtime.client.start_new("call_hang") for _ in range(4)]  # twice the slots

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from support.orchestrations import register_chains
 
 from asynkron_durable import (
     DurableFunctionRuntime,
@@ -22,22 +23,9 @@ from asynkron_durable.errors import WorkerStuck
 from asynkron_durable.stores import StateStore
 
 
-def _chains(runtime: DurableFunctionRuntime) -> None:
-    @runtime.activity()
-    def double(value: int) -> int:
-        return value * 2
-
-    @runtime.orchestrator()
-    def chain(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
-        value = ctx.get_input()
-        for _ in range(3):
-            value = yield ctx.call_activity(double, value)
-        return value
-
-
 async def test_a_spinning_orchestrator_fails_alone_naming_its_line(store: StateStore) -> None:
     runtime = DurableFunctionRuntime(store, orchestrator_deadline=0.5, max_poll_interval=0.05)
-    _chains(runtime)
+    register_chains(runtime)
 
     @runtime.orchestrator()
     def spin(ctx: OrchestrationContext) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, TypeVar
 
 from asynkron_durable import (
     DurableFunctionRuntime,
     OrchestrationClient,
+    OrchestrationContext,
     OrchestrationStatus,
     RuntimeStatus,
 )
@@ -78,3 +79,18 @@ def completed(status: OrchestrationStatus) -> Any:
     """The output of a Completed instance (with the failure in the message otherwise)."""
     assert status.runtime_status is RuntimeStatus.COMPLETED, status.failure
     return status.output
+
+
+def register_chains(runtime: DurableFunctionRuntime) -> None:
+    """`chain`: three `double` activities in a row; its output is its input times 8."""
+
+    @runtime.activity()
+    def double(value: int) -> int:
+        return value * 2
+
+    @runtime.orchestrator()
+    def chain(ctx: OrchestrationContext) -> Generator[Any, Any, int]:
+        value: int = ctx.get_input()
+        for _ in range(3):
+            value = yield ctx.call_activity(double, value)
+        return value
