@@ -226,9 +226,27 @@ def test_a_client_that_never_sends_its_body_gets_408_and_the_api_keeps_answering
                 )
             with httpx.Client() as http:  # meanwhile the API answers
                 assert http.get(f"{origin}{WEBHOOK}/instances").status_code == 200
-            answers = [conn.recv(4096).decode("latin-1") for conn in stalled]
+            answers = [_response(conn) for conn in stalled]
         finally:
             for conn in stalled:
                 conn.close()
     assert all(answer.startswith("HTTP/1.1 408") for answer in answers), answers[0]
     assert "did not arrive within 0.5 s" in answers[0]
+
+
+def _response(conn: socket.socket) -> str:
+    """One whole HTTP response off a raw connection: headers, then the body its length announces."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += _received(conn, data)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"content-length: (\d+)", head, re.IGNORECASE).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        body += _received(conn, body)
+    return (head + b"\r\n\r\n" + body).decode("latin-1")
+
+
+def _received(conn: socket.socket, so_far: bytes) -> bytes:
+    chunk = conn.recv(4096)
+    assert chunk, f"the server closed the connection after {so_far!r}"
+    return chunk
