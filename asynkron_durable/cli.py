@@ -9,7 +9,7 @@ failed, was terminated or did not finish in time), never a traceback.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
 import json
 import logging
 import signal
@@ -37,17 +37,18 @@ from asynkron_durable.cli_options import (
 )
 from asynkron_durable.client import OrchestrationClient, OrchestrationStatus, StatusPage
 from asynkron_durable.entities import EntityId, EntityMetadata, EntityStateResponse
-from asynkron_durable.errors import InstanceNotFound, StoreError
+from asynkron_durable.errors import InstanceNotFound
 from asynkron_durable.history import RuntimeStatus
 from asynkron_durable.http.guards import DEFAULT_BODY_TIMEOUT
 from asynkron_durable.http.management import DEFAULT_BODY_LIMIT
 from asynkron_durable.http.serve import API_KEY_ENV_VAR, ServeOptions
 from asynkron_durable.http.serve import serve as serve_http
 from asynkron_durable.http.urls import ApiLocation, client_binding
-from asynkron_durable.stores import InstanceFilter, StateStore, redact, store_from_url
+from asynkron_durable.store_opening import open_when_reachable
+from asynkron_durable.stores import DeadLetter, InstanceFilter, redact, store_from_url
 from asynkron_durable.worker import DurableFunctionRuntime
-from asynkron_durable.worker.pacing import Backoff
-from asynkron_durable.worker.retry_log import RetryLog
+
+log = logging.getLogger("asynkron_durable.cli")
 
 
 @asynccontextmanager
@@ -74,6 +75,8 @@ def _status_json(status: OrchestrationStatus, show_history: bool = False) -> dic
     left_out = set() if show_history else {"history"}
     if status.unreadable is None:
         left_out.add("unreadable")
+    if not status.dead_letters:
+        left_out.add("dead_letters")
     return status.model_dump(mode="json", exclude=left_out)
 
 
@@ -172,31 +175,11 @@ async def _work(runtime: DurableFunctionRuntime, store_url: str) -> None:
         loop.add_signal_handler(signum, stop.set)
     stderr.print(f"worker {runtime.worker_id} serving {redact(store_url)}; Ctrl-C to stop")
     try:
-        if await _opened(runtime.store, stop):
+        if await open_when_reachable(runtime.store, stop, log):
             await runtime.run_and_poll(stop)
     finally:
         await runtime.store.close()
     stderr.print("worker stopped")
-
-
-async def _opened(store: StateStore, stop: asyncio.Event) -> bool:
-    """Open the store, waiting while it cannot be reached (a worker may start before its database,
-    or outlive a restart of it), with a line a second at most; any other error is raised. False if
-    a stop came first."""
-    retries = RetryLog(logging.getLogger("asynkron_durable.cli"), tracebacks=False)
-    pause = Backoff(0.2, 5.0)
-    while not stop.is_set():
-        try:
-            await store.open()
-            retries.recovered("the store cannot be reached")
-            return True
-        except StoreError as exc:
-            if not isinstance(exc.__cause__, OSError | TimeoutError):
-                raise
-            retries.failed("the store cannot be reached", exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), pause.next())
-    return False
 
 
 @cli.command()
@@ -230,7 +213,27 @@ def status(instance_id: str, show_history: bool, store_url: str) -> None:
     found = asyncio.run(go())
     if found is None:
         raise InstanceNotFound(instance_id)
+    if found.dead_letters:
+        stderr.print(
+            f"warning: {found.dead_letters} message(s) to {instance_id} could not be read and were set "
+            f"aside; see: asynkron-durable dead-letters --instance {instance_id}"
+        )
     click.echo(json.dumps(_status_json(found, show_history), indent=2))
+
+
+@cli.command(name="dead-letters")
+@click.option("--instance", "instance_id", default=None, help="Only the messages to this instance.")
+@click.option("--top", type=click.IntRange(min=1), default=100, show_default=True, help="At most N.")
+@store_option
+def dead_letters(instance_id: str | None, top: int, store_url: str) -> None:
+    """Print the messages set aside because they could not be read (newest first) as a JSON list."""
+
+    async def go() -> list[DeadLetter]:
+        async with _client(store_url) as client:
+            return await client.dead_letters(instance_id, top)
+
+    letters = asyncio.run(go())
+    click.echo(json.dumps([dataclasses.asdict(letter) for letter in letters], indent=2, default=str))
 
 
 @cli.command(name="list")
@@ -436,7 +439,10 @@ def purge_entities(store_url: str) -> None:
     default=DEFAULT_BODY_TIMEOUT,
     show_default=True,
     metavar="SECONDS",
-    help="Answer 408 to a request whose body is not in within this long.",
+    help=(
+        "Close a connection whose request headers are not in within this long; "
+        "answer 408 to a request whose body is not."
+    ),
 )
 def serve(
     app: str,

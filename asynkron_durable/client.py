@@ -42,6 +42,7 @@ from asynkron_durable.instance_ids import check_instance_id
 from asynkron_durable.registry import Registry
 from asynkron_durable.serialization import coerce, from_json, to_json
 from asynkron_durable.stores.base import (
+    DeadLetter,
     InstanceFilter,
     Message,
     NewInstance,
@@ -68,6 +69,9 @@ class OrchestrationStatus(BaseModel):
     unreadable: str | None = None
     """Why a stored payload of the instance cannot be read (which one, and the error); that field
     is None. Every other field is as stored."""
+    dead_letters: int = 0
+    """How many messages to the instance could not be read and were set aside (at most 100
+    counted; `OrchestrationClient.dead_letters` lists them): it may wait for what they said."""
 
     @classmethod
     def from_record(
@@ -174,7 +178,16 @@ class OrchestrationClient:
         if record is None:
             return None
         history = await self.store.get_history(instance_id) if show_history else None
-        return OrchestrationStatus.from_record(record, show_input, history)
+        status = OrchestrationStatus.from_record(record, show_input, history)
+        dead = len(await self.store.dead_letters(instance_id))
+        return status.model_copy(update={"dead_letters": dead}) if dead else status
+
+    async def dead_letters(self, instance_id: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """Messages that could not be read and were set aside, newest first: to `instance_id`, or
+        to any instance."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        return await self.store.dead_letters(instance_id, limit)
 
     async def list_instances(
         self,
@@ -361,15 +374,18 @@ class OrchestrationClient:
         deadline = time.monotonic() + timeout
         delay = min(0.005, poll_interval)
         while True:
-            status = await self.get_status(instance_id)
-            if status is None:
+            record = await self.store.get_instance(instance_id)
+            if record is None:
                 raise InstanceNotFound(instance_id)
-            if status.runtime_status.is_terminal:
-                return status
+            if record.runtime_status.is_terminal:
+                status = await self.get_status(instance_id)
+                if status is not None:  # purged this instant: look again, and find it gone
+                    return status
+                continue
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise OrchestrationTimeout(
-                    f"instance {instance_id!r} still {status.runtime_status} after {timeout:g}s"
+                    f"instance {instance_id!r} still {record.runtime_status} after {timeout:g}s"
                 )
             await asyncio.sleep(min(delay, remaining))
             delay = min(delay * 2, poll_interval)

@@ -145,7 +145,7 @@ async def run_dbos(store_url: str, instances: int, workers: int) -> dict[str, An
         finally:
             _remove_sqlite(file)
     if scheme not in ("postgresql", "postgres"):
-        raise ValueError(f"run_dbos needs a postgresql:// or sqlite:/// URL, not {store_url!r}")
+        raise ValueError(f"run_dbos needs a postgresql:// or sqlite:/// URL, not one with scheme {scheme!r}")
     import asyncpg  # type: ignore[import-untyped]
 
     base = store_url.split("?", 1)[0]

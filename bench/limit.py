@@ -250,7 +250,7 @@ async def run_limit(
         loops = 1 if loops is None else loops
         elapsed, completed, location, spent = await _run_sqlite(rest[1:], instances, batch, loops, keep)
     else:
-        raise ValueError(f"run_limit needs a postgresql:// or sqlite:/// URL, not {store_url!r}")
+        raise ValueError(f"run_limit needs a postgresql:// or sqlite:/// URL, not one with scheme {scheme!r}")
     result: dict[str, Any] = {
         "orchestrations_per_s": instances / elapsed,
         "steps_per_s": instances * STEPS / elapsed,

@@ -19,6 +19,7 @@ HIGHER = (
     "asynkron_durable.cli",
     "asynkron_durable.cli_options",
     "asynkron_durable.app_loader",
+    "asynkron_durable.store_opening",
 )
 """What those lower layers must not know about."""
 

@@ -657,11 +657,14 @@ async def test_a_holder_failed_by_a_worker_without_its_orchestrator_releases_its
         await running
 
 
+@pytest.mark.parametrize("kept", [True, False], ids=["kept-in-memory", "from-history"])
 @pytest.mark.parametrize("holder_name", ["hold", "hold_async"])
 async def test_terminating_an_orchestration_inside_a_critical_section_releases_its_entities(
-    runtime: DurableFunctionRuntime, holder_name: str
+    runtime: DurableFunctionRuntime, holder_name: str, kept: bool
 ) -> None:
     install(runtime)
+    if not kept:  # the termination is then worked out from history, without the holder's code
+        runtime.episode_cache_size = 0
     p, q = EntityId("account", "p"), EntityId("account", "q")
     async with runtime:
         client = runtime.client

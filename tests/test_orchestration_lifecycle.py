@@ -268,8 +268,11 @@ async def test_a_parent_waiting_on_a_terminated_child_gets_a_failure(
 # ----- suspend / resume -------------------------------------------------------------------------
 
 
-async def test_suspend_and_resume(runtime: DurableFunctionRuntime) -> None:
+@pytest.mark.parametrize("kept", [True, False], ids=["kept-in-memory", "replayed"])
+async def test_suspend_and_resume(runtime: DurableFunctionRuntime, kept: bool) -> None:
     register_basics(runtime)
+    if not kept:  # the suspension then lands without the code, and the resume replays it
+        runtime.episode_cache_size = 0
     async with runtime:
         client = runtime.client
         instance_id = await client.start_new("waiter", "s")
@@ -280,6 +283,39 @@ async def test_suspend_and_resume(runtime: DurableFunctionRuntime) -> None:
         await client.resume(instance_id, "carry on")
         status = await client.wait_for_completion(instance_id, timeout=10)
     assert completed(status) == ["s", "while suspended"]
+
+
+async def test_suspend_and_terminate_land_without_running_code_that_cannot_run(
+    runtime: DurableFunctionRuntime,
+) -> None:
+    runs: list[bool] = []
+
+    def brittle(ctx: OrchestrationContext) -> Any:
+        runs.append(ctx.is_replaying)
+        while ctx.is_replaying:  # stuck whenever it is replayed
+            pass
+        yield ctx.wait_for_external_event("go")
+
+    runtime.register_orchestrator(brittle)
+    runtime.episode_cache_size = 0  # every episode would replay it
+    async with runtime:
+        client = runtime.client
+        instance_id = await client.start_new("brittle")
+        await wait_for_status(client, instance_id, RuntimeStatus.RUNNING)
+        await client.suspend(instance_id, "looks stuck")
+        await wait_for_status(client, instance_id, RuntimeStatus.SUSPENDED)
+        await client.raise_event(instance_id, "go")  # held, with the code not run
+        await client.terminate(instance_id, "stuck for good")
+        status = await client.wait_for_completion(instance_id, timeout=10)
+        history = await client.get_status(instance_id, show_history=True)
+
+    assert status.runtime_status is RuntimeStatus.TERMINATED
+    assert status.output == "stuck for good"
+    assert runs == [False]  # run once, at the start; never replayed
+    assert history is not None and history.history is not None
+    kinds = [event.kind for event in history.history]
+    assert kinds.count("ExecutionSuspended") == 1 and kinds.count("EventRaised") == 1
+    assert kinds[-2:] == ["ExecutionTerminated", "OrchestratorCompleted"]
 
 
 # ----- rewind / restart -------------------------------------------------------------------------

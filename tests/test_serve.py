@@ -1,9 +1,11 @@
 """`asynkron-durable serve` and `binding`, in real processes over real HTTP: serving a native app
 with in-process workers or (`--workers 0`) with a separate `worker` process, the refusal to serve
-beyond loopback without a key, and the README's curl example against an Azure sample."""
+beyond loopback without a key, the README's curl example against an Azure sample, clients that
+stall, and a database that is not up yet when the server starts."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -12,19 +14,24 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+from support.pg_schemas import drop_schema, with_schema
+from support.tcp_relay import TcpRelay
 
 REPO = Path(__file__).resolve().parents[1]
 HELLO = str(REPO / "samples" / "hello_cities.py")
 COMMAND = [sys.executable, "-m", "asynkron_durable.cli"]
 WEBHOOK = "/runtime/webhooks/durabletask"
 GREETINGS = ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
+UNREACHABLE = "the store cannot be reached"
 
 
 def _environment() -> dict[str, str]:
@@ -59,9 +66,9 @@ def _wait_for(check: Callable[[], Any], what: str, deadline: float = 30.0) -> An
 
 
 @contextmanager
-def served(tmp_path: Path, *args: str, port: str = "0") -> Iterator[str]:
-    """`serve ARGS` on a free port (or `port`); yields the origin it announced."""
-    log_path = tmp_path / f"serve-{time.monotonic_ns()}.log"
+def served(tmp_path: Path, *args: str, port: str = "0", log_path: Path | None = None) -> Iterator[str]:
+    """`serve ARGS` on a free port (or `port`), logging to `log_path`; yields the origin it announced."""
+    log_path = log_path or tmp_path / f"serve-{time.monotonic_ns()}.log"
     with _process(["serve", *args, "--port", port], log_path, tmp_path) as process:
 
         def announced() -> str | None:
@@ -232,6 +239,92 @@ def test_a_client_that_never_sends_its_body_gets_408_and_the_api_keeps_answering
                 conn.close()
     assert all(answer.startswith("HTTP/1.1 408") for answer in answers), answers[0]
     assert "did not arrive within 0.5 s" in answers[0]
+
+
+def test_a_client_that_stalls_in_its_headers_is_cut_off_and_the_api_keeps_answering(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'slow.db'}"
+    with served(tmp_path, HELLO, "--store", store, "--workers", "0", "--body-timeout", "0.5") as origin:
+        host, port = origin.removeprefix("http://").rsplit(":", 1)
+        silent = socket.create_connection((host, int(port)), timeout=10)  # sends nothing at all
+        halves = [socket.create_connection((host, int(port)), timeout=10) for _ in range(20)]
+        reused = socket.create_connection((host, int(port)), timeout=10)  # a whole request first
+        stalled = [silent, *halves, reused]
+        try:
+            for conn in halves:  # half a request head, and never the blank line that ends it
+                conn.sendall(f"GET {WEBHOOK}/instances HTTP/1.1\r\nHost: {host}\r\n".encode())
+            reused.sendall(f"GET {WEBHOOK}/instances HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            assert _response(reused).startswith("HTTP/1.1 200")
+            reused.sendall(f"GET {WEBHOOK}/instances HTTP/1.1\r\nHost: {host}\r\n".encode())
+            with httpx.Client() as http:  # meanwhile the API answers
+                assert http.get(f"{origin}{WEBHOOK}/instances").status_code == 200
+            # The server closes each within the 0.5 s deadline; recv raises TimeoutError after 10 s.
+            ends = [conn.recv(4096) for conn in stalled]
+        finally:
+            for conn in stalled:
+                conn.close()
+    assert ends == [b""] * len(stalled)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_waits_for_an_unreachable_database_and_a_signal_still_stops_it(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    log_path = tmp_path / "serve.log"
+    store = "postgresql://app:pw-in-userinfo@127.0.0.1:1/db?password=pw-in-query"  # nothing on port 1
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [*COMMAND, "serve", HELLO, "--port", "0", "--store", store],
+            cwd=tmp_path,
+            env=_environment(),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    started = time.monotonic()
+    try:
+
+        def counted() -> bool:
+            assert process.poll() is None, log_path.read_text()  # still waiting, not exited
+            return log_path.read_text().count(UNREACHABLE) >= 2  # the first line, then a count
+
+        _wait_for(counted, "a line saying the store cannot be reached, then one counting the retries")
+    finally:
+        process.send_signal(signum)
+        exit_code = process.wait(timeout=30)
+    waited = time.monotonic() - started
+    output = log_path.read_text()
+    assert exit_code == 0, output
+    lines = [line for line in output.splitlines() if UNREACHABLE in line]
+    assert re.search(rf"{UNREACHABLE} \(\d+ more times in \d+ s, retrying\)", lines[1]), lines
+    assert len(lines) <= 1 + waited, lines  # the first failure, then a line a second at most
+    assert "127.0.0.1:1" in output and "ConnectionRefusedError" in output
+    assert "pw-in-userinfo" not in output and "pw-in-query" not in output, output
+    assert "Traceback" not in output and output.rstrip().endswith("server stopped"), output
+
+
+def test_serve_answers_once_its_database_comes_up(tmp_path: Path, pg_dsn: str) -> None:
+    server = urlsplit(pg_dsn)
+    relay = TcpRelay((server.hostname or "127.0.0.1", server.port or 5432))
+    userinfo = server.netloc.rpartition("@")[0]
+    through_relay = urlunsplit(server._replace(netloc=f"{userinfo}@127.0.0.1:{relay.port}".lstrip("@")))
+    schema = f"t_{uuid.uuid4().hex}"
+    store = with_schema(through_relay, schema)
+    log_path = tmp_path / "serve.log"
+    try:
+        with (
+            served(tmp_path, HELLO, "--store", store, log_path=log_path) as origin,
+            httpx.Client(timeout=30) as http,
+        ):
+            _wait_for(lambda: UNREACHABLE in log_path.read_text(), "a line saying the store is unreachable")
+            with pytest.raises(httpx.TimeoutException):  # the connection waits for the store
+                http.get(f"{origin}{WEBHOOK}/instances", timeout=0.5)
+            relay.open()  # the database is up
+            assert http.get(f"{origin}{WEBHOOK}/instances").status_code == 200  # answered once it is open
+            started = http.post(f"{origin}{WEBHOOK}/orchestrators/hello_cities")
+            assert started.status_code == 202, started.text
+            assert _completed(http, started.json()["statusQueryGetUri"])["output"] == GREETINGS
+    finally:
+        relay.close()
+        asyncio.run(drop_schema(pg_dsn, schema))
 
 
 def _response(conn: socket.socket) -> str:

@@ -25,7 +25,7 @@ from asynkron_durable.history import RuntimeStatus
 from asynkron_durable.http.errors import BadRequest, error_handlers
 from asynkron_durable.http.guards import DEFAULT_BODY_TIMEOUT, ApiKeyGuard, BodyLimit
 from asynkron_durable.http.openapi import openapi_document
-from asynkron_durable.http.status_json import api_time, status_json, unreadable_json
+from asynkron_durable.http.status_json import api_time, dead_letter_json, status_json, unreadable_json
 from asynkron_durable.http.urls import RPC_PREFIX, WEBHOOK_PREFIX, ApiLocation, management_urls
 from asynkron_durable.instance_ids import instance_id_problem
 from asynkron_durable.serialization import parse_json
@@ -127,6 +127,14 @@ class ManagementApi:
         body += [unreadable_json(u) for u in unreadable]
         headers = {"x-ms-continuation-token": token} if token is not None else {}
         return JSONResponse(body, 200, headers=headers)
+
+    async def dead_letters(self, request: Request) -> Response:
+        """Ours, not Azure's: the messages set aside unread (`?instanceId=` for one instance's)."""
+        instance_id = request.query_params.get("instanceId") or None
+        if instance_id is not None:
+            _check_instance_id(instance_id)
+        letters = await self.client.dead_letters(instance_id, _int_param(request, "top") or 100)
+        return JSONResponse([dead_letter_json(letter) for letter in letters], 200)
 
     async def purge_one(self, request: Request) -> Response:
         instance_id = request.path_params["instance_id"]
@@ -251,6 +259,7 @@ class ManagementApi:
             Route("/instances/{instance_id}/resume", self.resume, methods=["POST"]),
             Route("/instances/{instance_id}/rewind", self.rewind, methods=["POST"]),
             Route("/instances/{instance_id}/restart", self.restart, methods=["POST"]),
+            Route("/deadletters", self.dead_letters, methods=["GET"]),
             Route("/entities", self.list_entities, methods=["GET"]),
             Route("/entities/{name}", self.list_entities, methods=["GET"]),
             Route("/entities/{name}/{key}", entity, methods=["GET", "POST"]),

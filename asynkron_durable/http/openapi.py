@@ -43,6 +43,7 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 
 
 _BOOL = {"type": "string", "enum": ["true", "false"]}
+_DEAD_LETTER = {"$ref": "#/components/schemas/DeadLetter"}
 _POLL = {
     "Location": {"description": "The status URL", "required": True, "schema": {"type": "string"}},
     "Retry-After": {"description": "Seconds to wait before polling", "schema": {"type": "string"}},
@@ -199,6 +200,22 @@ def _paths() -> dict[str, Any]:
                 "responses": {"202": payload, **_errors(400, 401, 404, 410, 413)},
             }
         },
+        "deadletters": {
+            "get": {
+                "summary": "List messages set aside because they could not be read (newest first)",
+                "parameters": [
+                    _query("instanceId", {"type": "string"}, "Only this instance's"),
+                    _query("top", {"type": "integer", "minimum": 1}, "At most this many (default 100)"),
+                ],
+                "responses": {
+                    "200": _json(
+                        {"type": "array", "items": {"$ref": "#/components/schemas/DeadLetter"}},
+                        "The messages",
+                    ),
+                    **_errors(400, 401),
+                },
+            }
+        },
         "entities": {"get": entities},
         "entities/{entityName}": {
             "get": {**entities, "parameters": [_path("entityName", "Entity name"), *entities["parameters"]]}
@@ -268,6 +285,19 @@ def openapi_document(location: ApiLocation) -> dict[str, Any]:
                         "createdTime": {"type": "string"},
                         "lastUpdatedTime": {"type": "string"},
                         "historyEvents": {"type": "array", "items": {"type": "object"}, "nullable": True},
+                        "unreadable": {"type": "string"},
+                        "deadLetters": {"type": "integer", "minimum": 1},
+                    },
+                },
+                "DeadLetter": {
+                    "type": "object",
+                    "required": ["messageId", "instanceId", "error", "deadTime", "message"],
+                    "properties": {
+                        "messageId": {"type": "integer"},
+                        "instanceId": {"type": "string"},
+                        "error": {"type": "string"},
+                        "deadTime": {"type": "string"},
+                        "message": {"type": "string"},
                     },
                 },
             }

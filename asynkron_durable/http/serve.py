@@ -7,9 +7,14 @@ point group `asynkron_durable.http_routes`: functions `(spec, location) -> list[
 (None: "not my kind of app"); the core imports no plugin by name. The workers run in-process
 unless `workers=0`, then separate `asynkron-durable worker` processes do the work.
 
+A store that cannot be reached at start (a database not up yet) is waited for, with a log line a
+second at most, before anything is served; connections made meanwhile wait in the socket's backlog.
+A client gets `body_timeout` seconds for its request's headers (else the connection is closed) and
+as long again for its body (else 408).
+
 SIGINT and SIGTERM stop the server gracefully: uvicorn finishes the open requests, the workers
 drain (in-flight activities get the runtime's `shutdown_timeout`), the store is closed, and the
-process exits 0.
+process exits 0. While the server still waits for its store, they stop it at once.
 """
 
 from __future__ import annotations
@@ -29,17 +34,19 @@ from starlette.routing import BaseRoute
 
 from asynkron_durable.app_loader import AppLoadError, describe_exception, load_registry
 from asynkron_durable.http.guards import DEFAULT_BODY_TIMEOUT
+from asynkron_durable.http.head_timeout import head_timeout_protocol
 from asynkron_durable.http.management import DEFAULT_BODY_LIMIT, management_app
 from asynkron_durable.http.urls import ApiLocation
+from asynkron_durable.store_opening import open_when_reachable
 from asynkron_durable.stores import StateStore, store_from_url
 from asynkron_durable.worker import DurableFunctionRuntime
 
 GRACEFUL_SHUTDOWN_SECONDS = 30
+"""At shutdown, requests still open after this long (a client that never sends its body) are cut."""
 
 MAX_CONNECTIONS = 500
 """Open connections and requests `serve` takes at once; beyond, requests get 503 instead of the
 process running out of file descriptors."""
-"""At shutdown, requests still open after this long (a client that never sends its body) are cut."""
 
 __all__ = [
     "API_KEY_ENV_VAR",
@@ -200,6 +207,7 @@ def serve(options: ServeOptions, announce: Callable[[str], None]) -> None:
             access_log=False,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
             limit_concurrency=MAX_CONNECTIONS,
+            http=head_timeout_protocol(options.body_timeout),
         )
         server = _Server(config)
         workers = f"{options.workers} worker(s)" if options.workers else "no workers (API only)"
@@ -217,7 +225,8 @@ async def _run(
     runtimes: list[DurableFunctionRuntime],
     store: StateStore,
 ) -> None:
-    await store.open()
+    if not await _opened(store):
+        return
     stop = asyncio.Event()
     workers = [
         asyncio.create_task(runtime.run_and_poll(stop), name=f"durable-workers-{runtime.worker_id}")
@@ -244,3 +253,24 @@ async def _run(
                 raise outcome
     if not server.started:
         raise OSError("the HTTP server failed to start")
+
+
+async def _opened(store: StateStore) -> bool:
+    """Open the store, waiting while it cannot be reached (connections wait in the socket's
+    backlog meanwhile); False if SIGINT or SIGTERM came first. Once it is open, the signal
+    handlers stay until uvicorn's replace them, so no signal falls between the two."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    opened = False
+    try:
+        opened = await open_when_reachable(store, stop, log)
+        if opened and stop.is_set():  # the signal came while the store was opening
+            opened = False
+            await store.close()
+    finally:
+        if not opened:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+    return opened

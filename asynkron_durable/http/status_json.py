@@ -8,7 +8,7 @@ from typing import Any
 
 from asynkron_durable.client import OrchestrationStatus
 from asynkron_durable.history import HistoryEvent, RuntimeStatus
-from asynkron_durable.stores.base import UnreadableInstance
+from asynkron_durable.stores.base import DeadLetter, UnreadableInstance
 
 HistoryWriter = Callable[[Sequence[HistoryEvent], str], list[dict[str, Any]]]
 """Turns an instance's history into JSON events (the Azure host's shape)."""
@@ -21,9 +21,9 @@ def api_time(value: datetime) -> str:
 
 def status_json(status: OrchestrationStatus, history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """`{name, instanceId, runtimeStatus, input, customStatus, output, createdTime,
-    lastUpdatedTime[, historyEvents][, unreadable]}` (`unreadable`: a stored payload that cannot be
-    read, and why). A failed instance's output is its failure message, as
-    Azure reports it."""
+    lastUpdatedTime[, historyEvents][, unreadable][, deadLetters]}` (`unreadable`: a stored payload
+    that cannot be read, and why; `deadLetters`: how many of its messages were set aside unread). A
+    failed instance's output is its failure message, as Azure reports it."""
     output = status.output
     if status.runtime_status is RuntimeStatus.FAILED and status.failure is not None:
         output = status.failure.message
@@ -41,7 +41,21 @@ def status_json(status: OrchestrationStatus, history: list[dict[str, Any]] | Non
         body["historyEvents"] = history
     if status.unreadable is not None:
         body["unreadable"] = status.unreadable
+    if status.dead_letters:
+        body["deadLetters"] = status.dead_letters
     return body
+
+
+def dead_letter_json(letter: DeadLetter) -> dict[str, Any]:
+    """A message set aside unread: `{messageId, instanceId, error, deadTime, message}` (the
+    message as it was stored)."""
+    return {
+        "messageId": letter.message_id,
+        "instanceId": letter.instance_id,
+        "error": letter.error,
+        "deadTime": api_time(letter.dead_at),
+        "message": letter.event,
+    }
 
 
 def unreadable_json(instance: UnreadableInstance) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from asynkron_durable.stores.base import (
     ActivityWorkItem,
     Committed,
     Completion,
+    DeadLetter,
     EpisodeCommit,
     InboxMessage,
     InstanceFilter,
@@ -32,6 +33,7 @@ from asynkron_durable.stores.base import (
 from asynkron_durable.stores.memory import InMemoryStateStore
 from asynkron_durable.stores.postgres import PostgresStateStore
 from asynkron_durable.stores.sqlite import SqliteStateStore
+from asynkron_durable.stores.workers import WorkerRecord, WorkerRegistry
 
 __all__ = [
     "ActivityClaim",
@@ -41,6 +43,7 @@ __all__ = [
     "ActivityWorkItem",
     "Committed",
     "Completion",
+    "DeadLetter",
     "EpisodeCommit",
     "InMemoryStateStore",
     "InboxMessage",
@@ -55,6 +58,8 @@ __all__ = [
     "StateStore",
     "UnreadableInstance",
     "Work",
+    "WorkerRecord",
+    "WorkerRegistry",
     "redact",
     "store_from_url",
 ]
@@ -74,7 +79,8 @@ def store_from_url(url: str) -> StateStore:
     """
     scheme, separator, rest = url.partition("://")
     if not separator:
-        raise ValueError(f"store URL {url!r} has no scheme; use {_SUPPORTED}")
+        shown = repr(url) if "@" not in url else "(not shown: it may hold a password)"
+        raise ValueError(f"store URL {shown} has no scheme; use {_SUPPORTED}")
     scheme = scheme.lower()
     if scheme == "memory":
         if rest:
@@ -95,7 +101,7 @@ def store_from_url(url: str) -> StateStore:
         return SqliteStateStore(path)
     if scheme in ("postgresql", "postgres"):
         return _postgres_from_url(url)
-    raise ValueError(f"unsupported store URL scheme {scheme!r} in {url!r}; use {_SUPPORTED}")
+    raise ValueError(f"unsupported store URL scheme {scheme!r} in {redact(url)!r}; use {_SUPPORTED}")
 
 
 def _postgres_from_url(url: str) -> PostgresStateStore:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 import asyncpg  # type: ignore[import-untyped]
 
@@ -101,16 +101,39 @@ def channel_for(schema: str) -> str:
     return f"{schema}_wake"
 
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+"""Query parameters asyncpg takes secrets from."""
+_KEY_VALUE_SECRET = re.compile(r"(?<![\w.-])((?:ssl)?password)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+"""A password in a libpq `key=value` string: quoted (with backslash escapes) or up to a blank."""
+
+
 def redact(dsn: str) -> str:
-    """`dsn` without its password, for error messages."""
+    """`dsn` with its passwords masked (`***`), for log lines and error messages; the rest stays as
+    written. Masked: the password of `user:password@`, the `password` and `sslpassword` query
+    parameters (asyncpg reads both), and those keys of a libpq `key=value` string."""
+    if not _URL.match(dsn):
+        return _KEY_VALUE_SECRET.sub(lambda found: f"{found[1]}=***", dsn)
     try:
         parts = urlsplit(dsn)
-        if parts.password is None:
-            return dsn
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return urlunsplit(parts._replace(netloc=netloc))
+        netloc, query = parts.netloc, parts.query
+        if parts.password is not None:
+            userinfo, _, hosts = netloc.rpartition("@")
+            netloc = f"{userinfo.partition(':')[0]}:***@{hosts}"
+        if query:
+            query = "&".join(_masked_parameter(field) for field in query.split("&"))
     except ValueError:
         return "<unparseable DSN>"
+    if (netloc, query) == (parts.netloc, parts.query):
+        return dsn
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _masked_parameter(field: str) -> str:
+    key, separator, _ = field.partition("=")
+    if separator and unquote_plus(key).strip().lower() in _SECRET_PARAMETERS:
+        return f"{key}=***"
+    return field
 
 
 def store_error(where: str, operation: str, exc: BaseException) -> StoreError:

@@ -27,6 +27,7 @@ from asynkron_durable.stores._postgres_codec import (
 from asynkron_durable.stores._postgres_listener import Listener, payload
 from asynkron_durable.stores._postgres_plan import Writer
 from asynkron_durable.stores._postgres_schema import migrate
+from asynkron_durable.stores._postgres_workers import PostgresWorkers
 from asynkron_durable.stores._subscribers import Subscribers
 from asynkron_durable.stores.base import Work
 
@@ -97,6 +98,8 @@ class PostgresConnection:
         self._listener: Listener | None = None
         self._lock = asyncio.Lock()
         self._subscribers = Subscribers()
+        wake = (self._channel, self._wake_messages[1], self._wake_activities[1])
+        self.workers = PostgresWorkers(self._fetch, wake, self._subscribers.notify)
 
     @property
     def schema(self) -> str:

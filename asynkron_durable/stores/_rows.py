@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -100,6 +100,26 @@ def decode_history_row(text: Any, instance_id: str, seq: int) -> list[HistoryEve
     """Decode a history row (the events one commit appended); raises `StoreError` naming the
     instance and row if it is corrupt."""
     return _decoded(events_from_json, text, instance_id, f"history row seq={seq}")
+
+
+def decode_history_rows(
+    rows: Iterable[Any], histories: dict[str, list[HistoryEvent]], instance_id: str | None = None
+) -> None:
+    """Append the events of `rows` (`seq` and `event`, with `instance_id` unless it is given; in
+    seq order per instance) to their instances' lists in `histories`. Rows count up from 0 one
+    commit at a time, so a gap means rows were deleted: replaying what is left would run the
+    orchestration from a wrong past, and a `StoreError` naming the instance and row refuses it."""
+    seen: dict[str, int] = {}
+    for row in rows:
+        owner = instance_id if instance_id is not None else row["instance_id"]
+        expected = seen.get(owner, 0)
+        if row["seq"] != expected:
+            raise StoreError(
+                f"instance {owner!r}: history row seq={expected} is missing (the next is "
+                f"seq={row['seq']}): the history cannot be replayed"
+            )
+        seen[owner] = expected + 1
+        histories.setdefault(owner, []).extend(decode_history_row(row["event"], owner, expected))
 
 
 def _decoded(parse: Callable[[Any], _T], text: Any, instance_id: str, where: str) -> _T:

@@ -31,6 +31,7 @@ from asynkron_durable.history import (
     InstanceRecord,
     RuntimeStatus,
 )
+from asynkron_durable.stores.workers import WorkerRegistry
 
 
 class Work(enum.Flag):
@@ -240,6 +241,18 @@ class InstancePage:
     unreadable: list[UnreadableInstance] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An inbox message that could not be decoded, moved aside so it neither blocked its
+    instance's claims nor vanished: `event` is the stored text as it was, `error` why it failed."""
+
+    message_id: int
+    instance_id: str
+    event: str
+    error: str
+    dead_at: datetime
+
+
 @runtime_checkable
 class StateStore(Protocol):
     """What the runtime and the client need from storage. See the module docstring for the rules."""
@@ -248,6 +261,10 @@ class StateStore(Protocol):
     """Seconds between an idle worker's polls that suit this store: short where other processes'
     writes are seen only by polling (SQLite), long where they are notified (PostgreSQL) or cannot
     happen (memory). Delayed messages are not polled for: see `next_due`."""
+
+    @property
+    def workers(self) -> WorkerRegistry:
+        """The workers registered here and their heartbeats (see `stores/workers.py`)."""
 
     async def open(self) -> None:
         """Connect and create or migrate the schema. Idempotent."""
@@ -363,3 +380,7 @@ class StateStore(Protocol):
 
     async def purge_instances(self, filter: InstanceFilter) -> int:
         """Purge every instance matching `filter`; returns how many were deleted."""
+
+    async def dead_letters(self, instance_id: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """Messages moved aside as undecodable (see `claim_orchestrations`), newest first: those of
+        `instance_id`, or of every instance. A store that never moves any returns []."""

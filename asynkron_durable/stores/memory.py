@@ -15,6 +15,7 @@ from datetime import datetime
 from asynkron_durable.errors import InstanceAlreadyExists, StoreError
 from asynkron_durable.history import HistoryEvent, InstanceRecord
 from asynkron_durable.stores._leasing import Leasing
+from asynkron_durable.stores._memory_workers import MemoryWorkers
 from asynkron_durable.stores._paging import PageKey, decode_token, encode_token
 from asynkron_durable.stores._subscribers import Subscribers
 from asynkron_durable.stores.base import (
@@ -26,6 +27,7 @@ from asynkron_durable.stores.base import (
     ActivityWorkItem,
     Committed,
     Completion,
+    DeadLetter,
     EpisodeCommit,
     InboxMessage,
     InstanceFilter,
@@ -103,6 +105,7 @@ class InMemoryStateStore:
         self._last_message_id = 0
         self._last_activity_id = 0
         self._subscribers = Subscribers()
+        self.workers = MemoryWorkers(self._expire_leases)
 
     async def open(self) -> None:
         """Mark the store usable. Idempotent."""
@@ -115,6 +118,18 @@ class InMemoryStateStore:
     def subscribe(self, callback: Callable[[Work], None]) -> None:
         """Call `callback` after every operation that enqueued work."""
         self._subscribers.add(callback)
+
+    def _expire_leases(self, owners: set[str], now: datetime) -> None:
+        """End the leases `owners` hold at `now` (they were taken for dead), announcing the work."""
+        leased: list[tuple[_Instance | _Activity, Work]] = []
+        leased += [(instance, Work.MESSAGES) for instance in self._instances.values()]
+        leased += [(activity, Work.ACTIVITIES) for activity in self._activities.values()]
+        expired = Work.NONE
+        for item, work in leased:
+            if item.lease_owner in owners and not _lease_free(item.lease_owner, item.lease_expires_at, now):
+                item.lease_expires_at = now
+                expired |= work
+        self._subscribers.notify(expired)
 
     def _check_open(self) -> None:
         if not self._open:
@@ -461,3 +476,7 @@ class InMemoryStateStore:
             for record in doomed:
                 self._delete(record.instance_id)
             return len(doomed)
+
+    async def dead_letters(self, instance_id: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """None: messages kept here as objects are never undecodable."""
+        return []

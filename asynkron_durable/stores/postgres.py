@@ -37,7 +37,7 @@ from asynkron_durable.stores._postgres_codec import (
 from asynkron_durable.stores._postgres_connection import STATEMENT_LIFETIME as STATEMENT_LIFETIME
 from asynkron_durable.stores._postgres_connection import Connection, PostgresConnection
 from asynkron_durable.stores._postgres_plan import CommitPlan, touched_ids
-from asynkron_durable.stores._rows import QUARANTINED, decode_history_row, page_of, record_from_row
+from asynkron_durable.stores._rows import QUARANTINED, decode_history_rows, page_of, record_from_row
 from asynkron_durable.stores.base import (
     ActivityClaim,
     ActivityResult,
@@ -45,6 +45,7 @@ from asynkron_durable.stores.base import (
     ActivityWorkItem,
     Committed,
     Completion,
+    DeadLetter,
     EpisodeCommit,
     InstanceFilter,
     InstancePage,
@@ -169,8 +170,9 @@ class PostgresStateStore(PostgresConnection):
         histories: dict[str, list[HistoryEvent]] = {i: [] for i in instance_ids}
         if not histories:
             return histories
-        for row in await self._fetch("load_histories", "select_histories", list(histories)):
-            histories[row["instance_id"]] += decode_history_row(row["event"], row["instance_id"], row["seq"])
+        decode_history_rows(
+            await self._fetch("load_histories", "select_histories", list(histories)), histories
+        )
         return histories
 
     async def commit_episodes(
@@ -358,7 +360,9 @@ class PostgresStateStore(PostgresConnection):
     async def get_history(self, instance_id: str) -> list[HistoryEvent]:
         """The current execution's history; raises `StoreError` on a corrupt row."""
         rows = await self._fetch("get_history", "select_history", instance_id)
-        return [event for row in rows for event in decode_history_row(row["event"], instance_id, row["seq"])]
+        history: dict[str, list[HistoryEvent]] = {instance_id: []}
+        decode_history_rows(rows, history, instance_id)
+        return history[instance_id]
 
     async def query_instances(
         self, filter: InstanceFilter, page_size: int, continuation_token: str | None
@@ -401,6 +405,13 @@ class PostgresStateStore(PostgresConnection):
             return len(await conn.fetch(self._q["delete_instances"], ids)) if ids else 0
 
         return await self._run("purge_instances", body)
+
+    async def dead_letters(self, instance_id: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """Messages moved aside as undecodable, newest first (of `instance_id`, or all)."""
+        rows = await self._fetch("dead_letters", "select_dead_letters", instance_id, limit)
+        return [
+            DeadLetter(r["message_id"], r["instance_id"], r["event"], r["error"], r["dead_at"]) for r in rows
+        ]
 
 
 ConcurrentPostgreSqlStateStore = PostgresStateStore

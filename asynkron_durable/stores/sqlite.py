@@ -31,7 +31,7 @@ from asynkron_durable.stores._paging import decode_token
 from asynkron_durable.stores._rows import (
     QUARANTINED,
     decode_event,
-    decode_history_row,
+    decode_history_rows,
     page_of,
     record_from_row,
 )
@@ -44,6 +44,7 @@ from asynkron_durable.stores._sqlite_codec import (
     from_epoch,
     json_list,
 )
+from asynkron_durable.stores._sqlite_workers import SqliteWorkers
 from asynkron_durable.stores._subscribers import Subscribers
 from asynkron_durable.stores.base import (
     ActivityClaim,
@@ -53,6 +54,7 @@ from asynkron_durable.stores.base import (
     ActivityWorkItem,
     Committed,
     Completion,
+    DeadLetter,
     EpisodeCommit,
     InboxMessage,
     InstanceFilter,
@@ -64,10 +66,10 @@ from asynkron_durable.stores.base import (
     Work,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema version this code reads and writes; `open()` refuses files with a newer one.
-Version 2 writes a commit's history events as one row; version 1 files are upgraded in place
-(their one-event rows stay readable), and version 1 code refuses the upgraded file."""
+Version 2 writes a commit's history events as one row (version 1 rows stay readable); version 3
+adds the workers table. Older files are upgraded in place, and older code refuses them after."""
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -152,6 +154,7 @@ class SqliteStateStore:
         self._probe_conn: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
         self._subscribers = Subscribers()
+        self.workers = SqliteWorkers(self._write_in_thread, self._read, self._subscribers.notify)
 
     @property
     def path(self) -> Path:
@@ -190,10 +193,10 @@ class SqliteStateStore:
                     f"SQLite store {str(self._path)!r} has schema version {version}, but this "
                     f"version of asynkron-durable only knows up to {SCHEMA_VERSION}: upgrade it"
                 )
-            if version is None:
-                for statement in SCHEMA:
+            if version is None or version < SCHEMA_VERSION:
+                for statement in SCHEMA:  # each idempotent: what an older file lacks is added
                     await conn.execute(statement)
-            elif version < SCHEMA_VERSION:
+            if version is not None and version < SCHEMA_VERSION:
                 await conn.execute(QUERIES["record_schema_version"], {"version": SCHEMA_VERSION})
 
     async def close(self) -> None:
@@ -312,8 +315,7 @@ class SqliteStateStore:
             return histories
         async with self._read() as conn:
             rows = await _fetch(conn, "select_histories", {"ids": json_list(histories)})
-        for row in rows:
-            histories[row["instance_id"]] += decode_history_row(row["event"], row["instance_id"], row["seq"])
+        decode_history_rows(rows, histories)
         return histories
 
     async def commit_episodes(
@@ -435,7 +437,9 @@ class SqliteStateStore:
         """The current execution's history; raises `StoreError` on a corrupt row."""
         async with self._read() as conn:
             rows = await _fetch(conn, "select_history", {"instance_id": instance_id})
-        return [event for row in rows for event in decode_history_row(row["event"], instance_id, row["seq"])]
+        history: dict[str, list[HistoryEvent]] = {instance_id: []}
+        decode_history_rows(rows, history, instance_id)
+        return history[instance_id]
 
     async def query_instances(
         self, filter: InstanceFilter, page_size: int, continuation_token: str | None
@@ -470,6 +474,15 @@ class SqliteStateStore:
             return writes.delete_instances(raw, ids) if ids else 0
 
         return await self._write_in_thread(body)
+
+    async def dead_letters(self, instance_id: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """Messages moved aside as undecodable, newest first (of `instance_id`, or all)."""
+        async with self._read() as conn:
+            rows = await _fetch(conn, "select_dead_letters", {"instance_id": instance_id, "limit": limit})
+        return [
+            DeadLetter(r["message_id"], r["instance_id"], r["event"], r["error"], from_epoch(r["dead_at"]))
+            for r in rows
+        ]
 
 
 ConcurrentSqliteStateStore = SqliteStateStore

@@ -25,6 +25,10 @@ class ActivityLimits:
     max_starts: int
     """Starts that ended with the worker's death (see `Isolation`) before a call fails instead."""
 
+    def __post_init__(self) -> None:
+        if self.max_starts < 1:
+            raise ValueError("max_activity_starts must be at least 1")
+
 
 async def run_activity(
     registry: Registry, item: ActivityWorkItem, threads: ActivityThreads, limits: ActivityLimits

@@ -50,6 +50,8 @@ class EpisodeCache(Mapping[str, CachedExecution]):
     Read as a mapping; changed only through `take`, `take_steps`, `keep` and `clear`."""
 
     def __init__(self, size: int) -> None:
+        if size < 0:
+            raise ValueError("episode_cache_size must not be negative")
         self.size = size
         self._entries: OrderedDict[str, CachedExecution] = OrderedDict()
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from asynkron_durable.engine import OrchestrationContext, OrchestrationExecutor, Orchestrator, plan_rewind
+from asynkron_durable.engine.unrun import episode_without_code
 from asynkron_durable.entities.batch import run_entity_batch
 from asynkron_durable.entities.classes import EntityFunction
 from asynkron_durable.entities.document import EntityDocument
@@ -105,7 +106,8 @@ def build_episode(
     the next episode if the execution goes on (None when it ended, continued as new or was rewound).
 
     With a `cached` executor that `fits` the record, `history` is not needed (pass []): only the
-    inbox events are applied. Otherwise a fresh executor replays `history` first."""
+    inbox events are applied. Otherwise a fresh executor replays `history` first, unless the events
+    terminate the execution or leave it suspended: that needs no code (`episode_without_code`)."""
     record = item.record
     ack = [m.message_id for m in item.messages]
     current = [m for m in item.messages if record.addresses(m.execution_id)]
@@ -122,6 +124,10 @@ def build_episode(
     if cached is not None and cached.fits(record):
         executor, started = cached.executor, cached.started
     else:
+        unrun = episode_without_code(history, events, record.runtime_status, record.custom_status, now)
+        if unrun is not None:  # a terminate or suspend lands even when the code cannot run
+            started = _execution_started(history) or _execution_started(events)
+            return episode_commit(record, unrun, started, now, ack, unrun.new_history), None
         executor = OrchestrationExecutor(orchestrator, record.instance_id)
         executor.replay(history)
         started = _execution_started(history)

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from asynkron_durable.entities.ids import is_entity_instance
 from asynkron_durable.errors import StoreError
-from asynkron_durable.history import HistoryEvent
+from asynkron_durable.history import HistoryEvent, RuntimeStatus
 from asynkron_durable.stores.base import OrchestrationWorkItem, StateStore
 from asynkron_durable.worker.episode_cache import CachedExecution
 
@@ -26,13 +26,20 @@ async def histories_to_replay(
     ]
     if not wanted:
         return {}
+    histories: dict[str, list[HistoryEvent] | StoreError] = {}
     try:
-        return dict(await store.load_histories(wanted))
+        histories.update(await store.load_histories(wanted))
     except StoreError:
-        histories: dict[str, list[HistoryEvent] | StoreError] = {}
         for instance_id in wanted:  # find the unreadable instance(s), keep the rest going
             try:
                 histories[instance_id] = (await store.load_histories([instance_id]))[instance_id]
             except StoreError as exc:
                 histories[instance_id] = exc
-        return histories
+    for item in items:  # a first commit always writes history: none left means it was deleted
+        instance_id = item.record.instance_id
+        if histories.get(instance_id) == [] and item.record.runtime_status is not RuntimeStatus.PENDING:
+            histories[instance_id] = StoreError(
+                f"instance {instance_id!r} is {item.record.runtime_status.value} but its history is "
+                "gone (every history row was deleted): it cannot be replayed"
+            )
+    return histories

@@ -1,5 +1,6 @@
 """Keeping the leases of work in flight: every third of the lease duration, the worker renews the
-leases of the instances it holds and the activities it runs, and says which it lost."""
+leases of the instances it holds and the activities it runs, and says which it lost; meanwhile its
+heartbeat tells the others it is alive (`presence.py`)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,24 @@ from datetime import timedelta
 
 from asynkron_durable.history import utc_now
 from asynkron_durable.stores.base import StateStore
+from asynkron_durable.worker.presence import Presence
 from asynkron_durable.worker.retry_log import RetryLog
 
 log = logging.getLogger("asynkron_durable.runtime")
+
+
+async def keep_alive(
+    presence: Presence, lease_duration: timedelta, held: Callable[[], tuple[Collection[str], Collection[int]]]
+) -> None:
+    """Beat the worker's heartbeat and renew what `held()` names until cancelled; then unregister
+    (cancel it once the worker has given back what it will not finish)."""
+    try:
+        await asyncio.gather(
+            presence.run(),
+            renew_leases_forever(presence.store, presence.worker_id, lease_duration, held, presence.retries),
+        )
+    finally:
+        await presence.leave()
 
 
 async def renew_leases_forever(

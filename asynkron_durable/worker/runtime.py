@@ -43,9 +43,10 @@ from asynkron_durable.worker.leases import (
     PendingReleases,
     drain,
     give_back_activities,
-    renew_leases_forever,
+    keep_alive,
 )
 from asynkron_durable.worker.pacing import Backoff, until_next_timer, wait_or_timeout
+from asynkron_durable.worker.presence import Presence
 from asynkron_durable.worker.retry_log import RetryLog
 from asynkron_durable.worker.threads import ActivityThreads
 
@@ -69,7 +70,8 @@ class DurableFunctionRuntime(Registrations):
     yielding (an orchestrator may name its own); `activity_timeout`: how long an activity call may
     run (None: no limit; an activity may name its own); `max_activity_starts`: how often an
     activity may be started by workers that died running it before it fails instead (see
-    `worker/isolation.py`: one back from such a death runs alone).
+    `worker/isolation.py`: one back from such a death runs alone). `worker_timeout`: how long a
+    worker may miss heartbeats before others take over its work (sooner once its process is gone).
     """
 
     def __init__(
@@ -86,15 +88,11 @@ class DurableFunctionRuntime(Registrations):
         orchestrator_deadline: Duration = 5.0,
         activity_timeout: Duration | None = None,
         max_activity_starts: int = 3,
+        worker_timeout: Duration = 10.0,
     ) -> None:
         if max_concurrent_activities < 1 or max_concurrent_orchestrations < 1:
             raise ValueError("concurrency limits must be at least 1")
-        if lease_duration <= timedelta(0):
-            raise ValueError("lease_duration must be positive")
-        if episode_cache_size < 0:
-            raise ValueError("episode_cache_size must not be negative")
-        if max_activity_starts < 1:
-            raise ValueError("max_activity_starts must be at least 1")
+        seconds(lease_duration, "lease_duration")
         self.store = store_from_url(store) if isinstance(store, str) else store
         self.registry = Registry()
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -110,6 +108,7 @@ class DurableFunctionRuntime(Registrations):
         timeout = None if activity_timeout is None else seconds(activity_timeout, "activity_timeout")
         self.activity_limits = ActivityLimits(timeout, max_activity_starts)
         self._isolation = Isolation(max_activity_starts)
+        self.worker_timeout = seconds(worker_timeout, "worker_timeout")
         self._episodes = EpisodeThread("durable-episodes")
         self.client = OrchestrationClient(self.store, self.registry)
         self._drained = False
@@ -166,9 +165,9 @@ class DurableFunctionRuntime(Registrations):
             asyncio.create_task(self._activity_loop(), name="durable-activities"),
         ]
         flusher = asyncio.create_task(self._completion_loop(), name="durable-completions")
+        presence = Presence(self.store, self.worker_id, self.worker_timeout, self._retries)
         renewer = asyncio.create_task(
-            renew_leases_forever(self.store, self.worker_id, self.lease_duration, self._held, self._retries),
-            name="durable-leases",
+            keep_alive(presence, self.lease_duration, self._held), name="durable-leases"
         )
         log.info("worker %s started", self.worker_id)
         waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._stop_requested.wait())]

@@ -34,6 +34,7 @@ from asynkron_durable.stores import (
     OrchestrationWorkItem,
     PostgresStateStore,
     Work,
+    WorkerRecord,
     store_from_url,
 )
 from asynkron_durable.stores._postgres_codec import MIGRATIONS, queries_for
@@ -134,7 +135,15 @@ async def test_migrations_build_exactly_the_schema_file(
 
     assert await _schema_shape(pg, migrated) == await _schema_shape(pg, fresh)
     tables = {row[0] for row in (await _schema_shape(pg, fresh))["columns"]}
-    assert tables == {"activities", "dead_letters", "history", "inbox", "instances", "schema_version"}
+    assert tables == {
+        "activities",
+        "dead_letters",
+        "history",
+        "inbox",
+        "instances",
+        "schema_version",
+        "workers",
+    }
     upgraded = PostgresStateStore(pg_dsn, schema=migrated)  # a migrated schema is used as it is
     await upgraded.open()
     try:
@@ -168,6 +177,8 @@ async def test_one_event_rows_of_a_version_1_schema_read_back_before_newer_commi
     await pg_store.close()
     old: list[HistoryEvent] = [OrchestratorStarted(timestamp=T0), EventRaised(name="old")]
     await pg.execute(f"DELETE FROM {schema}.schema_version WHERE version > 1")
+    await pg.execute(f"DROP TABLE {schema}.workers")  # what later migrations add
+    await pg.execute(f"DROP INDEX {schema}.dead_letters_by_instance")
     await pg.executemany(
         f"INSERT INTO {schema}.history (instance_id, seq, event) VALUES ('a', $1, $2)",
         [(seq, event_to_json(event)) for seq, event in enumerate(old)],
@@ -184,6 +195,8 @@ async def test_one_event_rows_of_a_version_1_schema_read_back_before_newer_commi
         ).rejected == set()
         assert await upgraded.get_history("a") == old + new
         assert await upgraded.load_histories(["a"]) == {"a": old + new}
+        await upgraded.workers.register(WorkerRecord("w", "host", 1, T0, T0))
+        assert [w.worker_id for w in await upgraded.workers.registered()] == ["w"]
     finally:
         await upgraded.close()
     rows = await pg.fetch(f"SELECT seq FROM {schema}.history WHERE instance_id = 'a' ORDER BY seq")

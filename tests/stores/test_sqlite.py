@@ -30,6 +30,8 @@ from asynkron_durable.stores import (
     store_from_url,
 )
 from asynkron_durable.stores._sqlite_codec import QUERIES
+from asynkron_durable.stores.sqlite import SCHEMA_VERSION
+from asynkron_durable.stores.workers import WorkerRecord
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 LATER = T0 + timedelta(seconds=30)
@@ -114,7 +116,7 @@ async def test_open_is_idempotent_and_uses_wal(sqlite_store: SqliteStateStore, d
     await other.open()
     await other.close()
 
-    assert _sql(db, "SELECT version FROM schema_version") == [(2,)]
+    assert _sql(db, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
     assert _sql(db, "PRAGMA journal_mode") == [("wal",)]
     assert await sqlite_store.get_instance("a") is not None
 
@@ -123,9 +125,11 @@ async def test_refuses_a_newer_schema(db: Path) -> None:
     store = SqliteStateStore(db)
     await store.open()
     await store.close()
-    _sql(db, "UPDATE schema_version SET version = 3")
+    _sql(db, f"UPDATE schema_version SET version = {SCHEMA_VERSION + 1}")
 
-    with pytest.raises(StoreError, match=r"schema version 3.*only knows up to 2"):
+    with pytest.raises(
+        StoreError, match=rf"schema version {SCHEMA_VERSION + 1}.*only knows up to {SCHEMA_VERSION}"
+    ):
         await SqliteStateStore(db).open()
 
 
@@ -161,7 +165,7 @@ async def test_a_version_1_file_is_upgraded_and_its_one_event_rows_read_first(db
     upgraded = SqliteStateStore(db)
     await upgraded.open()
     try:
-        assert _sql(db, "SELECT version FROM schema_version") == [(2,)]
+        assert _sql(db, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
         new: list[HistoryEvent] = [OrchestratorStarted(timestamp=LATER), EventRaised(name="new")]
         assert (await upgraded.commit_episodes("w1", T0, [_commit(item, new)])).rejected == set()
         assert await upgraded.get_history("a") == old + new
@@ -169,6 +173,26 @@ async def test_a_version_1_file_is_upgraded_and_its_one_event_rows_read_first(db
     finally:
         await upgraded.close()
     assert _sql(db, "SELECT seq FROM history WHERE instance_id = 'a' ORDER BY seq") == [(0,), (1,), (2,)]
+
+
+async def test_a_version_2_file_gets_the_workers_table(db: Path) -> None:
+    store = SqliteStateStore(db)
+    await store.open()
+    await store.create_instance(new_instance("a"), replace=False)
+    await store.close()
+    _sql(db, "DROP TABLE workers")
+    _sql(db, "UPDATE schema_version SET version = 2")
+
+    upgraded = SqliteStateStore(db)
+    await upgraded.open()
+    try:
+        worker = WorkerRecord("w1", "host", 1, T0, T0)
+        await upgraded.workers.register(worker)
+        assert [w.worker_id for w in await upgraded.workers.registered()] == ["w1"]
+        assert await upgraded.get_instance("a") is not None
+    finally:
+        await upgraded.close()
+    assert _sql(db, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
 
 
 async def test_driver_errors_become_store_errors(tmp_path: Path) -> None:

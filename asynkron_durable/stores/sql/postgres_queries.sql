@@ -470,3 +470,61 @@ FOR UPDATE;
 -- next_due --
 -- $1 now: when the next delayed message becomes visible (NULL: none waits).
 SELECT min(visible_at) AS due FROM {schema}.inbox WHERE visible_at > $1;
+
+-- register_worker --
+-- $1 id, $2 host, $3 pid, $4 started_at, $5 heartbeat_at. The session writing is the one watched.
+INSERT INTO {schema}.workers (worker_id, host, pid, started_at, heartbeat_at, backend_pid)
+VALUES ($1, $2, $3, $4, $5, pg_backend_pid())
+ON CONFLICT (worker_id) DO UPDATE
+SET host = EXCLUDED.host, pid = EXCLUDED.pid, started_at = EXCLUDED.started_at,
+    heartbeat_at = EXCLUDED.heartbeat_at, backend_pid = EXCLUDED.backend_pid;
+
+-- heartbeat_worker --
+-- $1 id, $2 now; returns the id while the worker is registered.
+UPDATE {schema}.workers SET heartbeat_at = $2, backend_pid = pg_backend_pid()
+WHERE worker_id = $1
+RETURNING worker_id;
+
+-- unregister_worker --
+DELETE FROM {schema}.workers WHERE worker_id = $1;
+
+-- list_workers --
+-- A worker's session is alive while a backend with the pid that last wrote its heartbeat exists.
+SELECT w.*, EXISTS (SELECT 1 FROM pg_stat_activity AS a WHERE a.pid = w.backend_pid) AS session_alive
+FROM {schema}.workers AS w
+ORDER BY w.started_at, w.worker_id;
+
+-- remove_dead_workers --
+-- $1 ids, $2 their heartbeats as listed, $3 now, $4 channel, $5/$6 messages/activities payloads.
+-- Removes the workers that have not beaten since, and ends their leases at $3 (scans: no index on
+-- lease_owner, which every claim writes; this runs only when a worker died).
+WITH dead AS (
+    DELETE FROM {schema}.workers AS w
+    USING unnest($1::text[], $2::timestamptz[]) AS seen(worker_id, heartbeat_at)
+    WHERE w.worker_id = seen.worker_id AND w.heartbeat_at = seen.heartbeat_at
+    RETURNING w.worker_id
+), instances AS (
+    UPDATE {schema}.instances SET lease_expires_at = $3
+    WHERE lease_owner IN (SELECT worker_id FROM dead) AND lease_expires_at > $3
+    RETURNING 1
+), activities AS (
+    UPDATE {schema}.activities SET lease_expires_at = $3
+    WHERE lease_owner IN (SELECT worker_id FROM dead) AND lease_expires_at > $3
+    RETURNING 1
+), announced AS (
+    SELECT pg_notify($4, $5) FROM (SELECT FROM instances LIMIT 1) AS any_instance
+    UNION ALL
+    SELECT pg_notify($4, $6) FROM (SELECT FROM activities LIMIT 1) AS any_activity
+)
+SELECT worker_id,
+       EXISTS (SELECT FROM instances) AS instances,
+       EXISTS (SELECT FROM activities) AS activities,
+       (SELECT count(*) FROM announced) AS announced
+FROM dead;
+
+-- select_dead_letters --
+-- $1 instance id (NULL: every instance), $2 limit.
+SELECT * FROM {schema}.dead_letters
+WHERE $1::text IS NULL OR instance_id = $1::text
+ORDER BY message_id DESC
+LIMIT $2;

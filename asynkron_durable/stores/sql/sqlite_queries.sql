@@ -198,3 +198,33 @@ WHERE (created_at, instance_id) > (:after_created_at, :after_instance_id)
   AND (:name IS NULL OR name = :name)
 ORDER BY created_at, instance_id
 LIMIT :limit;
+
+-- register_worker --
+INSERT OR REPLACE INTO workers (worker_id, host, pid, started_at, heartbeat_at)
+VALUES (:worker_id, :host, :pid, :started_at, :heartbeat_at);
+
+-- heartbeat_worker --
+UPDATE workers SET heartbeat_at = :now WHERE worker_id = :worker_id;
+
+-- unregister_worker --
+DELETE FROM workers WHERE worker_id = :worker_id;
+
+-- list_workers --
+SELECT * FROM workers ORDER BY started_at, worker_id;
+
+-- remove_dead_worker --
+-- Only while its heartbeat is the one seen when it was judged dead.
+DELETE FROM workers WHERE worker_id = :worker_id AND heartbeat_at <= :heartbeat_at + 0.001;
+
+-- expire_instance_leases_of --
+-- A scan (no index on lease_owner, which every claim writes): it runs only when a worker died.
+UPDATE instances SET lease_expires_at = :now WHERE lease_owner = :owner AND lease_expires_at > :now;
+
+-- expire_activity_leases_of --
+UPDATE activities SET lease_expires_at = :now WHERE lease_owner = :owner AND lease_expires_at > :now;
+
+-- select_dead_letters --
+SELECT * FROM dead_letters
+WHERE :instance_id IS NULL OR instance_id = :instance_id
+ORDER BY message_id DESC
+LIMIT :limit;

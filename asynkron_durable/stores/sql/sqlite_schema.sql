@@ -1,5 +1,5 @@
 -- Schema of the SQLite state store. Every statement is idempotent: open() runs this file whenever
--- the recorded schema version is missing, inside one BEGIN IMMEDIATE transaction.
+-- the recorded schema version is missing or older, inside one BEGIN IMMEDIATE transaction.
 -- Times are REAL seconds since the Unix epoch (UTC) so comparisons can use indexes.
 
 CREATE TABLE IF NOT EXISTS schema_version (
@@ -70,4 +70,15 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     dead_at     REAL    NOT NULL
 );
 
-INSERT INTO schema_version (version) SELECT 2 WHERE NOT EXISTS (SELECT 1 FROM schema_version);
+CREATE INDEX IF NOT EXISTS dead_letters_by_instance ON dead_letters (instance_id, message_id);
+
+-- Live workers: each beats a heartbeat here, so the others can tell when it died and end its leases.
+CREATE TABLE IF NOT EXISTS workers (
+    worker_id    TEXT    NOT NULL PRIMARY KEY,
+    host         TEXT    NOT NULL,
+    pid          INTEGER NOT NULL,
+    started_at   REAL    NOT NULL,
+    heartbeat_at REAL    NOT NULL
+);
+
+INSERT INTO schema_version (version) SELECT 3 WHERE NOT EXISTS (SELECT 1 FROM schema_version);

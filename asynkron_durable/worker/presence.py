@@ -1,0 +1,112 @@
+"""Being seen alive, and seeing who is not. Every runtime registers in its store and beats a
+heartbeat there each `interval`; every beat also looks at the others and takes for dead a worker
+that has been silent for `timeout`, or silent for a few beats while the store sees its process or
+database session gone (a killed worker on SQLite or PostgreSQL: taken over within seconds). The
+store then ends the dead worker's leases, so its instances and activities are claimed at once
+instead of when their leases run out.
+
+A worker taken for dead while still alive (stalled longer than `timeout`) only loses its leases:
+its later commits are refused like those of any worker that lost a lease, and it registers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from asynkron_durable.history import utc_now
+from asynkron_durable.stores.base import StateStore
+from asynkron_durable.stores.workers import WorkerRecord
+from asynkron_durable.worker.retry_log import RetryLog
+
+log = logging.getLogger("asynkron_durable.runtime")
+
+_BEATS_BEFORE_GONE = 3
+"""Beats a worker whose process or session is seen gone may miss before it is taken for dead: its
+session may be a pooled connection the pool just closed, and the next beat records another."""
+
+
+def beat_interval(timeout: float) -> float:
+    """Seconds between heartbeats for a `timeout`: once a second, more often for short timeouts."""
+    return min(1.0, timeout / 5)
+
+
+def dead_workers(
+    workers: Sequence[WorkerRecord], now: datetime, timeout: float, me: str
+) -> list[WorkerRecord]:
+    """The workers other than `me` to take for dead at `now` (see the module docstring)."""
+    gone_after = timedelta(seconds=min(timeout, _BEATS_BEFORE_GONE * beat_interval(timeout)))
+    silent_after = timedelta(seconds=timeout)
+    return [
+        worker
+        for worker in workers
+        if worker.worker_id != me
+        and (
+            now - worker.heartbeat_at > silent_after
+            or (worker.session_alive is False and now - worker.heartbeat_at > gone_after)
+        )
+    ]
+
+
+class Presence:
+    """One runtime's registration: `run` until cancelled, then `leave`."""
+
+    def __init__(self, store: StateStore, worker_id: str, timeout: float, retries: RetryLog) -> None:
+        self.store = store
+        self.worker_id = worker_id
+        self._timeout = timeout
+        self.retries = retries
+        self._started_at = utc_now()
+
+    async def run(self) -> None:
+        """Register, then beat and look for dead workers every `beat_interval` until cancelled."""
+        registered = False
+        while True:
+            try:
+                now = utc_now()
+                if not registered or not await self.store.workers.heartbeat(self.worker_id, now):
+                    if registered:
+                        log.warning(
+                            "worker %s was taken for dead (no heartbeat for %.0f s) and its leases "
+                            "were ended; registering again",
+                            self.worker_id,
+                            self._timeout,
+                        )
+                    await self.store.workers.register(self._record(now))
+                    registered = True
+                await self._sweep(now)
+                self.retries.recovered("heartbeat failed")
+            except Exception as exc:
+                self.retries.failed("heartbeat failed", exc)
+            await asyncio.sleep(beat_interval(self._timeout))
+
+    async def leave(self) -> None:
+        """Unregister (once this worker's leases are given back); if that fails, the others remove
+        the record when its heartbeat ages."""
+        with contextlib.suppress(Exception):
+            await self.store.workers.unregister(self.worker_id)
+
+    def _record(self, now: datetime) -> WorkerRecord:
+        return WorkerRecord(self.worker_id, socket.gethostname(), os.getpid(), self._started_at, now)
+
+    async def _sweep(self, now: datetime) -> None:
+        dead = dead_workers(await self.store.workers.registered(), now, self._timeout, self.worker_id)
+        if not dead:
+            return
+        removed = set(await self.store.workers.remove_dead(dead, now))
+        for worker in dead:
+            if worker.worker_id in removed:
+                why = "its process or session is gone" if worker.session_alive is False else "silent"
+                log.warning(
+                    "worker %s (pid %d on %s) taken for dead after %.1f s (%s): its work is taken over",
+                    worker.worker_id,
+                    worker.pid,
+                    worker.host,
+                    (now - worker.heartbeat_at).total_seconds(),
+                    why,
+                )
