@@ -9,13 +9,11 @@ failed, was terminated or did not finish in time), never a traceback.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,6 +21,7 @@ import click
 from rich.logging import RichHandler
 
 from asynkron_durable.app_loader import load_registry
+from asynkron_durable.cli_operator import dead_letters, workers
 from asynkron_durable.cli_options import (
     Failed,
     ReportingGroup,
@@ -30,6 +29,7 @@ from asynkron_durable.cli_options import (
     api_key_options,
     check_instance_id_option,
     json_option,
+    opened_client,
     parse_json_option,
     parse_time_option,
     stderr,
@@ -45,21 +45,10 @@ from asynkron_durable.http.serve import API_KEY_ENV_VAR, ServeOptions
 from asynkron_durable.http.serve import serve as serve_http
 from asynkron_durable.http.urls import ApiLocation, client_binding
 from asynkron_durable.store_opening import open_when_reachable
-from asynkron_durable.stores import DeadLetter, InstanceFilter, redact, store_from_url
+from asynkron_durable.stores import InstanceFilter, redact
 from asynkron_durable.worker import DurableFunctionRuntime
 
 log = logging.getLogger("asynkron_durable.cli")
-
-
-@asynccontextmanager
-async def _client(store_url: str) -> AsyncIterator[OrchestrationClient]:
-    """A client on an opened store, closed again afterwards."""
-    store = store_from_url(store_url)
-    await store.open()
-    try:
-        yield OrchestrationClient(store)
-    finally:
-        await store.close()
 
 
 def _runtime(app: str, store_url: str) -> DurableFunctionRuntime:
@@ -77,6 +66,8 @@ def _status_json(status: OrchestrationStatus, show_history: bool = False) -> dic
         left_out.add("unreadable")
     if not status.dead_letters:
         left_out.add("dead_letters")
+    if status.waiting is None:
+        left_out.add("waiting")
     return status.model_dump(mode="json", exclude=left_out)
 
 
@@ -193,7 +184,7 @@ def start(orchestrator: str, payload: str | None, store_url: str, instance_id: s
     check_instance_id_option(instance_id)
 
     async def go() -> str:
-        async with _client(store_url) as client:
+        async with opened_client(store_url) as client:
             return await client.start_new(orchestrator, input, instance_id)
 
     click.echo(asyncio.run(go()))
@@ -207,33 +198,20 @@ def status(instance_id: str, show_history: bool, store_url: str) -> None:
     """Print the status of INSTANCE_ID as JSON."""
 
     async def go() -> OrchestrationStatus | None:
-        async with _client(store_url) as client:
+        async with opened_client(store_url) as client:
             return await client.get_status(instance_id, show_history=show_history)
 
     found = asyncio.run(go())
     if found is None:
         raise InstanceNotFound(instance_id)
+    if found.waiting is not None:
+        stderr.print(f"waiting: {found.waiting}")
     if found.dead_letters:
         stderr.print(
             f"warning: {found.dead_letters} message(s) to {instance_id} could not be read and were set "
             f"aside; see: asynkron-durable dead-letters --instance {instance_id}"
         )
     click.echo(json.dumps(_status_json(found, show_history), indent=2))
-
-
-@cli.command(name="dead-letters")
-@click.option("--instance", "instance_id", default=None, help="Only the messages to this instance.")
-@click.option("--top", type=click.IntRange(min=1), default=100, show_default=True, help="At most N.")
-@store_option
-def dead_letters(instance_id: str | None, top: int, store_url: str) -> None:
-    """Print the messages set aside because they could not be read (newest first) as a JSON list."""
-
-    async def go() -> list[DeadLetter]:
-        async with _client(store_url) as client:
-            return await client.dead_letters(instance_id, top)
-
-    letters = asyncio.run(go())
-    click.echo(json.dumps([dataclasses.asdict(letter) for letter in letters], indent=2, default=str))
 
 
 @cli.command(name="list")
@@ -255,7 +233,7 @@ def list_instances(statuses: tuple[str, ...], prefix: str | None, top: int, stor
     )
 
     async def go() -> StatusPage:
-        async with _client(store_url) as client:
+        async with opened_client(store_url) as client:
             return await client.list_instances(filter, page_size=top)
 
     page = asyncio.run(go())
@@ -274,7 +252,7 @@ def raise_event(instance_id: str, name: str, payload: str | None, store_url: str
     data = parse_json_option(payload, "--data")
 
     async def go() -> None:
-        async with _client(store_url) as client:
+        async with opened_client(store_url) as client:
             await client.raise_event(instance_id, name, data)
 
     asyncio.run(go())
@@ -294,7 +272,7 @@ def _steering_command(verb: str, noun: str, steer: _Steer) -> None:
     @store_option
     def command(instance_id: str, reason: str | None, store_url: str) -> None:
         async def go() -> None:
-            async with _client(store_url) as client:
+            async with opened_client(store_url) as client:
                 await steer(client, instance_id, reason)
 
         asyncio.run(go())
@@ -313,7 +291,7 @@ def purge(instance_id: str, store_url: str) -> None:
     """Delete INSTANCE_ID with its history."""
 
     async def go() -> int:
-        async with _client(store_url) as client:
+        async with opened_client(store_url) as client:
             return await client.purge(instance_id)
 
     if not asyncio.run(go()):
@@ -348,7 +326,7 @@ def signal_entity(
     entity = EntityId(name, key)
 
     async def go() -> None:
-        async with _client(store_url) as client:
+        async with opened_client(store_url) as client:
             await client.signal_entity(entity, operation, input, scheduled_time=scheduled_time)
 
     asyncio.run(go())
@@ -364,7 +342,7 @@ def entity(name: str, key: str, store_url: str) -> None:
     target = EntityId(name, key)
 
     async def go() -> EntityStateResponse:
-        async with _client(store_url) as client:
+        async with opened_client(store_url) as client:
             return await client.read_entity_state(target)
 
     click.echo(json.dumps(asyncio.run(go()).model_dump(mode="json"), indent=2))
@@ -381,7 +359,7 @@ def entities(prefix: str | None, top: int, include_deleted: bool, store_url: str
     async def go() -> list[EntityMetadata]:
         found: list[EntityMetadata] = []
         token: str | None = None
-        async with _client(store_url) as client:
+        async with opened_client(store_url) as client:
             while len(found) < top:  # pages skip entities without state: keep going until N
                 page = await client.list_entities(
                     prefix, top, token, include_state=True, include_deleted=include_deleted
@@ -402,7 +380,7 @@ def purge_entities(store_url: str) -> None:
     """Delete the rows of entities left empty (no state, no lock, nothing queued)."""
 
     async def go() -> int:
-        async with _client(store_url) as client:
+        async with opened_client(store_url) as client:
             return await client.purge_entities()
 
     stderr.print(f"purged {asyncio.run(go())} empty entities")
@@ -480,6 +458,10 @@ def binding(url: str, api_key: str | None, api_key_file: str | None, task_hub: s
     origin = f"{parsed.scheme}://{parsed.netloc}"
     key = api_key_from(click.get_current_context(), api_key, api_key_file)
     click.echo(json.dumps(client_binding(ApiLocation(origin, task_hub, key)), indent=2))
+
+
+cli.add_command(workers)
+cli.add_command(dead_letters)
 
 
 def main() -> None:

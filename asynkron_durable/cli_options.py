@@ -3,7 +3,8 @@ and instance-id options (checked before any store is opened), and one-line error
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -12,14 +13,27 @@ import click
 from click.core import ParameterSource
 from rich.console import Console
 
+from asynkron_durable.client import OrchestrationClient
 from asynkron_durable.errors import DurableError, OrchestrationTimeout, WorkerStuck
 from asynkron_durable.instance_ids import instance_id_problem
 from asynkron_durable.serialization import parse_json
+from asynkron_durable.stores import store_from_url
 
 DEFAULT_STORE = "sqlite:///./durable.db"
 STORE_ENV_VAR = "ASYNKRON_DURABLE_STORE"
 
 stderr = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
+
+
+@asynccontextmanager
+async def opened_client(store_url: str) -> AsyncIterator[OrchestrationClient]:
+    """A client on an opened store, closed again afterwards."""
+    store = store_from_url(store_url)
+    await store.open()
+    try:
+        yield OrchestrationClient(store)
+    finally:
+        await store.close()
 
 
 class Failed(Exception):

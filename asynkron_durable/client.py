@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -50,6 +50,9 @@ from asynkron_durable.stores.base import (
     UnreadableInstance,
 )
 
+_LIVE_WITHIN = timedelta(seconds=30)
+"""A worker whose last heartbeat is older than this is not counted as running (they beat each second)."""
+
 
 class OrchestrationStatus(BaseModel):
     """An instance as a client sees it: payloads decoded from JSON."""
@@ -72,6 +75,9 @@ class OrchestrationStatus(BaseModel):
     dead_letters: int = 0
     """How many messages to the instance could not be read and were set aside (at most 100
     counted; `OrchestrationClient.dead_letters` lists them): it may wait for what they said."""
+    waiting: str | None = None
+    """Why the instance cannot move on, when that is because no live worker runs it (a name not
+    registered by any running worker, or no worker running at all); None otherwise."""
 
     @classmethod
     def from_record(
@@ -180,7 +186,26 @@ class OrchestrationClient:
         history = await self.store.get_history(instance_id) if show_history else None
         status = OrchestrationStatus.from_record(record, show_input, history)
         dead = len(await self.store.dead_letters(instance_id))
-        return status.model_copy(update={"dead_letters": dead}) if dead else status
+        waiting = await self._why_waiting(record)
+        if dead or waiting:
+            status = status.model_copy(update={"dead_letters": dead, "waiting": waiting})
+        return status
+
+    async def _why_waiting(self, record: InstanceRecord) -> str | None:
+        """Why no worker runs the instance, if none does (see `OrchestrationStatus.waiting`)."""
+        if record.runtime_status.is_terminal:
+            return None
+        now = utc_now()
+        live = [w for w in await self.store.workers.registered() if now - w.heartbeat_at <= _LIVE_WITHIN]
+        if not live:
+            if record.runtime_status is not RuntimeStatus.PENDING:
+                return None  # it may only be waiting for an event; nothing to say yet
+            return "no worker is running: start one (asynkron-durable worker APP) on this store"
+        if any(record.name in worker.instance_names for worker in live):
+            return None
+        kind = "entity" if is_entity_instance(record.instance_id) else "orchestrator"
+        offered = ", ".join(sorted(set().union(*(worker.instance_names for worker in live)))) or "nothing"
+        return f"no live worker registers {kind} {record.name!r}; live workers register: {offered}"
 
     async def dead_letters(self, instance_id: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """Messages that could not be read and were set aside, newest first: to `instance_id`, or

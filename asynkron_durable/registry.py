@@ -109,6 +109,15 @@ class Registry:
         self.activities: dict[str, ActivityDefinition] = {}
         self.entities: dict[str, EntityFunction] = {}
 
+    def instance_names(self) -> frozenset[str]:
+        """The orchestrators and entities registered: the instances a worker of this registry
+        claims (an entity instance's name is its entity's)."""
+        return frozenset(self.orchestrators) | frozenset(self.entities)
+
+    def activity_names(self) -> frozenset[str]:
+        """The activities registered: the ones a worker of this registry claims."""
+        return frozenset(self.activities)
+
     def add_orchestrator(
         self, fn: Orchestrator, name: str | None = None, *, deadline: Duration | None = None
     ) -> str:

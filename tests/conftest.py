@@ -105,3 +105,9 @@ def pg_dsn() -> str:
 async def runtime(store: StateStore) -> AsyncIterator[DurableFunctionRuntime]:
     """A runtime on the parameterised store; tests start it with `async with runtime:`."""
     yield DurableFunctionRuntime(store, max_poll_interval=0.02, shutdown_timeout=5.0)
+
+
+@pytest.fixture
+async def impatient_runtime(store: StateStore) -> AsyncIterator[DurableFunctionRuntime]:
+    """`runtime`, but work no live worker registers fails as unknown after 0.2 s, not 10 min."""
+    yield DurableFunctionRuntime(store, max_poll_interval=0.02, shutdown_timeout=5.0, unserved_timeout=0.2)

@@ -437,8 +437,9 @@ async def test_call_entity_returns_results_and_a_failing_operation_raises_and_ch
 
 
 async def test_calling_an_unregistered_entity_fails_the_call_naming_it(
-    runtime: DurableFunctionRuntime,
+    impatient_runtime: DurableFunctionRuntime,
 ) -> None:
+    runtime = impatient_runtime  # the call waits for a worker of 'ghost' for 0.2 s, then fails
     install(runtime)
     async with runtime:
         [outcome] = await run(runtime, "try_call", [["@ghost@k1", "poke", None]])
@@ -631,7 +632,9 @@ async def test_a_holder_failed_by_a_worker_without_its_orchestrator_releases_its
     its history are still given back, or the entity would stay locked for good."""
     own_app = DurableFunctionRuntime(store, max_poll_interval=0.02, shutdown_timeout=5.0)
     install(own_app)
-    other_app = DurableFunctionRuntime(store, max_poll_interval=0.02, shutdown_timeout=5.0)
+    other_app = DurableFunctionRuntime(
+        store, max_poll_interval=0.02, shutdown_timeout=5.0, unserved_timeout=0.2
+    )
     other_app.register_entity(Account)
     vault = EntityId("account", "vault")
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from support.chaos import poll_until
 from support.orchestrations import completed, wait_for_status
 
 from asynkron_durable import (
@@ -453,9 +454,37 @@ async def test_start_new_of_an_unknown_orchestrator_raises_naming_it(
         assert completed(await runtime.client.wait_for_completion(bystander, timeout=10)) == "fine"
 
 
-async def test_an_unknown_orchestrator_started_without_a_registry_fails_the_instance(
+async def test_an_unknown_orchestrator_waits_saying_why_while_no_live_worker_registers_it(
     runtime: DurableFunctionRuntime,
 ) -> None:
+    register_basics(runtime)
+    bare = OrchestrationClient(runtime.store)
+    async with runtime:
+        instance_id = await bare.start_new("no_such_orchestrator", 1)
+        assert await bare.wait_for_completion(await bare.start_new("echo", "fine"), timeout=10)
+
+        async def says_why() -> bool:
+            status = await bare.get_status(instance_id)
+            return status is not None and status.waiting is not None and "register:" in status.waiting
+
+        await poll_until(says_why, 10, "the status to say why it waits")
+        status = await bare.get_status(instance_id)
+    assert status is not None and status.runtime_status is RuntimeStatus.PENDING
+    assert status.waiting == (
+        "no live worker registers orchestrator 'no_such_orchestrator'; live workers register: echo, waiter"
+    )
+    await runtime.store.open()  # the worker stopped and left: nobody runs anything now
+    try:
+        idle = await bare.get_status(instance_id)
+    finally:
+        await runtime.store.close()
+    assert idle is not None and idle.waiting is not None and idle.waiting.startswith("no worker is running")
+
+
+async def test_an_unknown_orchestrator_fails_once_no_live_worker_registered_it_for_a_while(
+    impatient_runtime: DurableFunctionRuntime,
+) -> None:
+    runtime = impatient_runtime
     register_basics(runtime)
     bare = OrchestrationClient(runtime.store)
     async with runtime:
@@ -471,8 +500,9 @@ async def test_an_unknown_orchestrator_started_without_a_registry_fails_the_inst
 
 
 async def test_an_unknown_activity_fails_the_call_with_task_failed_error(
-    runtime: DurableFunctionRuntime,
+    impatient_runtime: DurableFunctionRuntime,
 ) -> None:
+    runtime = impatient_runtime
     register_basics(runtime)
 
     def catches(ctx: OrchestrationContext) -> Any:
@@ -540,7 +570,9 @@ async def test_a_worker_without_the_orchestrator_of_a_running_instance_fails_it_
         return [first, second]
 
     own_app.register_orchestrator(two_steps)
-    other_app = DurableFunctionRuntime(store, max_poll_interval=0.02, shutdown_timeout=5.0)
+    other_app = DurableFunctionRuntime(
+        store, max_poll_interval=0.02, shutdown_timeout=5.0, unserved_timeout=0.2
+    )
     other_app.register_orchestrator(lambda ctx: None, "unrelated")
     client = OrchestrationClient(store)
 

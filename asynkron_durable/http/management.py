@@ -21,11 +21,17 @@ from asynkron_durable.azure_history import to_azure_history
 from asynkron_durable.client import OrchestrationClient, OrchestrationStatus
 from asynkron_durable.entities.ids import EntityId
 from asynkron_durable.errors import InvalidOperation, OrchestrationTimeout, UnknownFunction
-from asynkron_durable.history import RuntimeStatus
+from asynkron_durable.history import RuntimeStatus, utc_now
 from asynkron_durable.http.errors import BadRequest, error_handlers
 from asynkron_durable.http.guards import DEFAULT_BODY_TIMEOUT, ApiKeyGuard, BodyLimit
 from asynkron_durable.http.openapi import openapi_document
-from asynkron_durable.http.status_json import api_time, dead_letter_json, status_json, unreadable_json
+from asynkron_durable.http.status_json import (
+    api_time,
+    dead_letter_json,
+    status_json,
+    unreadable_json,
+    worker_json,
+)
 from asynkron_durable.http.urls import RPC_PREFIX, WEBHOOK_PREFIX, ApiLocation, management_urls
 from asynkron_durable.instance_ids import instance_id_problem
 from asynkron_durable.serialization import parse_json
@@ -135,6 +141,11 @@ class ManagementApi:
             _check_instance_id(instance_id)
         letters = await self.client.dead_letters(instance_id, _int_param(request, "top") or 100)
         return JSONResponse([dead_letter_json(letter) for letter in letters], 200)
+
+    async def workers(self, request: Request) -> Response:
+        """Ours, not Azure's: the workers registered in the store and what they run."""
+        registered, now = await self.client.store.workers.registered(), utc_now()
+        return JSONResponse([worker_json(worker, now) for worker in registered], 200)
 
     async def purge_one(self, request: Request) -> Response:
         instance_id = request.path_params["instance_id"]
@@ -260,6 +271,7 @@ class ManagementApi:
             Route("/instances/{instance_id}/rewind", self.rewind, methods=["POST"]),
             Route("/instances/{instance_id}/restart", self.restart, methods=["POST"]),
             Route("/deadletters", self.dead_letters, methods=["GET"]),
+            Route("/workers", self.workers, methods=["GET"]),
             Route("/entities", self.list_entities, methods=["GET"]),
             Route("/entities/{name}", self.list_entities, methods=["GET"]),
             Route("/entities/{name}/{key}", entity, methods=["GET", "POST"]),

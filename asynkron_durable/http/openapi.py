@@ -44,6 +44,7 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 
 _BOOL = {"type": "string", "enum": ["true", "false"]}
 _DEAD_LETTER = {"$ref": "#/components/schemas/DeadLetter"}
+_WORKER = {"$ref": "#/components/schemas/Worker"}
 _POLL = {
     "Location": {"description": "The status URL", "required": True, "schema": {"type": "string"}},
     "Retry-After": {"description": "Seconds to wait before polling", "schema": {"type": "string"}},
@@ -216,6 +217,15 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "workers": {
+            "get": {
+                "summary": "List the workers registered in the store and what they run",
+                "responses": {
+                    "200": _json({"type": "array", "items": _WORKER}, "The workers"),
+                    **_errors(401),
+                },
+            }
+        },
         "entities": {"get": entities},
         "entities/{entityName}": {
             "get": {**entities, "parameters": [_path("entityName", "Entity name"), *entities["parameters"]]}
@@ -287,6 +297,22 @@ def openapi_document(location: ApiLocation) -> dict[str, Any]:
                         "historyEvents": {"type": "array", "items": {"type": "object"}, "nullable": True},
                         "unreadable": {"type": "string"},
                         "deadLetters": {"type": "integer", "minimum": 1},
+                        "waiting": {"type": "string"},
+                    },
+                },
+                "Worker": {
+                    "type": "object",
+                    "required": ["workerId", "host", "pid", "startedTime", "lastHeartbeatTime"],
+                    "properties": {
+                        "workerId": {"type": "string"},
+                        "host": {"type": "string"},
+                        "pid": {"type": "integer"},
+                        "version": {"type": "string"},
+                        "startedTime": {"type": "string"},
+                        "lastHeartbeatTime": {"type": "string"},
+                        "secondsSinceHeartbeat": {"type": "number"},
+                        "orchestrationsAndEntities": {"type": "array", "items": {"type": "string"}},
+                        "activities": {"type": "array", "items": {"type": "string"}},
                     },
                 },
                 "DeadLetter": {

@@ -9,6 +9,7 @@ from typing import Any
 from asynkron_durable.client import OrchestrationStatus
 from asynkron_durable.history import HistoryEvent, RuntimeStatus
 from asynkron_durable.stores.base import DeadLetter, UnreadableInstance
+from asynkron_durable.stores.workers import WorkerRecord
 
 HistoryWriter = Callable[[Sequence[HistoryEvent], str], list[dict[str, Any]]]
 """Turns an instance's history into JSON events (the Azure host's shape)."""
@@ -21,9 +22,10 @@ def api_time(value: datetime) -> str:
 
 def status_json(status: OrchestrationStatus, history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """`{name, instanceId, runtimeStatus, input, customStatus, output, createdTime,
-    lastUpdatedTime[, historyEvents][, unreadable][, deadLetters]}` (`unreadable`: a stored payload
-    that cannot be read, and why; `deadLetters`: how many of its messages were set aside unread). A
-    failed instance's output is its failure message, as Azure reports it."""
+    lastUpdatedTime[, historyEvents][, unreadable][, deadLetters][, waiting]}` (`unreadable`: a stored
+    payload that cannot be read, and why; `deadLetters`: how many of its messages were set aside
+    unread; `waiting`: why no worker runs it). A failed instance's output is its failure message,
+    as Azure reports it."""
     output = status.output
     if status.runtime_status is RuntimeStatus.FAILED and status.failure is not None:
         output = status.failure.message
@@ -43,6 +45,8 @@ def status_json(status: OrchestrationStatus, history: list[dict[str, Any]] | Non
         body["unreadable"] = status.unreadable
     if status.dead_letters:
         body["deadLetters"] = status.dead_letters
+    if status.waiting is not None:
+        body["waiting"] = status.waiting
     return body
 
 
@@ -71,4 +75,20 @@ def unreadable_json(instance: UnreadableInstance) -> dict[str, Any]:
         "createdTime": None,
         "lastUpdatedTime": None,
         "unreadable": instance.reason,
+    }
+
+
+def worker_json(worker: WorkerRecord, now: datetime) -> dict[str, Any]:
+    """A registered worker (ours, not Azure's): `{workerId, host, pid, version, startedTime,
+    lastHeartbeatTime, secondsSinceHeartbeat, orchestrationsAndEntities, activities}`."""
+    return {
+        "workerId": worker.worker_id,
+        "host": worker.host,
+        "pid": worker.pid,
+        "version": worker.version,
+        "startedTime": api_time(worker.started_at),
+        "lastHeartbeatTime": api_time(worker.heartbeat_at),
+        "secondsSinceHeartbeat": round((now - worker.heartbeat_at).total_seconds(), 1),
+        "orchestrationsAndEntities": sorted(worker.instance_names),
+        "activities": sorted(worker.activity_names),
     }

@@ -17,9 +17,12 @@ class Leasing:
     claim: ActivityClaim | None
     items: list[ActivityWorkItem] = field(default_factory=list)
 
-    def next_lease(self) -> datetime | None:
-        """The lease the next inserted activity gets, or None once the claim is used up."""
+    def next_lease(self, name: str) -> datetime | None:
+        """The lease the next inserted activity, `name`, gets: None once the claim is used up, or
+        for a name it does not take."""
         if self.claim is None or len(self.items) >= self.claim.limit:
+            return None
+        if self.claim.names is not None and name not in self.claim.names:
             return None
         return self.claim.lease_until
 

@@ -228,17 +228,6 @@ def activity_columns(tasks: Iterable[ActivityTask]) -> list[list[Any]]:
     return transpose((t.instance_id, t.execution_id, t.task_id, t.name, t.input) for t in tasks)
 
 
-def activity_task(row: Any) -> ActivityTask:
-    """The task of a claimed activities row."""
-    return ActivityTask(
-        instance_id=row["instance_id"],
-        execution_id=row["execution_id"],
-        task_id=row["task_id"],
-        name=row["name"],
-        input=row["input"],
-    )
-
-
 _ENTITY_IDS = (ENTITY_ID_PREFIX, ENTITY_ID_PREFIX[:-1] + chr(ord(ENTITY_ID_PREFIX[-1]) + 1))
 """Entity ids are exactly those in this [from, to) range ("C" collation: code-point order), so the
 `entities` filter is a range of the primary key."""

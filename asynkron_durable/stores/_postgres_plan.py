@@ -88,27 +88,35 @@ class CommitPlan:
         self.claimed: list[ActivityWorkItem] = []
         """`leased` as inserted, with their ids (filled in by `Writer.apply`)."""
 
-    def commit(self, commit: EpisodeCommit, claim_limit: int = 0) -> None:
+    def commit(
+        self, commit: EpisodeCommit, claim_limit: int = 0, claim_names: frozenset[str] | None = None
+    ) -> None:
         """Apply `commit` if the instance still has its version and the owner's lease, else reject
-        it; its activities are leased to the owner while fewer than `claim_limit` are."""
+        it; its activities (of `claim_names`, if given) are leased to the owner while fewer than
+        `claim_limit` are."""
         instance_id = commit.record.instance_id
         row = self._state.get(instance_id)
         if row is None or row.version != commit.expected_version or row.lease_owner != self.owner:
             self.rejected.add(instance_id)
             return
         self._apply(commit, step=False)
-        self._schedule(commit, claim_limit)
+        self._schedule(commit, claim_limit, claim_names)
 
-    def step(self, commit: EpisodeCommit, claim_limit: int) -> None:
+    def step(
+        self, commit: EpisodeCommit, claim_limit: int, claim_names: frozenset[str] | None = None
+    ) -> None:
         """Apply an activity step's commit, whose checks the caller made under the row lock (see
-        `ActivityStep`); its activities are leased to the owner while fewer than `claim_limit` are."""
+        `ActivityStep`); its activities are leased as `commit`'s are."""
         self._apply(commit, step=True)
-        self._schedule(commit, claim_limit)
+        self._schedule(commit, claim_limit, claim_names)
 
-    def _schedule(self, commit: EpisodeCommit, claim_limit: int) -> None:
-        room = max(0, claim_limit - len(self.leased))
-        self.leased += commit.activities[:room]
-        self.activities += commit.activities[room:]
+    def _schedule(self, commit: EpisodeCommit, claim_limit: int, claim_names: frozenset[str] | None) -> None:
+        for task in commit.activities:
+            takes = claim_names is None or task.name in claim_names
+            if takes and len(self.leased) < claim_limit:
+                self.leased.append(task)
+            else:
+                self.activities.append(task)
 
     def has_messages_for(self, instance_id: str) -> bool:
         """Whether the batch so far enqueues a message for `instance_id` (a step must then wait)."""

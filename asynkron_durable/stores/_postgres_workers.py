@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from asynkron_durable.stores.base import Work
-from asynkron_durable.stores.workers import WorkerRecord
+from asynkron_durable.stores.workers import Unserved, WorkerRecord
 
 Fetch = Callable[..., Awaitable[list[Any]]]
 """`PostgresConnection._fetch`: (operation, query name, *arguments) -> rows."""
@@ -34,6 +34,9 @@ class PostgresWorkers:
             worker.pid,
             worker.started_at,
             worker.heartbeat_at,
+            sorted(worker.instance_names),
+            sorted(worker.activity_names),
+            worker.version,
         )
 
     async def heartbeat(self, worker_id: str, now: datetime) -> bool:
@@ -55,6 +58,9 @@ class PostgresWorkers:
                 row["started_at"],
                 row["heartbeat_at"],
                 row["session_alive"],
+                frozenset(row["instance_names"]),
+                frozenset(row["activity_names"]),
+                row["package_version"],
             )
             for row in rows
         ]
@@ -78,3 +84,11 @@ class PostgresWorkers:
             )
         self._notify(expired)
         return sorted(row["worker_id"] for row in rows)
+
+    async def unserved(
+        self, now: datetime, instance_names: frozenset[str], activity_names: frozenset[str]
+    ) -> Unserved:
+        """Names of ready, unleased instances and activities that are not among those given."""
+        instances = await self._fetch("unserved", "unserved_instance_names", now, list(instance_names))
+        activities = await self._fetch("unserved", "unserved_activity_names", now, list(activity_names))
+        return Unserved(frozenset(r["name"] for r in instances), frozenset(r["name"] for r in activities))

@@ -16,7 +16,7 @@ from asynkron_durable.history import (
     events_from_json,
 )
 from asynkron_durable.stores._paging import PageKey, encode_token
-from asynkron_durable.stores.base import InstancePage, UnreadableInstance
+from asynkron_durable.stores.base import ActivityTask, ActivityWorkItem, InstancePage, UnreadableInstance
 
 _T = TypeVar("_T")
 
@@ -100,6 +100,18 @@ def decode_history_row(text: Any, instance_id: str, seq: int) -> list[HistoryEve
     """Decode a history row (the events one commit appended); raises `StoreError` naming the
     instance and row if it is corrupt."""
     return _decoded(events_from_json, text, instance_id, f"history row seq={seq}")
+
+
+def activity_item(row: Any) -> ActivityWorkItem:
+    """A claimed activity from its row (`activity_id`, the task's columns and `attempt`)."""
+    task = ActivityTask(
+        instance_id=row["instance_id"],
+        execution_id=row["execution_id"],
+        task_id=row["task_id"],
+        name=row["name"],
+        input=row["input"],
+    )
+    return ActivityWorkItem(row["activity_id"], task, row["attempt"])
 
 
 def decode_history_rows(

@@ -3,6 +3,7 @@ whose process is gone is seen at once (`process_alive`), without waiting for its
 
 from __future__ import annotations
 
+import json
 import socket
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
@@ -12,9 +13,9 @@ from typing import Protocol, TypeVar
 
 import aiosqlite
 
-from asynkron_durable.stores._sqlite_codec import QUERIES, epoch, from_epoch
+from asynkron_durable.stores._sqlite_codec import QUERIES, epoch, from_epoch, json_list
 from asynkron_durable.stores.base import Work
-from asynkron_durable.stores.workers import WorkerRecord, process_alive
+from asynkron_durable.stores.workers import Unserved, WorkerRecord, process_alive
 
 _T = TypeVar("_T")
 
@@ -46,6 +47,9 @@ class SqliteWorkers:
             "pid": worker.pid,
             "started_at": epoch(worker.started_at),
             "heartbeat_at": epoch(worker.heartbeat_at),
+            "instance_names": json_list(sorted(worker.instance_names)),
+            "activity_names": json_list(sorted(worker.activity_names)),
+            "version": worker.version,
         }
         await self._write(lambda conn: conn.execute(QUERIES["register_worker"], params))
 
@@ -73,6 +77,9 @@ class SqliteWorkers:
                 from_epoch(row["started_at"]),
                 from_epoch(row["heartbeat_at"]),
                 process_alive(row["pid"]) if row["host"] == here else None,
+                frozenset(json.loads(row["instance_names"])),
+                frozenset(json.loads(row["activity_names"])),
+                row["package_version"],
             )
             for row in rows
         ]
@@ -98,3 +105,17 @@ class SqliteWorkers:
         removed, expired = await self._write(body)
         self._notify(expired)
         return removed
+
+    async def unserved(
+        self, now: datetime, instance_names: frozenset[str], activity_names: frozenset[str]
+    ) -> Unserved:
+        """Names of ready, unleased instances and activities that are not among those given."""
+        at = epoch(now)
+        async with self._read() as conn:
+            instances = await conn.execute_fetchall(
+                QUERIES["unserved_instance_names"], {"now": at, "names": json_list(sorted(instance_names))}
+            )
+            activities = await conn.execute_fetchall(
+                QUERIES["unserved_activity_names"], {"now": at, "names": json_list(sorted(activity_names))}
+            )
+        return Unserved(frozenset(row[0] for row in instances), frozenset(row[0] for row in activities))

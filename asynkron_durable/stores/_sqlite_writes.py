@@ -137,7 +137,7 @@ def write_commit(raw: sqlite3.Connection, commit: EpisodeCommit, leasing: Leasin
             "owner": None,
             "lease_until": None,
         }
-        lease_until = leasing.next_lease()
+        lease_until = leasing.next_lease(task.name)
         if lease_until is None:
             unleased.append(params)
             continue

@@ -167,10 +167,12 @@ class ActivityClaim:
     """Leasing on insert: the first `limit` activities a call's commits schedule are inserted
     leased to the caller until `lease_until` (attempt 1) and handed back as its `claimed` work, in
     schedule order, so the caller runs them without claiming (and a worker that keeps the
-    orchestration in memory gets their results back as steps)."""
+    orchestration in memory gets their results back as steps). With `names`, only activities of
+    those names are leased (the others are left for a worker that runs them)."""
 
     lease_until: datetime
     limit: int
+    names: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,10 +291,16 @@ class StateStore(Protocol):
         """Enqueue messages for instances; messages to instances that do not exist are dropped."""
 
     async def claim_orchestrations(
-        self, owner: str, now: datetime, lease_until: datetime, limit: int
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        names: frozenset[str] | None = None,
     ) -> list[OrchestrationWorkItem]:
         """Lease up to `limit` instances that have inbox messages visible at `now` and no live
-        lease (none, or expired before `now`), oldest message first. Each item carries every
+        lease (none, or expired before `now`), oldest message first; with `names`, only instances
+        of those orchestrators and entities (`InstanceRecord.name`). Each item carries every
         visible message for its instance, in delivery order.
 
         Only records and messages: the caller loads history (`load_histories`) for the instances
@@ -327,9 +335,15 @@ class StateStore(Protocol):
         a rejected commit is applied, the others are."""
 
     async def claim_activities(
-        self, owner: str, now: datetime, lease_until: datetime, limit: int
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        names: frozenset[str] | None = None,
     ) -> list[ActivityWorkItem]:
-        """Lease up to `limit` queued activities with no live lease, oldest first."""
+        """Lease up to `limit` queued activities with no live lease, oldest first; with `names`,
+        only activities of those names."""
 
     async def complete_activities(
         self,

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from asynkron_durable.errors import InstanceAlreadyExists, StoreError
 from asynkron_durable.history import HistoryEvent, InstanceRecord
 from asynkron_durable.stores._leasing import Leasing
+from asynkron_durable.stores._memory_rows import Activity, Instance, Queued, lease_free
 from asynkron_durable.stores._memory_workers import MemoryWorkers
 from asynkron_durable.stores._paging import PageKey, decode_token, encode_token
 from asynkron_durable.stores._subscribers import Subscribers
@@ -23,7 +23,6 @@ from asynkron_durable.stores.base import (
     ActivityClaim,
     ActivityResult,
     ActivityStep,
-    ActivityTask,
     ActivityWorkItem,
     Committed,
     Completion,
@@ -38,39 +37,6 @@ from asynkron_durable.stores.base import (
     OrchestrationWorkItem,
     Work,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class _Queued:
-    message_id: int
-    event: HistoryEvent
-    execution_id: str | None
-    visible_at: datetime | None
-
-    def visible(self, now: datetime) -> bool:
-        return self.visible_at is None or self.visible_at <= now
-
-
-@dataclass(slots=True)
-class _Instance:
-    record: InstanceRecord
-    lease_owner: str | None = None
-    lease_expires_at: datetime | None = None
-    history: list[HistoryEvent] = field(default_factory=list)
-    # Keyed by message id; insertion order is id order because ids only grow.
-    inbox: dict[int, _Queued] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _Activity:
-    task: ActivityTask
-    lease_owner: str | None = None
-    lease_expires_at: datetime | None = None
-    attempt: int = 0
-
-
-def _lease_free(owner: str | None, expires_at: datetime | None, now: datetime) -> bool:
-    return owner is None or (expires_at is not None and expires_at < now)
 
 
 def _sort_key(record: InstanceRecord) -> tuple[datetime, str]:
@@ -97,15 +63,15 @@ class InMemoryStateStore:
     def __init__(self) -> None:
         self._lock = asyncio.Lock()
         self._open = False
-        self._instances: dict[str, _Instance] = {}
+        self._instances: dict[str, Instance] = {}
         self._with_messages: set[str] = set()
         """Ids whose inbox may hold messages, so claims need not look at every instance; a
         superset, pruned by the claims that find an inbox empty or the instance gone."""
-        self._activities: dict[int, _Activity] = {}
+        self._activities: dict[int, Activity] = {}
         self._last_message_id = 0
         self._last_activity_id = 0
         self._subscribers = Subscribers()
-        self.workers = MemoryWorkers(self._expire_leases)
+        self.workers = MemoryWorkers(self._instances, self._activities, self._subscribers.notify)
 
     async def open(self) -> None:
         """Mark the store usable. Idempotent."""
@@ -119,18 +85,6 @@ class InMemoryStateStore:
         """Call `callback` after every operation that enqueued work."""
         self._subscribers.add(callback)
 
-    def _expire_leases(self, owners: set[str], now: datetime) -> None:
-        """End the leases `owners` hold at `now` (they were taken for dead), announcing the work."""
-        leased: list[tuple[_Instance | _Activity, Work]] = []
-        leased += [(instance, Work.MESSAGES) for instance in self._instances.values()]
-        leased += [(activity, Work.ACTIVITIES) for activity in self._activities.values()]
-        expired = Work.NONE
-        for item, work in leased:
-            if item.lease_owner in owners and not _lease_free(item.lease_owner, item.lease_expires_at, now):
-                item.lease_expires_at = now
-                expired |= work
-        self._subscribers.notify(expired)
-
     def _check_open(self) -> None:
         if not self._open:
             raise StoreError("in-memory store is not open: call open() first")
@@ -140,9 +94,9 @@ class InMemoryStateStore:
         if instance is None:
             if message.creates is None:
                 return False
-            instance = self._instances[message.instance_id] = _Instance(message.creates)
+            instance = self._instances[message.instance_id] = Instance(message.creates)
         self._last_message_id += 1
-        instance.inbox[self._last_message_id] = _Queued(
+        instance.inbox[self._last_message_id] = Queued(
             self._last_message_id, message.event, message.execution_id, message.visible_at
         )
         self._with_messages.add(message.instance_id)
@@ -165,7 +119,7 @@ class InMemoryStateStore:
             self._delete(record.instance_id)
             if old.record.version >= record.version:
                 record = record.model_copy(update={"version": old.record.version + 1})
-        self._instances[record.instance_id] = _Instance(record)
+        self._instances[record.instance_id] = Instance(record)
         self._enqueue(Message(record.instance_id, new.start_event, execution_id=record.execution_id))
 
     def _create_in_commit(self, new: NewInstance) -> bool:
@@ -194,20 +148,27 @@ class InMemoryStateStore:
             self._subscribers.notify(Work.MESSAGES)
 
     async def claim_orchestrations(
-        self, owner: str, now: datetime, lease_until: datetime, limit: int
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        names: frozenset[str] | None = None,
     ) -> list[OrchestrationWorkItem]:
-        """Lease instances with visible messages, oldest message first."""
+        """Lease instances with visible messages (of `names` only, if given), oldest message first."""
         async with self._lock:
             self._check_open()
             if limit <= 0:
                 return []
-            candidates: list[tuple[int, _Instance]] = []
+            candidates: list[tuple[int, Instance]] = []
             for instance_id in list(self._with_messages):
                 instance = self._instances.get(instance_id)
                 if instance is None or not instance.inbox:
                     self._with_messages.discard(instance_id)
                     continue
-                if not _lease_free(instance.lease_owner, instance.lease_expires_at, now):
+                if not lease_free(instance.lease_owner, instance.lease_expires_at, now):
+                    continue
+                if names is not None and instance.record.name not in names:
                     continue
                 first = next((q.message_id for q in instance.inbox.values() if q.visible(now)), None)
                 if first is not None:
@@ -258,7 +219,7 @@ class InMemoryStateStore:
             return None
         return self._write_commit(instance, commit, leasing)
 
-    def _write_commit(self, instance: _Instance, commit: EpisodeCommit, leasing: Leasing) -> Work:
+    def _write_commit(self, instance: Instance, commit: EpisodeCommit, leasing: Leasing) -> Work:
         """Write a commit whose checks passed; returns what it enqueued for others. Its activities
         are leased to the caller while `leasing` has room."""
         instance.record = commit.record.model_copy(update={"version": commit.expected_version + 1})
@@ -273,8 +234,8 @@ class InMemoryStateStore:
         work = Work.MESSAGES if any(messages) else Work.NONE
         for task in commit.activities:
             self._last_activity_id += 1
-            activity = self._activities[self._last_activity_id] = _Activity(task)
-            lease_until = leasing.next_lease()
+            activity = self._activities[self._last_activity_id] = Activity(task)
+            lease_until = leasing.next_lease(task.name)
             if lease_until is None:
                 work |= Work.ACTIVITIES
                 continue
@@ -305,7 +266,12 @@ class InMemoryStateStore:
         return Committed(rejected, leasing.items)
 
     async def claim_activities(
-        self, owner: str, now: datetime, lease_until: datetime, limit: int
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        names: frozenset[str] | None = None,
     ) -> list[ActivityWorkItem]:
         """Lease the oldest unleased (or expired) activities."""
         async with self._lock:
@@ -314,7 +280,9 @@ class InMemoryStateStore:
             for activity_id, activity in self._activities.items():
                 if len(items) >= limit:
                     break
-                if _lease_free(activity.lease_owner, activity.lease_expires_at, now):
+                if names is not None and activity.task.name not in names:
+                    continue
+                if lease_free(activity.lease_owner, activity.lease_expires_at, now):
                     if activity.lease_owner != owner:  # its own lapsed lease back: no new attempt
                         activity.attempt += 1
                     activity.lease_owner, activity.lease_expires_at = owner, lease_until
@@ -368,12 +336,12 @@ class InMemoryStateStore:
         return self._enqueue(result.message)
 
     @staticmethod
-    def _fits_step(instance: _Instance | None, commit: EpisodeCommit, now: datetime) -> bool:
+    def _fits_step(instance: Instance | None, commit: EpisodeCommit, now: datetime) -> bool:
         """Whether nothing happened to the instance since the step's executor last committed."""
         return (
             instance is not None
             and instance.record.version == commit.expected_version
-            and _lease_free(instance.lease_owner, instance.lease_expires_at, now)
+            and lease_free(instance.lease_owner, instance.lease_expires_at, now)
             and not any(q.visible(now) for q in instance.inbox.values())
         )
 
@@ -410,13 +378,13 @@ class InMemoryStateStore:
         released = Work.NONE
         async with self._lock:
             self._check_open()
-            leased: list[tuple[_Instance | _Activity, Work]] = []
+            leased: list[tuple[Instance | Activity, Work]] = []
             leased += [(i, Work.MESSAGES) for i in map(self._instances.get, instance_ids) if i is not None]
             leased += [(a, Work.ACTIVITIES) for a in map(self._activities.get, activity_ids) if a is not None]
             for item, work in leased:
                 if item.lease_owner == owner:
                     item.lease_owner = item.lease_expires_at = None
-                    if isinstance(item, _Activity):  # given back, not lost: this start does not count
+                    if isinstance(item, Activity):  # given back, not lost: this start does not count
                         item.attempt = max(0, item.attempt - 1)
                     released |= work
         self._subscribers.notify(released)

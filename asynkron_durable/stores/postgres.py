@@ -26,7 +26,6 @@ from asynkron_durable.stores._paging import decode_token
 from asynkron_durable.stores._postgres_codec import (
     BAD_VALUES,
     DRIVER_ERRORS,
-    activity_task,
     aware,
     decode_claimed,
     filter_args,
@@ -37,7 +36,13 @@ from asynkron_durable.stores._postgres_codec import (
 from asynkron_durable.stores._postgres_connection import STATEMENT_LIFETIME as STATEMENT_LIFETIME
 from asynkron_durable.stores._postgres_connection import Connection, PostgresConnection
 from asynkron_durable.stores._postgres_plan import CommitPlan, touched_ids
-from asynkron_durable.stores._rows import QUARANTINED, decode_history_rows, page_of, record_from_row
+from asynkron_durable.stores._rows import (
+    QUARANTINED,
+    activity_item,
+    decode_history_rows,
+    page_of,
+    record_from_row,
+)
 from asynkron_durable.stores.base import (
     ActivityClaim,
     ActivityResult,
@@ -111,12 +116,17 @@ class PostgresStateStore(PostgresConnection):
             self._subscribers.notify(Work.MESSAGES)
 
     async def claim_orchestrations(
-        self, owner: str, now: datetime, lease_until: datetime, limit: int
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        names: frozenset[str] | None = None,
     ) -> list[OrchestrationWorkItem]:
-        """Lease instances with visible messages, oldest message first."""
+        """Lease instances with visible messages (of `names` only, if given), oldest message first."""
         if limit <= 0:
             return []
-        args = (owner, aware(now), aware(lease_until), limit)
+        args = (owner, aware(now), aware(lease_until), limit, None if names is None else list(names))
 
         async def body(conn: Connection) -> list[OrchestrationWorkItem]:
             # No transaction (two round trips fewer): the claim commits the leases on its own, then
@@ -191,11 +201,12 @@ class PostgresStateStore(PostgresConnection):
             return Committed(set(), [])
         lease_until = None if claim is None else aware(claim.lease_until)
         limit = 0 if claim is None else claim.limit
+        names = None if claim is None else claim.names
         leased: list[ActivityWorkItem] = []
 
         async def batch(conn: Connection) -> tuple[set[str], Work]:
             leased.clear()  # a retried transaction starts over
-            return await self._commit(conn, owner, commits, lease_until, limit, leased)
+            return await self._commit(conn, owner, commits, (lease_until, limit, names), leased)
 
         async def one_by_one(conn: Connection) -> tuple[set[str], Work]:
             leased.clear()
@@ -206,7 +217,7 @@ class PostgresStateStore(PostgresConnection):
                 try:
                     async with conn.transaction():  # a savepoint
                         lost, added = await self._commit(
-                            conn, owner, [commit], lease_until, limit - kept, leased
+                            conn, owner, [commit], (lease_until, limit - kept, names), leased
                         )
                 except BAD_VALUES as exc:
                     _log.error("commit of instance %r cannot be stored: %s", commit.record.instance_id, exc)
@@ -230,13 +241,14 @@ class PostgresStateStore(PostgresConnection):
         conn: Connection,
         owner: str,
         commits: Sequence[EpisodeCommit],
-        lease_until: datetime | None,
-        limit: int,
+        claim: tuple[datetime | None, int, frozenset[str] | None],
         leased: list[ActivityWorkItem],
     ) -> tuple[set[str], Work]:
+        """`claim`: the lease, limit and names of activities to lease on insert (see `ActivityClaim`)."""
+        lease_until, limit, names = claim
         plan = CommitPlan(owner, await self._writer.lock(conn, touched_ids(commits)))
         for commit in commits:
-            plan.commit(commit, limit)
+            plan.commit(commit, limit, names)
         enqueued = await self._writer.apply(conn, plan, lease_until)
         leased += plan.claimed
         return plan.rejected, enqueued
@@ -244,15 +256,20 @@ class PostgresStateStore(PostgresConnection):
     # ----- activities ---------------------------------------------------------------------------
 
     async def claim_activities(
-        self, owner: str, now: datetime, lease_until: datetime, limit: int
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        names: frozenset[str] | None = None,
     ) -> list[ActivityWorkItem]:
         """Lease the oldest unleased (or expired) activities."""
         if limit <= 0:
             return []
-        args = (owner, aware(now), aware(lease_until), limit)
+        args = (owner, aware(now), aware(lease_until), limit, None if names is None else list(names))
         rows = await self._fetch("claim_activities", "claim_activities", *args)
         return sorted(
-            (ActivityWorkItem(row["activity_id"], activity_task(row), row["attempt"]) for row in rows),
+            (activity_item(row) for row in rows),
             key=lambda item: item.activity_id,
         )
 
@@ -271,6 +288,7 @@ class PostgresStateStore(PostgresConnection):
         at = aware(now)
         lease_until = None if claim is None else aware(claim.lease_until)
         claim_limit = 0 if claim is None else claim.limit
+        claim_names = None if claim is None else claim.names
         all_results = [*results, *(r for step in steps for r in step.results)]
 
         async def body(conn: Connection) -> tuple[Completion, Work]:
@@ -297,7 +315,7 @@ class PostgresStateStore(PostgresConnection):
                     and instance_id not in applied
                     and not plan.has_messages_for(instance_id)
                 ):
-                    plan.step(commit, claim_limit)
+                    plan.step(commit, claim_limit, claim_names)
                     applied.add(instance_id)
                 else:
                     for result in taken:

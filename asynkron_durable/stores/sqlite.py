@@ -30,6 +30,7 @@ from asynkron_durable.stores._leasing import Leasing
 from asynkron_durable.stores._paging import decode_token
 from asynkron_durable.stores._rows import (
     QUARANTINED,
+    activity_item,
     decode_event,
     decode_history_rows,
     page_of,
@@ -50,7 +51,6 @@ from asynkron_durable.stores.base import (
     ActivityClaim,
     ActivityResult,
     ActivityStep,
-    ActivityTask,
     ActivityWorkItem,
     Committed,
     Completion,
@@ -262,16 +262,22 @@ class SqliteStateStore:
             self._subscribers.notify(Work.MESSAGES)
 
     async def claim_orchestrations(
-        self, owner: str, now: datetime, lease_until: datetime, limit: int
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        names: frozenset[str] | None = None,
     ) -> list[OrchestrationWorkItem]:
-        """Lease instances with visible messages, oldest message first."""
+        """Lease instances with visible messages (of `names` only, if given), oldest message first."""
         if limit <= 0:
             return []
         at = epoch(now)
-        if self._nothing_to_claim("claim_candidates", {"now": at, "limit": 1}):
+        named = None if names is None else json_list(sorted(names))
+        if self._nothing_to_claim("claim_candidates", {"now": at, "limit": 1, "names": named}):
             return []
         async with self._write() as conn:
-            rows = await _fetch(conn, "claim_candidates", {"now": at, "limit": limit})
+            rows = await _fetch(conn, "claim_candidates", {"now": at, "limit": limit, "names": named})
             order = [row["instance_id"] for row in rows]
             if not order:
                 return []
@@ -335,31 +341,24 @@ class SqliteStateStore:
         return committed
 
     async def claim_activities(
-        self, owner: str, now: datetime, lease_until: datetime, limit: int
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        names: frozenset[str] | None = None,
     ) -> list[ActivityWorkItem]:
         """Lease the oldest unleased (or expired) activities."""
         if limit <= 0:
             return []
-        params = {"owner": owner, "now": epoch(now), "lease_until": epoch(lease_until)}
-        if self._nothing_to_claim("any_claimable_activity", {"now": params["now"]}):
+        named = None if names is None else json_list(sorted(names))
+        params = {"owner": owner, "now": epoch(now), "lease_until": epoch(lease_until), "names": named}
+        if self._nothing_to_claim("any_claimable_activity", {"now": params["now"], "names": named}):
             return []
         async with self._write() as conn:
             rows = await _fetch(conn, "claim_activities", {**params, "limit": limit})
         rows.sort(key=lambda row: int(row["activity_id"]))
-        return [
-            ActivityWorkItem(
-                activity_id=row["activity_id"],
-                task=ActivityTask(
-                    instance_id=row["instance_id"],
-                    execution_id=row["execution_id"],
-                    task_id=row["task_id"],
-                    name=row["name"],
-                    input=row["input"],
-                ),
-                attempt=row["attempt"],
-            )
-            for row in rows
-        ]
+        return [activity_item(row) for row in rows]
 
     async def complete_activities(
         self,

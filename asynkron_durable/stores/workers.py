@@ -29,6 +29,20 @@ class WorkerRecord:
     session_alive: bool | None = None
     """As `registered` reads it: False when the store sees the worker's process (same host, SQLite) or
     database session (PostgreSQL) gone, True when it sees it there, None when it cannot tell."""
+    instance_names: frozenset[str] = frozenset()
+    """The orchestrators and entities it runs (the instances it claims)."""
+    activity_names: frozenset[str] = frozenset()
+    """The activities it runs."""
+    version: str = ""
+    """The version of asynkron-durable it runs."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unserved:
+    """Names of work ready to run that no worker asked about serves (see `WorkerRegistry.unserved`)."""
+
+    instance_names: frozenset[str]
+    activity_names: frozenset[str]
 
 
 class WorkerRegistry(Protocol):
@@ -51,6 +65,12 @@ class WorkerRegistry(Protocol):
         """Remove each of `workers` that has not beaten since it was read (its `heartbeat_at` is
         unchanged) and end every lease it holds at `now`, announcing the work as new; returns the
         ids removed. Its activities count the lost start as an attempt, as after a lease expiry."""
+
+    async def unserved(
+        self, now: datetime, instance_names: frozenset[str], activity_names: frozenset[str]
+    ) -> Unserved:
+        """The names of instances with messages visible at `now` and of activities, unleased both,
+        that are not among the names given (those the live workers serve)."""
 
 
 def process_alive(pid: int) -> bool:

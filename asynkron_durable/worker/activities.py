@@ -10,7 +10,7 @@ from typing import Any
 
 from asynkron_durable.errors import ActivityCrashed, ActivityTimeout
 from asynkron_durable.history import FailureDetails, TaskCompleted, TaskFailed
-from asynkron_durable.registry import ActivityContext, ActivityDefinition, Registry
+from asynkron_durable.registry import ActivityContext, ActivityDefinition, Duration, Registry, seconds
 from asynkron_durable.serialization import coerce, from_json, to_json
 from asynkron_durable.stores.base import ActivityResult, ActivityWorkItem, Message
 from asynkron_durable.worker.threads import ActivityThreads, LeftBehind
@@ -28,6 +28,11 @@ class ActivityLimits:
     def __post_init__(self) -> None:
         if self.max_starts < 1:
             raise ValueError("max_activity_starts must be at least 1")
+
+    @classmethod
+    def of(cls, timeout: Duration | None, max_starts: int) -> ActivityLimits:
+        """The limits from the runtime's options, checked (`ValueError` naming a bad one)."""
+        return cls(None if timeout is None else seconds(timeout, "activity_timeout"), max_starts)
 
 
 async def run_activity(

@@ -71,7 +71,9 @@ class DurableFunctionRuntime(Registrations):
     run (None: no limit; an activity may name its own); `max_activity_starts`: how often an
     activity may be started by workers that died running it before it fails instead (see
     `worker/isolation.py`: one back from such a death runs alone). `worker_timeout`: how long a
-    worker may miss heartbeats before others take over its work (sooner once its process is gone).
+    worker may miss heartbeats before others take over its work (sooner once its process is gone);
+    `unserved_timeout`: how long work no live worker registers waits before it fails as unknown
+    (None: for ever; see `worker/presence.py`).
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class DurableFunctionRuntime(Registrations):
         activity_timeout: Duration | None = None,
         max_activity_starts: int = 3,
         worker_timeout: Duration = 10.0,
+        unserved_timeout: Duration | None = 600.0,
     ) -> None:
         if max_concurrent_activities < 1 or max_concurrent_orchestrations < 1:
             raise ValueError("concurrency limits must be at least 1")
@@ -105,10 +108,8 @@ class DurableFunctionRuntime(Registrations):
         self.shutdown_timeout = shutdown_timeout
         self._episode_cache = EpisodeCache(episode_cache_size)
         self.orchestrator_deadline = seconds(orchestrator_deadline, "orchestrator_deadline")
-        timeout = None if activity_timeout is None else seconds(activity_timeout, "activity_timeout")
-        self.activity_limits = ActivityLimits(timeout, max_activity_starts)
+        self.activity_limits = ActivityLimits.of(activity_timeout, max_activity_starts)
         self._isolation = Isolation(max_activity_starts)
-        self.worker_timeout = seconds(worker_timeout, "worker_timeout")
         self._episodes = EpisodeThread("durable-episodes")
         self.client = OrchestrationClient(self.store, self.registry)
         self._drained = False
@@ -124,6 +125,9 @@ class DurableFunctionRuntime(Registrations):
         """Activity slots promised to commits in flight, for the activities they may lease to us."""
         self._held_instances: set[str] = set()
         self._retries = RetryLog(log)
+        self._presence = Presence(
+            self.store, self.worker_id, worker_timeout, self._retries, self.registry, unserved_timeout
+        )
         self._releases = PendingReleases()
         self._threads: ActivityThreads | None = None
         self._background: asyncio.Task[None] | None = None
@@ -131,8 +135,7 @@ class DurableFunctionRuntime(Registrations):
 
     @property
     def workers(self) -> asyncio.Task[None] | None:
-        """The workers `async with runtime` runs, while it does (they end with the block, or with
-        `WorkerStuck`)."""
+        """The task of the workers `async with runtime` runs (it ends with the block or `WorkerStuck`)."""
         return self._background
 
     @property
@@ -165,9 +168,8 @@ class DurableFunctionRuntime(Registrations):
             asyncio.create_task(self._activity_loop(), name="durable-activities"),
         ]
         flusher = asyncio.create_task(self._completion_loop(), name="durable-completions")
-        presence = Presence(self.store, self.worker_id, self.worker_timeout, self._retries)
         renewer = asyncio.create_task(
-            keep_alive(presence, self.lease_duration, self._held), name="durable-leases"
+            keep_alive(self._presence, self.lease_duration, self._held), name="durable-leases"
         )
         log.info("worker %s started", self.worker_id)
         waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._stop_requested.wait())]
@@ -182,7 +184,10 @@ class DurableFunctionRuntime(Registrations):
             self._slot_freed.set()  # an activity loop waiting for a slot must see the stop too
             await asyncio.gather(*loops, return_exceptions=True)
             try:
-                await self._drain_activities()
+                left = await drain(self._running_activities, self.shutdown_timeout)
+                await give_back_activities(
+                    self.store, self.worker_id, [*left, *self._isolation.take_waiting()]
+                )
             except Exception:  # the rest of the shutdown must still happen
                 log.exception("releasing unfinished activities at shutdown failed")
             self._drained = True
@@ -260,7 +265,11 @@ class DurableFunctionRuntime(Registrations):
     async def _orchestration_round(self) -> bool:
         now = utc_now()
         items = await self.store.claim_orchestrations(
-            self.worker_id, now, now + self.lease_duration, self.max_concurrent_orchestrations
+            self.worker_id,
+            now,
+            now + self.lease_duration,
+            self.max_concurrent_orchestrations,
+            self._presence.instance_names(),
         )
         if not items:
             return False
@@ -323,7 +332,7 @@ class DurableFunctionRuntime(Registrations):
             running = len(self._running_activities) + self._reserved_slots
             limit = max(0, self.max_concurrent_activities - running + freed)
             limit = min(limit, sum(len(commit.activities) for commit in commits))
-        return ActivityClaim(utc_now() + self.lease_duration, limit)
+        return ActivityClaim(utc_now() + self.lease_duration, limit, self._presence.activity_names())
 
     @contextlib.contextmanager
     def _reserving(self, claim: ActivityClaim) -> Iterator[None]:
@@ -360,7 +369,7 @@ class DurableFunctionRuntime(Registrations):
             try:
                 now = utc_now()
                 items = await self.store.claim_activities(
-                    self.worker_id, now, now + self.lease_duration, free
+                    self.worker_id, now, now + self.lease_duration, free, self._presence.activity_names()
                 )
                 self._retries.recovered("claiming activities failed")
             except Exception as exc:
@@ -486,14 +495,6 @@ class DurableFunctionRuntime(Registrations):
         await self._run_leased(done.claimed)
         self._stop_if_lost()
 
-    async def _drain_activities(self) -> None:
-        abandoned = await drain(self._running_activities, self.shutdown_timeout)
-        await give_back_activities(self.store, self.worker_id, [*abandoned, *self._isolation.take_waiting()])
-
     def _held(self) -> tuple[Collection[str], Collection[int]]:
         """What this worker holds leases on: instances in a round, activities running."""
         return self._held_instances, [*self._running_activities, *self._isolation.waiting_ids()]
-
-
-ConcurrentDurableFunctionRuntime = DurableFunctionRuntime
-"""Asynkron.DurableFunctions' name for the multi-host-safe runtime. Every runtime here is."""

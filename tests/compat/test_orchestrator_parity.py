@@ -35,7 +35,8 @@ from asynkron_durable.azure_history import to_azure_history
 
 async def recorded(case: Case) -> tuple[str, str | None, list[dict[str, Any]], Any]:
     """Run `case` on our runtime; its instance id, input, history as host JSON, and output."""
-    runtime = DurableFunctionRuntime("memory://", max_poll_interval=0.02)
+    # an unknown activity (a case below) fails after 0.2 s unserved, not 10 min
+    runtime = DurableFunctionRuntime("memory://", max_poll_interval=0.02, unserved_timeout=0.2)
     for name, fn in ACTIVITIES.items():
         runtime.register_function(name, fn)
     for name, fn in ENTITIES.items():
@@ -127,7 +128,8 @@ async def test_the_declared_input_type_decodes_the_input_in_strict_typing_mode(
     monkeypatch.setenv("AZURE_FUNCTIONS_DURABLE_STRICT_TYPING", "1")  # no type: no custom classes
     handle = df.Orchestrator.create(reads_a_point)
     handle._df_input_type = Point  # what @app.orchestration_trigger(input_type=Point) sets
-    runtime = DurableFunctionRuntime("memory://", max_poll_interval=0.02)
+    # an unknown activity (a case below) fails after 0.2 s unserved, not 10 min
+    runtime = DurableFunctionRuntime("memory://", max_poll_interval=0.02, unserved_timeout=0.2)
     runtime.register_orchestrator(core_orchestrator(handle), "reads_a_point")
     point = json.loads(df_dumps(Point(7)))
     async with runtime:

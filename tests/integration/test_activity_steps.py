@@ -59,11 +59,16 @@ class _Counting(StoreWrapper):
         """How many leases each commit and each completion offered to take, in order."""
 
     async def claim_orchestrations(
-        self, owner: str, now: datetime, lease_until: datetime, limit: int
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        names: frozenset[str] | None = None,
     ) -> list[OrchestrationWorkItem]:
         if self.hold_orchestrations:
             return []
-        items = await self._inner.claim_orchestrations(owner, now, lease_until, limit)
+        items = await self._inner.claim_orchestrations(owner, now, lease_until, limit, names)
         self.orchestrations_claimed += len(items)
         return items
 
@@ -74,9 +79,14 @@ class _Counting(StoreWrapper):
         return await self._inner.commit_episodes(owner, now, commits, claim if self.lease_on_commit else None)
 
     async def claim_activities(
-        self, owner: str, now: datetime, lease_until: datetime, limit: int
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        names: frozenset[str] | None = None,
     ) -> list[ActivityWorkItem]:
-        items = await self._inner.claim_activities(owner, now, lease_until, limit)
+        items = await self._inner.claim_activities(owner, now, lease_until, limit, names)
         self.activities_claimed += len(items)
         stall = self.stall_activity_claims
         if items and stall is not None and not stall.is_set():

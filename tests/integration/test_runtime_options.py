@@ -148,9 +148,14 @@ class _SlowCompletions(InMemoryStateStore):
         self.peak = 0
 
     async def claim_activities(
-        self, owner: str, now: datetime, lease_until: datetime, limit: int
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        names: frozenset[str] | None = None,
     ) -> list[ActivityWorkItem]:
-        items = await super().claim_activities(owner, now, lease_until, limit)
+        items = await super().claim_activities(owner, now, lease_until, limit, names)
         self.outstanding += len(items)
         self.peak = max(self.peak, self.outstanding)
         return items

@@ -21,10 +21,15 @@ class _ClaimCounter(StoreWrapper):
         self.claims = 0
 
     async def claim_activities(
-        self, owner: str, now: datetime, lease_until: datetime, limit: int
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        names: frozenset[str] | None = None,
     ) -> list[ActivityWorkItem]:
         self.claims += 1
-        return await self._inner.claim_activities(owner, now, lease_until, limit)
+        return await self._inner.claim_activities(owner, now, lease_until, limit, names)
 
 
 async def test_new_orchestrations_do_not_wake_the_activity_loop(store: StateStore) -> None:

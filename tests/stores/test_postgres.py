@@ -554,7 +554,7 @@ async def test_claims_walk_indexes_not_the_inbox(pg_store: PostgresStateStore, p
     """)
     now = datetime.now(UTC)
     query = queries_for(pg_store.schema)["claim_orchestrations"]
-    plan = "\n".join(row[0] for row in await pg.fetch("EXPLAIN " + query, "w", now, LATER, 64))
+    plan = "\n".join(row[0] for row in await pg.fetch("EXPLAIN " + query, "w", now, LATER, 64, ["orch"]))
 
     assert "instances_ready" in plan and "inbox_delayed" in plan
     assert "Seq Scan" not in plan

@@ -281,10 +281,12 @@ async def test_claim_query_uses_the_visibility_index(db: Path) -> None:
     store = SqliteStateStore(db)
     await store.open()
     await store.close()
-    plan = _sql(db, "EXPLAIN QUERY PLAN " + QUERIES["claim_candidates"], {"now": 0.0, "limit": 10})
-    details = " ".join(str(row[-1]) for row in plan)
-    assert "inbox_by_visible_at" in details
-    assert "SCAN inbox" not in details
+    for names in (None, '["orch"]'):  # any instance, or those a worker registers
+        params = {"now": 0.0, "limit": 10, "names": names}
+        plan = _sql(db, "EXPLAIN QUERY PLAN " + QUERIES["claim_candidates"], params)
+        details = " ".join(str(row[-1]) for row in plan)
+        assert "inbox_by_visible_at" in details
+        assert "SCAN inbox" not in details
 
 
 async def test_sql_files_ship_in_the_package() -> None:

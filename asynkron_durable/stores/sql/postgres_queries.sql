@@ -245,7 +245,8 @@ SET ready_message_id = (
 WHERE i.instance_id IN (SELECT instance_id FROM acked);
 
 -- claim_orchestrations --
--- $1 owner, $2 now, $3 lease_until, $4 limit. Leases instances with messages visible at $2, by
+-- $1 owner, $2 now, $3 lease_until, $4 limit, $5 names (NULL: any; else only instances of those
+-- orchestrators and entities). Leases instances with messages visible at $2, by
 -- their oldest visible message, and returns each with that message's id. Two index-driven sources,
 -- each capped at $4: instances by ready_message_id, and instances whose delayed messages came due.
 -- An instance among the best $4 overall is among the best $4 of the source its key comes from,
@@ -260,6 +261,7 @@ WITH due AS (
     FROM due JOIN {schema}.instances AS i ON i.instance_id = due.instance_id
     WHERE i.instance_id = ANY(ARRAY(SELECT instance_id FROM due))  -- primary-key lookups, never a scan
       AND (i.lease_owner IS NULL OR i.lease_expires_at < $2)
+      AND ($5::text[] IS NULL OR i.name = ANY($5::text[]))
     ORDER BY due.first_id
     LIMIT $4
     FOR UPDATE OF i SKIP LOCKED
@@ -267,6 +269,7 @@ WITH due AS (
     SELECT instance_id, ready_message_id AS first_id
     FROM {schema}.instances
     WHERE ready_message_id IS NOT NULL AND (lease_owner IS NULL OR lease_expires_at < $2)
+      AND ($5::text[] IS NULL OR name = ANY($5::text[]))
     ORDER BY ready_message_id
     LIMIT $4
     FOR UPDATE SKIP LOCKED
@@ -351,11 +354,12 @@ ORDER BY a.ord
 RETURNING activity_id, instance_id, task_id;
 
 -- claim_activities --
--- $1 owner, $2 now, $3 lease_until, $4 limit. An owner claiming back its own lapsed lease is still
--- running the activity: that is no new attempt.
+-- $1 owner, $2 now, $3 lease_until, $4 limit, $5 names (NULL: any). An owner claiming back its own
+-- lapsed lease is still running the activity: that is no new attempt.
 WITH picked AS (
     SELECT activity_id FROM {schema}.activities
-    WHERE lease_owner IS NULL OR lease_expires_at < $2
+    WHERE (lease_owner IS NULL OR lease_expires_at < $2)
+      AND ($5::text[] IS NULL OR name = ANY($5::text[]))
     ORDER BY activity_id
     LIMIT $4
     FOR UPDATE SKIP LOCKED
@@ -472,12 +476,18 @@ FOR UPDATE;
 SELECT min(visible_at) AS due FROM {schema}.inbox WHERE visible_at > $1;
 
 -- register_worker --
--- $1 id, $2 host, $3 pid, $4 started_at, $5 heartbeat_at. The session writing is the one watched.
-INSERT INTO {schema}.workers (worker_id, host, pid, started_at, heartbeat_at, backend_pid)
-VALUES ($1, $2, $3, $4, $5, pg_backend_pid())
+-- $1 id, $2 host, $3 pid, $4 started_at, $5 heartbeat_at, $6/$7 instance and activity names, $8
+-- package version. The session writing is the one watched.
+INSERT INTO {schema}.workers (
+    worker_id, host, pid, started_at, heartbeat_at, backend_pid, instance_names, activity_names,
+    package_version
+)
+VALUES ($1, $2, $3, $4, $5, pg_backend_pid(), $6, $7, $8)
 ON CONFLICT (worker_id) DO UPDATE
 SET host = EXCLUDED.host, pid = EXCLUDED.pid, started_at = EXCLUDED.started_at,
-    heartbeat_at = EXCLUDED.heartbeat_at, backend_pid = EXCLUDED.backend_pid;
+    heartbeat_at = EXCLUDED.heartbeat_at, backend_pid = EXCLUDED.backend_pid,
+    instance_names = EXCLUDED.instance_names, activity_names = EXCLUDED.activity_names,
+    package_version = EXCLUDED.package_version;
 
 -- heartbeat_worker --
 -- $1 id, $2 now; returns the id while the worker is registered.
@@ -528,3 +538,18 @@ SELECT * FROM {schema}.dead_letters
 WHERE $1::text IS NULL OR instance_id = $1::text
 ORDER BY message_id DESC
 LIMIT $2;
+
+-- unserved_instance_names --
+-- $1 now, $2 names: those of unleased instances with a visible message that are not in $2 (the
+-- ready ones by their index, the delayed ones come due by the inbox's).
+SELECT name FROM {schema}.instances
+WHERE ready_message_id IS NOT NULL AND (lease_owner IS NULL OR lease_expires_at < $1)
+  AND NOT (name = ANY($2::text[]))
+UNION
+SELECT i.name FROM {schema}.inbox AS m JOIN {schema}.instances AS i ON i.instance_id = m.instance_id
+WHERE m.visible_at <= $1 AND (i.lease_owner IS NULL OR i.lease_expires_at < $1)
+  AND NOT (i.name = ANY($2::text[]));
+
+-- unserved_activity_names --
+SELECT DISTINCT name FROM {schema}.activities
+WHERE (lease_owner IS NULL OR lease_expires_at < $1) AND NOT (name = ANY($2::text[]));

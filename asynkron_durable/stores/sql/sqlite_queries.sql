@@ -107,6 +107,8 @@ DELETE FROM inbox WHERE instance_id = :instance_id AND message_id = :message_id;
 
 -- claim_candidates --
 -- The two halves are ranges of inbox_by_visible_at (NULL sorts first), so future timers cost nothing.
+-- :names (a JSON list, or NULL for any) keeps to the instances of the orchestrators and entities
+-- the caller runs.
 SELECT m.instance_id, MIN(m.message_id) AS first_message_id
 FROM (
     SELECT instance_id, message_id FROM inbox WHERE visible_at IS NULL
@@ -114,7 +116,8 @@ FROM (
     SELECT instance_id, message_id FROM inbox WHERE visible_at <= :now
 ) AS m
 JOIN instances AS i ON i.instance_id = m.instance_id
-WHERE i.lease_owner IS NULL OR i.lease_expires_at < :now
+WHERE (i.lease_owner IS NULL OR i.lease_expires_at < :now)
+  AND (:names IS NULL OR i.name IN (SELECT value FROM json_each(:names)))
 GROUP BY m.instance_id
 ORDER BY first_message_id
 LIMIT :limit;
@@ -152,7 +155,8 @@ SET lease_owner = :owner, lease_expires_at = :lease_until,
     attempt = attempt + CASE WHEN lease_owner = :owner THEN 0 ELSE 1 END
 WHERE activity_id IN (
     SELECT activity_id FROM activities
-    WHERE lease_owner IS NULL OR lease_expires_at < :now
+    WHERE (lease_owner IS NULL OR lease_expires_at < :now)
+      AND (:names IS NULL OR name IN (SELECT value FROM json_each(:names)))
     ORDER BY activity_id
     LIMIT :limit
 )
@@ -162,7 +166,10 @@ RETURNING activity_id, instance_id, execution_id, task_id, name, input, attempt;
 SELECT MIN(visible_at) FROM inbox WHERE visible_at > :now;
 
 -- any_claimable_activity --
-SELECT 1 FROM activities WHERE lease_owner IS NULL OR lease_expires_at < :now LIMIT 1;
+SELECT 1 FROM activities
+WHERE (lease_owner IS NULL OR lease_expires_at < :now)
+  AND (:names IS NULL OR name IN (SELECT value FROM json_each(:names)))
+LIMIT 1;
 
 -- complete_activity --
 DELETE FROM activities WHERE activity_id = :activity_id AND lease_owner = :owner;
@@ -200,8 +207,12 @@ ORDER BY created_at, instance_id
 LIMIT :limit;
 
 -- register_worker --
-INSERT OR REPLACE INTO workers (worker_id, host, pid, started_at, heartbeat_at)
-VALUES (:worker_id, :host, :pid, :started_at, :heartbeat_at);
+INSERT OR REPLACE INTO workers (
+    worker_id, host, pid, started_at, heartbeat_at, instance_names, activity_names, package_version
+)
+VALUES (
+    :worker_id, :host, :pid, :started_at, :heartbeat_at, :instance_names, :activity_names, :version
+);
 
 -- heartbeat_worker --
 UPDATE workers SET heartbeat_at = :now WHERE worker_id = :worker_id;
@@ -228,3 +239,16 @@ SELECT * FROM dead_letters
 WHERE :instance_id IS NULL OR instance_id = :instance_id
 ORDER BY message_id DESC
 LIMIT :limit;
+
+-- unserved_instance_names --
+-- The names of unleased instances with a visible message that are not in :names (a JSON list).
+SELECT DISTINCT i.name
+FROM inbox AS m JOIN instances AS i ON i.instance_id = m.instance_id
+WHERE (m.visible_at IS NULL OR m.visible_at <= :now)
+  AND (i.lease_owner IS NULL OR i.lease_expires_at < :now)
+  AND i.name NOT IN (SELECT value FROM json_each(:names));
+
+-- unserved_activity_names --
+SELECT DISTINCT name FROM activities
+WHERE (lease_owner IS NULL OR lease_expires_at < :now)
+  AND name NOT IN (SELECT value FROM json_each(:names));

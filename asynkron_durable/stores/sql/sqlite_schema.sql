@@ -73,12 +73,16 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 CREATE INDEX IF NOT EXISTS dead_letters_by_instance ON dead_letters (instance_id, message_id);
 
 -- Live workers: each beats a heartbeat here, so the others can tell when it died and end its leases.
+-- instance_names and activity_names are JSON lists: what it runs.
 CREATE TABLE IF NOT EXISTS workers (
-    worker_id    TEXT    NOT NULL PRIMARY KEY,
-    host         TEXT    NOT NULL,
-    pid          INTEGER NOT NULL,
-    started_at   REAL    NOT NULL,
-    heartbeat_at REAL    NOT NULL
+    worker_id       TEXT    NOT NULL PRIMARY KEY,
+    host            TEXT    NOT NULL,
+    pid             INTEGER NOT NULL,
+    started_at      REAL    NOT NULL,
+    heartbeat_at    REAL    NOT NULL,
+    instance_names  TEXT    NOT NULL DEFAULT '[]',
+    activity_names  TEXT    NOT NULL DEFAULT '[]',
+    package_version TEXT    NOT NULL DEFAULT ''
 );
 
 INSERT INTO schema_version (version) SELECT 3 WHERE NOT EXISTS (SELECT 1 FROM schema_version);
