@@ -9,9 +9,11 @@ failed, was terminated or did not finish in time), never a traceback.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,7 +23,8 @@ import click
 from rich.logging import RichHandler
 
 from asynkron_durable.app_loader import load_registry
-from asynkron_durable.cli_operator import dead_letters, workers
+from asynkron_durable.cli_entities import entities, entity, purge_entities, signal_entity
+from asynkron_durable.cli_operator import dead_letters, history, workers
 from asynkron_durable.cli_options import (
     Failed,
     ReportingGroup,
@@ -31,12 +34,11 @@ from asynkron_durable.cli_options import (
     json_option,
     opened_client,
     parse_json_option,
-    parse_time_option,
     stderr,
+    store_identity,
     store_option,
 )
 from asynkron_durable.client import OrchestrationClient, OrchestrationStatus, StatusPage
-from asynkron_durable.entities import EntityId, EntityMetadata, EntityStateResponse
 from asynkron_durable.errors import InstanceNotFound
 from asynkron_durable.history import RuntimeStatus
 from asynkron_durable.http.guards import DEFAULT_BODY_TIMEOUT
@@ -45,7 +47,7 @@ from asynkron_durable.http.serve import API_KEY_ENV_VAR, ServeOptions
 from asynkron_durable.http.serve import serve as serve_http
 from asynkron_durable.http.urls import ApiLocation, client_binding
 from asynkron_durable.store_opening import open_when_reachable
-from asynkron_durable.stores import InstanceFilter, redact
+from asynkron_durable.stores import InstanceFilter
 from asynkron_durable.worker import DurableFunctionRuntime
 
 log = logging.getLogger("asynkron_durable.cli")
@@ -71,7 +73,8 @@ def _status_json(status: OrchestrationStatus, show_history: bool = False) -> dic
     return status.model_dump(mode="json", exclude=left_out)
 
 
-@click.group(cls=ReportingGroup)
+@click.group(cls=ReportingGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="asynkron-durable", prog_name="asynkron-durable")
 @click.option("-v", "--verbose", is_flag=True, help="Log what the workers do.")
 def cli(verbose: bool) -> None:
     """Self-hosted durable functions: run orchestrations and manage their instances."""
@@ -111,8 +114,18 @@ def run(
     check_instance_id_option(instance_id)
     runtime = _runtime(app, store_url)
     runtime.registry.orchestrator(orchestrator)  # unknown names fail before the store is touched
-    started = time.monotonic()
-    status = asyncio.run(_run_to_completion(runtime, orchestrator, input, instance_id, timeout))
+    started, begun = time.monotonic(), _Begun()
+    try:
+        status = asyncio.run(_run_to_completion(runtime, orchestrator, input, instance_id, timeout, begun))
+    except KeyboardInterrupt:
+        if begun.instance_id is None:
+            raise
+        stderr.print(
+            f"interrupted: instance {begun.instance_id} is still running in the store and goes on from "
+            f"where it stopped once a worker serves it (asynkron-durable worker {app}); "
+            f"asynkron-durable status {begun.instance_id} shows where it is"
+        )
+        sys.exit(130)
     elapsed = time.monotonic() - started
     if status.runtime_status is RuntimeStatus.FAILED:
         failure = status.failure
@@ -125,16 +138,24 @@ def run(
     click.echo(json.dumps(status.output))
 
 
+@dataclasses.dataclass
+class _Begun:
+    """The instance `run` started, once it has: an interrupted run names it."""
+
+    instance_id: str | None = None
+
+
 async def _run_to_completion(
     runtime: DurableFunctionRuntime,
     orchestrator: str,
     input: Any,
     instance_id: str | None,
     timeout: float | None,
+    begun: _Begun,
 ) -> OrchestrationStatus:
     """Start the instance on an in-process runtime and wait for it: one command, no worker."""
     async with runtime:
-        instance_id = await runtime.client.start_new(orchestrator, input, instance_id)
+        instance_id = begun.instance_id = await runtime.client.start_new(orchestrator, input, instance_id)
         stderr.print(f"started {orchestrator} as instance {instance_id}")
         waiting = asyncio.ensure_future(
             runtime.client.wait_for_completion(
@@ -164,7 +185,9 @@ async def _work(runtime: DurableFunctionRuntime, store_url: str) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    stderr.print(f"worker {runtime.worker_id} serving {redact(store_url)}; Ctrl-C to stop")
+    stderr.print(
+        f"worker {runtime.worker_id} serving {store_identity(runtime.store, store_url)}; Ctrl-C to stop"
+    )
     try:
         if await open_when_reachable(runtime.store, stop, log):
             await runtime.run_and_poll(stop)
@@ -263,7 +286,7 @@ _Steer = Callable[[OrchestrationClient, str, str | None], Awaitable[None]]
 
 
 def _steering_command(verb: str, noun: str, steer: _Steer) -> None:
-    """Register `terminate`, `suspend` or `resume`: same arguments, one client call each. Each
+    """Register `terminate`, `suspend`, `resume` or `rewind`: same arguments, one client call each. Each
     queues a request that a worker applies on its next pass, and says so."""
 
     @cli.command(name=verb, help=steer.__doc__)
@@ -282,6 +305,21 @@ def _steering_command(verb: str, noun: str, steer: _Steer) -> None:
 _steering_command("terminate", "termination", OrchestrationClient.terminate)
 _steering_command("suspend", "suspension", OrchestrationClient.suspend)
 _steering_command("resume", "resumption", OrchestrationClient.resume)
+_steering_command("rewind", "rewind", OrchestrationClient.rewind)
+
+
+@cli.command()
+@click.argument("instance_id")
+@click.option("--same-id", is_flag=True, help="Run it again under its own id (it must have finished).")
+@store_option
+def restart(instance_id: str, same_id: bool, store_url: str) -> None:
+    """Start INSTANCE_ID's orchestrator again with the same input; print the new instance's id."""
+
+    async def go() -> str:
+        async with opened_client(store_url) as client:
+            return await client.restart(instance_id, restart_with_new_instance_id=not same_id)
+
+    click.echo(asyncio.run(go()))
 
 
 @cli.command()
@@ -297,93 +335,6 @@ def purge(instance_id: str, store_url: str) -> None:
     if not asyncio.run(go()):
         raise InstanceNotFound(instance_id)
     stderr.print(f"purged {instance_id}")
-
-
-@cli.command(name="signal-entity")
-@click.argument("name")
-@click.argument("key")
-@click.argument("operation")
-@json_option("--input", "Operation input.")
-@click.option(
-    "--at",
-    "scheduled_at",
-    default=None,
-    metavar="TIME",
-    help="Deliver no earlier than this time (ISO 8601; UTC unless an offset is given).",
-)
-@store_option
-def signal_entity(
-    name: str,
-    key: str,
-    operation: str,
-    payload: str | None,
-    scheduled_at: str | None,
-    store_url: str,
-) -> None:
-    """Send OPERATION to the entity NAME/KEY (one way); a worker runs it."""
-    input = parse_json_option(payload, "--input")
-    scheduled_time = parse_time_option(scheduled_at, "--at")
-    entity = EntityId(name, key)
-
-    async def go() -> None:
-        async with opened_client(store_url) as client:
-            await client.signal_entity(entity, operation, input, scheduled_time=scheduled_time)
-
-    asyncio.run(go())
-    stderr.print(f"signalled {operation} to {entity}")
-
-
-@cli.command()
-@click.argument("name")
-@click.argument("key")
-@store_option
-def entity(name: str, key: str, store_url: str) -> None:
-    """Print the state of the entity NAME/KEY as JSON: {"exists": ..., "state": ...}."""
-    target = EntityId(name, key)
-
-    async def go() -> EntityStateResponse:
-        async with opened_client(store_url) as client:
-            return await client.read_entity_state(target)
-
-    click.echo(json.dumps(asyncio.run(go()).model_dump(mode="json"), indent=2))
-
-
-@cli.command()
-@click.option("--prefix", default=None, help="Only entities whose name starts with this.")
-@click.option("--top", type=click.IntRange(min=1), default=100, show_default=True, help="At most N.")
-@click.option("--include-deleted", is_flag=True, help="Also entities without state.")
-@store_option
-def entities(prefix: str | None, top: int, include_deleted: bool, store_url: str) -> None:
-    """Print the entities, with their state, lock holder and backlog, as a JSON list."""
-
-    async def go() -> list[EntityMetadata]:
-        found: list[EntityMetadata] = []
-        token: str | None = None
-        async with opened_client(store_url) as client:
-            while len(found) < top:  # pages skip entities without state: keep going until N
-                page = await client.list_entities(
-                    prefix, top, token, include_state=True, include_deleted=include_deleted
-                )
-                found += page.entities
-                token = page.continuation_token
-                if token is None:
-                    break
-        return found[:top]
-
-    listed = [{**e.model_dump(mode="json"), "entity_id": str(e.entity_id)} for e in asyncio.run(go())]
-    click.echo(json.dumps(listed, indent=2))
-
-
-@cli.command(name="purge-entities")
-@store_option
-def purge_entities(store_url: str) -> None:
-    """Delete the rows of entities left empty (no state, no lock, nothing queued)."""
-
-    async def go() -> int:
-        async with opened_client(store_url) as client:
-            return await client.purge_entities()
-
-    stderr.print(f"purged {asyncio.run(go())} empty entities")
 
 
 @cli.command()
@@ -460,8 +411,8 @@ def binding(url: str, api_key: str | None, api_key_file: str | None, task_hub: s
     click.echo(json.dumps(client_binding(ApiLocation(origin, task_hub, key)), indent=2))
 
 
-cli.add_command(workers)
-cli.add_command(dead_letters)
+for command in (workers, dead_letters, history, signal_entity, entity, entities, purge_entities):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
-"""The operator's views of a store: which workers are alive and what they run (`workers`), and the
-messages set aside because they could not be read (`dead-letters`)."""
+"""The operator's views of a store: which workers are alive and what they run (`workers`), an
+instance's history (`history`), and the messages set aside because they could not be read
+(`dead-letters`)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,15 @@ from rich.console import Console
 from rich.table import Table
 
 from asynkron_durable.cli_options import opened_client, store_option
-from asynkron_durable.history import utc_now
+from asynkron_durable.errors import InstanceNotFound
+from asynkron_durable.history import HistoryEvent, utc_now
 from asynkron_durable.http.status_json import worker_json
 from asynkron_durable.stores import DeadLetter, WorkerRecord
+
+
+def _console() -> Console:
+    """Tables for people: as wide as the terminal, or one line a row into a pipe or a file."""
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 240)
 
 
 @click.command()
@@ -45,8 +52,7 @@ def workers(as_json: bool, store_url: str) -> None:
             ", ".join(sorted(worker.instance_names)) or "-",
             ", ".join(sorted(worker.activity_names)) or "-",
         )
-    wide = None if sys.stdout.isatty() else 240  # to a pipe or file: one line per worker
-    Console(highlight=False, width=wide).print(table if found else "no worker is registered")
+    _console().print(table if found else "no worker is registered")
 
 
 @click.command(name="dead-letters")
@@ -62,3 +68,30 @@ def dead_letters(instance_id: str | None, top: int, store_url: str) -> None:
 
     letters = asyncio.run(go())
     click.echo(json.dumps([dataclasses.asdict(letter) for letter in letters], indent=2, default=str))
+
+
+@click.command()
+@click.argument("instance_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the events as JSON instead of a table.")
+@store_option
+def history(instance_id: str, as_json: bool, store_url: str) -> None:
+    """The history of INSTANCE_ID's current execution, oldest event first."""
+
+    async def go() -> list[HistoryEvent] | None:
+        async with opened_client(store_url) as client:
+            status = await client.get_status(instance_id, show_history=True)
+        return None if status is None else status.history or []
+
+    events = asyncio.run(go())
+    if events is None:
+        raise InstanceNotFound(instance_id)
+    if as_json:
+        click.echo(json.dumps([event.model_dump(mode="json") for event in events], indent=2))
+        return
+    table = Table("#", "time", "event", "id", "details")
+    for position, event in enumerate(events):
+        details = event.model_dump(mode="json", exclude={"kind", "timestamp", "event_id"}, exclude_none=True)
+        shown = "" if event.event_id < 0 else str(event.event_id)
+        when = event.timestamp.strftime("%H:%M:%S.%f")[:-3]
+        table.add_row(str(position), when, event.kind, shown, json.dumps(details)[:120])
+    _console().print(table)

@@ -17,7 +17,7 @@ from asynkron_durable.client import OrchestrationClient
 from asynkron_durable.errors import DurableError, OrchestrationTimeout, WorkerStuck
 from asynkron_durable.instance_ids import instance_id_problem
 from asynkron_durable.serialization import parse_json
-from asynkron_durable.stores import store_from_url
+from asynkron_durable.stores import InMemoryStateStore, SqliteStateStore, StateStore, redact, store_from_url
 
 DEFAULT_STORE = "sqlite:///./durable.db"
 STORE_ENV_VAR = "ASYNKRON_DURABLE_STORE"
@@ -25,10 +25,27 @@ STORE_ENV_VAR = "ASYNKRON_DURABLE_STORE"
 stderr = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
 
 
+def store_identity(store: StateStore, store_url: str) -> str:
+    """Which store a command uses, unambiguously: a SQLite file's absolute path, a PostgreSQL DSN
+    without its password."""
+    if isinstance(store, SqliteStateStore):
+        return str(store.path.resolve())
+    if isinstance(store, InMemoryStateStore):
+        return "memory:// (in this process only)"
+    return redact(store_url)
+
+
 @asynccontextmanager
 async def opened_client(store_url: str) -> AsyncIterator[OrchestrationClient]:
-    """A client on an opened store, closed again afterwards."""
+    """A client on an opened store, closed again afterwards; the store is named on stderr. A SQLite
+    file that does not exist is refused, not created: from another folder, or with a typo, a new
+    empty store would take the command and its instance would wait there for ever."""
     store = store_from_url(store_url)
+    stderr.print(f"store: {store_identity(store, store_url)}")
+    if isinstance(store, SqliteStateStore) and not store.path.exists():
+        raise ValueError(
+            f"no store at {store.path.resolve()}; start a worker or `run` first, or pass --store"
+        )
     await store.open()
     try:
         yield OrchestrationClient(store)

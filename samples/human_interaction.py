@@ -2,7 +2,8 @@
 
     asynkron-durable run samples/human_interaction.py human_interaction --input '{"timeout_seconds": 1}'
 
-prints "escalated" after one second. To approve instead, start it and let a worker run it:
+prints "escalated" after one second (and leaves the store, ./durable.db, that `start` needs). To
+approve instead, start it and let a worker run it:
 
     asynkron-durable start human_interaction --instance-id approval-1
     asynkron-durable worker samples/human_interaction.py &

@@ -60,9 +60,16 @@ def error_line(result: subprocess.CompletedProcess[str], exit_code: int) -> str:
     return errors[0]
 
 
+def existing_store(path: Path) -> str:
+    """The URL of a SQLite store created at `path` (as a worker or `run` would): commands that read
+    or change instances refuse a file that does not exist."""
+    sqlite3.connect(path).close()
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture
 def store_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/d.db"
+    return existing_store(tmp_path / "d.db")
 
 
 def write(path: Path, source: str) -> str:
@@ -156,11 +163,32 @@ def test_app_files_that_do_not_fit(tmp_path: Path) -> None:
     assert "SyntaxError" in error_line(durable("run", "syntax", "x", cwd=tmp_path), 2)
 
 
+EMPTY_APP = "from asynkron_durable import DurableApp\napp = DurableApp()\n"
+
+
 def test_an_unwritable_store_path(tmp_path: Path) -> None:
     missing_dir = f"sqlite:///{tmp_path}/no/such/dir/d.db"
     assert "unable to open database file" in error_line(
-        durable("list", "--store", missing_dir, cwd=tmp_path), 2
+        durable("worker", write(tmp_path / "empty.py", EMPTY_APP), "--store", missing_dir, cwd=tmp_path), 2
     )
+
+
+@pytest.mark.parametrize(
+    "command", [["list"], ["status", "x"], ["start", "hello"], ["raise-event", "x", "go"]]
+)
+def test_a_store_file_that_does_not_exist_is_refused_not_created(tmp_path: Path, command: list[str]) -> None:
+    result = durable(*command, cwd=tmp_path)  # the default store, ./durable.db, is not there
+    where = tmp_path.resolve() / "durable.db"
+    assert (
+        error_line(result, 2) == f"error: no store at {where}; start a worker or `run` first, or pass --store"
+    )
+    assert not (tmp_path / "durable.db").exists()
+
+
+def test_every_command_names_the_store_it_used(tmp_path: Path, store_url: str) -> None:
+    result = durable("list", "--store", store_url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"store: {(tmp_path / 'd.db').resolve()}" in result.stderr.splitlines()
 
 
 # ----- run ---------------------------------------------------------------------------------------
@@ -325,6 +353,54 @@ def test_suspend_resume_terminate_and_purge(tmp_path: Path, store_url: str) -> N
     assert "not found" in error_line(durable("status", "a1", "--store", store_url, cwd=tmp_path), 2)
 
 
+def test_history_restart_and_rewind(tmp_path: Path, store_url: str) -> None:
+    ok(durable("start", "human_interaction", "--instance-id", "h1", "--store", store_url, cwd=tmp_path))
+    with worker(APPROVAL, store_url, tmp_path):
+        wait_for_status("h1", "Running", store_url, tmp_path)
+        events = json.loads(ok(durable("history", "h1", "--json", "--store", store_url, cwd=tmp_path)))
+        table = ok(durable("history", "h1", "--store", store_url, cwd=tmp_path))
+        refused = durable("rewind", "h1", "--store", store_url, cwd=tmp_path)
+        ok(durable("terminate", "h1", "--store", store_url, cwd=tmp_path))
+        wait_for_status("h1", "Terminated", store_url, tmp_path)
+        again = ok(durable("restart", "h1", "--store", store_url, cwd=tmp_path)).strip()
+        wait_for_status(again, "Running", store_url, tmp_path)
+    assert [e["kind"] for e in events][:2] == ["OrchestratorStarted", "ExecutionStarted"]
+    assert "ExecutionStarted" in table and "human_interaction" in table
+    assert "cannot rewind instance 'h1': it is Running, not Failed" in error_line(refused, 2)
+    assert len(again) == 32 and again != "h1"
+    assert "not found" in error_line(durable("history", "ghost", "--store", store_url, cwd=tmp_path), 2)
+
+
+def test_an_interrupted_run_says_the_instance_goes_on_and_how(tmp_path: Path, store_url: str) -> None:
+    log = tmp_path / "run.log"
+    with log.open("w") as out:
+        command = [*COMMAND, "run", APPROVAL, "human_interaction", "--instance-id", "r1",
+                   "--input", '{"timeout_seconds": 600}', "--store", store_url]  # fmt: skip
+        process = subprocess.Popen(command, cwd=tmp_path, env=_environment(), stderr=out)
+        try:
+            wait_for_status("r1", "Running", store_url, tmp_path)
+            process.send_signal(signal.SIGINT)
+            exit_code = process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    said = log.read_text()
+    assert exit_code == 130, said
+    assert "interrupted: instance r1 is still running in the store" in said
+    assert f"asynkron-durable worker {APPROVAL}" in said and "asynkron-durable status r1" in said
+    assert "Traceback" not in said
+    assert (
+        json.loads(ok(durable("status", "r1", "--store", store_url, cwd=tmp_path)))["runtime_status"]
+        == "Running"
+    )
+
+
+def test_version_and_short_help(tmp_path: Path) -> None:
+    assert ok(durable("--version", cwd=tmp_path)).startswith("asynkron-durable, version ")
+    assert "Usage: asynkron-durable" in ok(durable("-h", cwd=tmp_path))
+    assert "Usage: asynkron-durable history" in ok(durable("history", "-h", cwd=tmp_path))
+
+
 BANK = str(REPO / "samples" / "bank_accounts.py")
 
 
@@ -341,7 +417,7 @@ def entity_state(name: str, key: str, store_url: str, cwd: Path) -> Any:
     ],
 )
 def test_signal_entity_at_takes_an_iso_8601_time(tmp_path: Path, given: str, due: datetime) -> None:
-    store_url = f"sqlite:///{tmp_path / 'at.db'}"
+    store_url = existing_store(tmp_path / "at.db")
     ok(
         durable(
             "signal-entity", "account", "dave", "deposit", "--at", given, "--store", store_url, cwd=tmp_path
@@ -441,7 +517,7 @@ def test_a_worker_waits_for_its_database_and_never_shows_the_password(tmp_path: 
 
 
 def test_list_names_an_unreadable_row_and_lists_the_rest(tmp_path: Path) -> None:
-    store_url = f"sqlite:///{tmp_path / 'corrupt.db'}"
+    store_url = existing_store(tmp_path / "corrupt.db")
     for instance_id in ("fine", "broken"):
         ok(durable("start", "anything", "--instance-id", instance_id, "--store", store_url, cwd=tmp_path))
     with sqlite3.connect(tmp_path / "corrupt.db") as conn:
@@ -449,5 +525,5 @@ def test_list_names_an_unreadable_row_and_lists_the_rest(tmp_path: Path) -> None
     result = durable("list", "--store", store_url, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert [s["instance_id"] for s in json.loads(result.stdout)] == ["fine"]
-    [warning] = result.stderr.splitlines()
+    [warning] = [line for line in result.stderr.splitlines() if not line.startswith("store: ")]
     assert warning.startswith("warning: instance 'broken': corrupt instance row, runtime_status:")

@@ -8,6 +8,7 @@ import json
 import os
 import shlex
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -72,6 +73,8 @@ def documented_run_command(sample: Path) -> list[str]:
 
 @pytest.fixture
 def store_url(tmp_path: Path) -> str:
+    """An existing store (as the samples' first `run` leaves one): `start` refuses a missing file."""
+    sqlite3.connect(tmp_path / "d.db").close()
     return f"sqlite:///{tmp_path}/d.db"
 
 
