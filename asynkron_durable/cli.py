@@ -114,6 +114,7 @@ def run(
     check_instance_id_option(instance_id)
     runtime = _runtime(app, store_url)
     runtime.registry.orchestrator(orchestrator)  # unknown names fail before the store is touched
+    stderr.print(f"store: {store_identity(runtime.store, store_url)}")
     started, begun = time.monotonic(), _Begun()
     try:
         status = asyncio.run(_run_to_completion(runtime, orchestrator, input, instance_id, timeout, begun))

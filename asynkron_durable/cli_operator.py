@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from asynkron_durable.cli_options import opened_client, store_option
+from asynkron_durable.cli_options import opened_client, stderr, store_option
 from asynkron_durable.errors import InstanceNotFound
 from asynkron_durable.history import HistoryEvent, utc_now
 from asynkron_durable.http.status_json import worker_json
@@ -87,6 +87,9 @@ def history(instance_id: str, as_json: bool, store_url: str) -> None:
         raise InstanceNotFound(instance_id)
     if as_json:
         click.echo(json.dumps([event.model_dump(mode="json") for event in events], indent=2))
+        return
+    if not events:
+        stderr.print(f"{instance_id} has no history yet: no worker has run it (see its status)")
         return
     table = Table("#", "time", "event", "id", "details")
     for position, event in enumerate(events):

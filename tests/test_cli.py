@@ -355,6 +355,8 @@ def test_suspend_resume_terminate_and_purge(tmp_path: Path, store_url: str) -> N
 
 def test_history_restart_and_rewind(tmp_path: Path, store_url: str) -> None:
     ok(durable("start", "human_interaction", "--instance-id", "h1", "--store", store_url, cwd=tmp_path))
+    pending = durable("history", "h1", "--store", store_url, cwd=tmp_path)
+    assert "h1 has no history yet" in pending.stderr and ok(pending) == ""
     with worker(APPROVAL, store_url, tmp_path):
         wait_for_status("h1", "Running", store_url, tmp_path)
         events = json.loads(ok(durable("history", "h1", "--json", "--store", store_url, cwd=tmp_path)))
