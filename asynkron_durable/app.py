@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from asynkron_durable.registry import Registrations, Registry
+from asynkron_durable.stores.hubs import check_task_hub
 
 
 class DurableApp(Registrations):
     """Holds orchestrators and activities; `runtime.register_app(app)` puts them on a runtime.
+    `task_hub` names the task hub its workers serve when the command line runs it (`worker`,
+    `run`, `serve`; a `--task-hub` option wins), default `default`.
 
     ```python
     app = DurableApp()
@@ -17,5 +20,6 @@ class DurableApp(Registrations):
     ```
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, task_hub: str | None = None) -> None:
         self.registry = Registry()
+        self.registry.task_hub = None if task_hub is None else check_task_hub(task_hub)

@@ -31,6 +31,7 @@ from asynkron_durable.cli_options import (
     api_key_from,
     api_key_options,
     check_instance_id_option,
+    chosen_task_hub,
     json_option,
     opened_client,
     parse_json_option,
@@ -47,17 +48,21 @@ from asynkron_durable.http.serve import API_KEY_ENV_VAR, ServeOptions
 from asynkron_durable.http.serve import serve as serve_http
 from asynkron_durable.http.urls import ApiLocation, client_binding
 from asynkron_durable.store_opening import open_when_reachable
-from asynkron_durable.stores import InstanceFilter
+from asynkron_durable.stores import InstanceFilter, check_task_hub
+from asynkron_durable.stores.hubs import DEFAULT_TASK_HUB
 from asynkron_durable.worker import DurableFunctionRuntime
 
 log = logging.getLogger("asynkron_durable.cli")
 
 
-def _runtime(app: str, store_url: str) -> DurableFunctionRuntime:
-    """A runtime on `store_url` with the orchestrators and activities of `app`."""
-    runtime = DurableFunctionRuntime(store_url)
-    runtime.registry.merge(load_registry(app))
-    return runtime
+def _runtime(app: str, store_url: str) -> tuple[DurableFunctionRuntime, str]:
+    """A runtime on `store_url` with the orchestrators and activities of `app`, and the task hub
+    it serves: the one `--task-hub` names, else the app's, else `default`."""
+    registry = load_registry(app)
+    hub = check_task_hub(chosen_task_hub() or registry.task_hub or DEFAULT_TASK_HUB)
+    runtime = DurableFunctionRuntime(store_url, task_hub=hub)
+    runtime.registry.merge(registry)
+    return runtime, hub
 
 
 def _status_json(status: OrchestrationStatus, show_history: bool = False) -> dict[str, Any]:
@@ -112,9 +117,9 @@ def run(
     """
     input = parse_json_option(payload, "--input")
     check_instance_id_option(instance_id)
-    runtime = _runtime(app, store_url)
+    runtime, hub = _runtime(app, store_url)
     runtime.registry.orchestrator(orchestrator)  # unknown names fail before the store is touched
-    stderr.print(f"store: {store_identity(runtime.store, store_url)}")
+    stderr.print(f"store: {store_identity(runtime.store, store_url)} (task hub {hub})")
     started, begun = time.monotonic(), _Begun()
     try:
         status = asyncio.run(_run_to_completion(runtime, orchestrator, input, instance_id, timeout, begun))
@@ -177,17 +182,18 @@ async def _run_to_completion(
 @store_option
 def worker(app: str, store_url: str) -> None:
     """Run the workers of APP against the store until SIGINT or SIGTERM, then stop gracefully."""
-    asyncio.run(_work(_runtime(app, store_url), store_url))
+    asyncio.run(_work(*_runtime(app, store_url), store_url))
 
 
-async def _work(runtime: DurableFunctionRuntime, store_url: str) -> None:
+async def _work(runtime: DurableFunctionRuntime, hub: str, store_url: str) -> None:
     """Signals only set the stop event, so in-flight work finishes or is handed back cleanly."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     stderr.print(
-        f"worker {runtime.worker_id} serving {store_identity(runtime.store, store_url)}; Ctrl-C to stop"
+        f"worker {runtime.worker_id} serving {store_identity(runtime.store, store_url)} (task hub {hub}); "
+        "Ctrl-C to stop"
     )
     try:
         if await open_when_reachable(runtime.store, stop, log):
@@ -362,7 +368,6 @@ def purge(instance_id: str, store_url: str) -> None:
     metavar="BYTES",
     help="Refuse larger request bodies (413).",
 )
-@click.option("--task-hub", default="default", show_default=True, help="Task hub name in URLs.")
 @click.option(
     "--body-timeout",
     type=click.FloatRange(min=0, min_open=True),
@@ -384,14 +389,13 @@ def serve(
     api_key_file: str | None,
     insecure: bool,
     max_body_size: int,
-    task_hub: str,
     body_timeout: float,
 ) -> None:
     """Serve APP over HTTP: the Durable Functions management API, APP's HTTP triggers under /api/
     (with a plugin such as asynkron-durable-azure), and its workers, until SIGINT or SIGTERM."""
     key = api_key_from(click.get_current_context(), api_key, api_key_file)
     options = ServeOptions(
-        app, store_url, host, port, workers, key, insecure, max_body_size, task_hub, body_timeout
+        app, store_url, host, port, workers, key, insecure, max_body_size, chosen_task_hub(), body_timeout
     )
     serve_http(options, announce=stderr.print)
     stderr.print("server stopped")

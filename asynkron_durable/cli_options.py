@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 from click.core import ParameterSource
@@ -17,7 +17,17 @@ from asynkron_durable.client import OrchestrationClient
 from asynkron_durable.errors import DurableError, OrchestrationTimeout, WorkerStuck
 from asynkron_durable.instance_ids import instance_id_problem
 from asynkron_durable.serialization import parse_json
-from asynkron_durable.stores import InMemoryStateStore, SqliteStateStore, StateStore, redact, store_from_url
+from asynkron_durable.stores import (
+    InMemoryStateStore,
+    SqliteStateStore,
+    StateStore,
+    check_task_hub,
+    redact,
+    store_from_url,
+)
+from asynkron_durable.stores.hubs import DEFAULT_TASK_HUB, TASK_HUB_ENV_VAR
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 DEFAULT_STORE = "sqlite:///./durable.db"
 STORE_ENV_VAR = "ASYNKRON_DURABLE_STORE"
@@ -40,8 +50,9 @@ async def opened_client(store_url: str) -> AsyncIterator[OrchestrationClient]:
     """A client on an opened store, closed again afterwards; the store is named on stderr. A SQLite
     file that does not exist is refused, not created: from another folder, or with a typo, a new
     empty store would take the command and its instance would wait there for ever."""
-    store = store_from_url(store_url)
-    stderr.print(f"store: {store_identity(store, store_url)}")
+    hub = chosen_task_hub() or DEFAULT_TASK_HUB
+    store = store_from_url(store_url, hub)
+    stderr.print(f"store: {store_identity(store, store_url)} (task hub {hub})")
     if isinstance(store, SqliteStateStore) and not store.path.exists():
         raise ValueError(
             f"no store at {store.path.resolve()}; start a worker or `run` first, or pass --store"
@@ -148,7 +159,7 @@ def check_instance_id_option(instance_id: str | None) -> None:
         raise ValueError(f"--instance-id: {problem}")
 
 
-store_option = click.option(
+_store_url_option = click.option(
     "--store",
     "store_url",
     envvar=STORE_ENV_VAR,
@@ -160,3 +171,32 @@ store_option = click.option(
         f"(env: {STORE_ENV_VAR})."
     ),
 )
+
+_HUB_KEY = "asynkron_durable.task_hub"
+
+
+def _remember_hub(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    ctx.meta[_HUB_KEY] = None if value is None else check_task_hub(value)
+    return value
+
+
+_task_hub_option = click.option(
+    "--task-hub",
+    envvar=TASK_HUB_ENV_VAR,
+    default=None,
+    metavar="NAME",
+    expose_value=False,
+    callback=_remember_hub,
+    help=f"Task hub (env: {TASK_HUB_ENV_VAR}; default: the app's, else 'default').",
+)
+
+
+def store_option(command: _F) -> _F:
+    """`--store URL` and `--task-hub NAME` (the hub reaches `chosen_task_hub`, not the command)."""
+    return _store_url_option(_task_hub_option(command))
+
+
+def chosen_task_hub() -> str | None:
+    """The `--task-hub` of the command running (or its environment variable), if given."""
+    hub: str | None = click.get_current_context().meta.get(_HUB_KEY)
+    return hub

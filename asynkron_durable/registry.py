@@ -108,6 +108,8 @@ class Registry:
         """Seconds an episode of the orchestrator may run without yielding, where it has its own."""
         self.activities: dict[str, ActivityDefinition] = {}
         self.entities: dict[str, EntityFunction] = {}
+        self.task_hub: str | None = None
+        """The task hub the app's workers serve, where the app names one (None: `default`)."""
 
     def instance_names(self) -> frozenset[str]:
         """The orchestrators and entities registered: the instances a worker of this registry
@@ -162,6 +164,7 @@ class Registry:
         self.deadlines.update(other.deadlines)
         self.activities.update(other.activities)
         self.entities.update(other.entities)
+        self.task_hub = other.task_hub or self.task_hub
 
     def orchestrator(self, name: str) -> Orchestrator:
         """The orchestrator `name`, or `UnknownFunction` listing what is registered."""

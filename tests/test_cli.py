@@ -108,7 +108,7 @@ def test_logs_to_a_pipe_are_one_unwrapped_line_a_record(tmp_path: Path) -> None:
     )
     result = durable("run", app, "talk", "--store", f"sqlite:///{tmp_path / 'chatty.db'}", cwd=tmp_path)
     assert ok(result).strip().splitlines()[-1] == '"done"'
-    lines = [line for line in result.stderr.splitlines() if "chatty" in line]
+    lines = [line for line in result.stderr.splitlines() if "chatty:" in line]
     assert len(lines) == 1 and lines[0].endswith(" WARNING chatty: " + "long/" * 60 + "end")
 
 
@@ -188,7 +188,7 @@ def test_a_store_file_that_does_not_exist_is_refused_not_created(tmp_path: Path,
 def test_every_command_names_the_store_it_used(tmp_path: Path, store_url: str) -> None:
     result = durable("list", "--store", store_url, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert f"store: {(tmp_path / 'd.db').resolve()}" in result.stderr.splitlines()
+    assert f"store: {(tmp_path / 'd.db').resolve()} (task hub default)" in result.stderr.splitlines()
 
 
 # ----- run ---------------------------------------------------------------------------------------

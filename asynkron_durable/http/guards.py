@@ -1,4 +1,4 @@
-"""What every request passes before a handler: the API key, and the body size limit.
+"""What every request passes before a handler: the API key, the task hub, and the body size limit.
 
 Both are plain ASGI middleware so they hold for every route, including 404s under the API's
 prefixes, and answer with the API's JSON error bodies.
@@ -84,6 +84,29 @@ def carries_api_key(scope: Scope, api_key: str) -> bool:
         return True
     codes = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("code", [])
     return any(hmac.compare_digest(code.encode(), expected) for code in codes)
+
+
+class TaskHubGuard:
+    """Requests under `prefixes` that name a task hub (`taskHub=`, as Azure's API takes it) other
+    than the one served here get 404 saying so, instead of answering from the wrong hub."""
+
+    def __init__(self, app: ASGIApp, task_hub: str, prefixes: Sequence[str]) -> None:
+        self.app = app
+        self.task_hub = task_hub
+        self.prefixes = tuple(prefixes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and str(scope["path"]).startswith(self.prefixes):
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            asked = [hub for hub in query.get("taskHub", []) if hub.lower() != self.task_hub.lower()]
+            if asked:
+                await _send_error(
+                    send,
+                    404,
+                    f"task hub {asked[0]!r} is not served here; this server serves {self.task_hub!r}",
+                )
+                return
+        await self.app(scope, receive, send)
 
 
 DEFAULT_BODY_TIMEOUT = 30.0

@@ -23,7 +23,7 @@ from asynkron_durable.entities.ids import EntityId
 from asynkron_durable.errors import InvalidOperation, OrchestrationTimeout, UnknownFunction
 from asynkron_durable.history import RuntimeStatus, utc_now
 from asynkron_durable.http.errors import BadRequest, error_handlers
-from asynkron_durable.http.guards import DEFAULT_BODY_TIMEOUT, ApiKeyGuard, BodyLimit
+from asynkron_durable.http.guards import DEFAULT_BODY_TIMEOUT, ApiKeyGuard, BodyLimit, TaskHubGuard
 from asynkron_durable.http.openapi import openapi_document
 from asynkron_durable.http.status_json import (
     api_time,
@@ -299,7 +299,8 @@ def management_app(
     """The management API as an ASGI app (plus `extra_routes`, e.g. an app's HTTP triggers).
     Bodies over `body_limit` bytes get 413, bodies not in within `body_timeout` seconds 408.
     With `location.api_key` set, every management route requires it (`code` query parameter or
-    `x-functions-key` header); `extra_routes` are not guarded."""
+    `x-functions-key` header); a `taskHub=` other than `location.task_hub` gets 404. `extra_routes`
+    are not guarded."""
     api = ManagementApi(client, location)
     rpc = ManagementApi(client, location, rpc=True)
     document = openapi_document(location)
@@ -318,6 +319,7 @@ def management_app(
     )
     guarded = (WEBHOOK_PREFIX, RPC_PREFIX)
     app.add_middleware(BodyLimit, limit=body_limit, timeout=body_timeout)
+    app.add_middleware(TaskHubGuard, task_hub=location.task_hub, prefixes=guarded)
     app.add_middleware(ApiKeyGuard, api_key=location.api_key, prefixes=guarded)  # outermost: key first
     return app
 

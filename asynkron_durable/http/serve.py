@@ -38,7 +38,8 @@ from asynkron_durable.http.head_timeout import head_timeout_protocol
 from asynkron_durable.http.management import DEFAULT_BODY_LIMIT, management_app
 from asynkron_durable.http.urls import ApiLocation
 from asynkron_durable.store_opening import open_when_reachable
-from asynkron_durable.stores import StateStore, store_from_url
+from asynkron_durable.stores import StateStore, check_task_hub, store_from_url
+from asynkron_durable.stores.hubs import DEFAULT_TASK_HUB
 from asynkron_durable.worker import DurableFunctionRuntime
 
 GRACEFUL_SHUTDOWN_SECONDS = 30
@@ -81,7 +82,8 @@ class ServeOptions:
     api_key: str | None = None
     insecure: bool = False
     body_limit: int = DEFAULT_BODY_LIMIT
-    task_hub: str = "default"
+    task_hub: str | None = None
+    """The task hub to serve (None: the app's, else `default`)."""
     body_timeout: float = DEFAULT_BODY_TIMEOUT
 
 
@@ -181,10 +183,11 @@ def serve(options: ServeOptions, announce: Callable[[str], None]) -> None:
     if options.workers < 0:
         raise ValueError("--workers must be 0 or more")
     registry = load_registry(options.app)
-    store = store_from_url(options.store_url)
+    hub = check_task_hub(options.task_hub or registry.task_hub or DEFAULT_TASK_HUB)
+    store = store_from_url(options.store_url, hub)
     sock = _bind(options.host, options.port)
     try:
-        location = ApiLocation(_origin(sock), options.task_hub, options.api_key)
+        location = ApiLocation(_origin(sock), hub, options.api_key)
         routes = http_routes(options.app, location)
         runtimes = [DurableFunctionRuntime(store) for _ in range(options.workers)]
         for runtime in runtimes:

@@ -31,6 +31,9 @@ from asynkron_durable.stores._postgres_workers import PostgresWorkers
 from asynkron_durable.stores._subscribers import Subscribers
 from asynkron_durable.stores.base import Work
 
+DEFAULT_SCHEMA = "asynkron_durable"
+"""The schema of a store whose URL names none (its `default` task hub)."""
+
 _ATTEMPTS = 5
 """How often an operation that lost a race (deadlock, serialization failure, duplicate key) runs."""
 
@@ -63,7 +66,7 @@ class PostgresConnection:
         self,
         dsn_or_pool: str | asyncpg.Pool,
         *,
-        schema: str = "asynkron_durable",
+        schema: str = DEFAULT_SCHEMA,
         min_pool_size: int = 1,
         max_pool_size: int = 10,
         connect_timeout: float = 10.0,

@@ -33,6 +33,7 @@ from asynkron_durable.stores._postgres_codec import (
     record_columns,
     transpose,
 )
+from asynkron_durable.stores._postgres_connection import DEFAULT_SCHEMA as DEFAULT_SCHEMA
 from asynkron_durable.stores._postgres_connection import STATEMENT_LIFETIME as STATEMENT_LIFETIME
 from asynkron_durable.stores._postgres_connection import Connection, PostgresConnection
 from asynkron_durable.stores._postgres_plan import CommitPlan, touched_ids

@@ -18,14 +18,13 @@ import socket
 import uuid
 from collections.abc import Collection, Iterator, Sequence
 from datetime import timedelta
-from types import TracebackType
 
 from asynkron_durable.app import DurableApp
 from asynkron_durable.client import OrchestrationClient
 from asynkron_durable.errors import WorkerStuck
 from asynkron_durable.history import utc_now
 from asynkron_durable.registry import Duration, Registrations, Registry, seconds
-from asynkron_durable.stores import StateStore, store_from_url
+from asynkron_durable.stores import StateStore, as_store
 from asynkron_durable.stores.base import (
     ActivityClaim,
     ActivityResult,
@@ -60,7 +59,8 @@ back-off had grown: shutdown must not be held up by a store that keeps failing."
 class DurableFunctionRuntime(Registrations):
     """Runs orchestrations and activities from a store. Many runtimes may share one store.
 
-    `store` is a `StateStore` or a URL for `store_from_url` (`sqlite:///./durable.db`, `memory://`).
+    `store` is a `StateStore` or a URL for `store_from_url` (`sqlite:///./durable.db`, `memory://`);
+    with a URL, `task_hub` picks the task hub it serves (default `default`; see `stores/hubs.py`).
 
     `episode_cache_size`: how many running orchestrations to keep in memory between episodes (least
     recently used first out; 0 turns the cache off). A kept orchestration's next episode applies only
@@ -80,6 +80,7 @@ class DurableFunctionRuntime(Registrations):
         self,
         store: StateStore | str = "sqlite:///./durable.db",
         *,
+        task_hub: str | None = None,
         worker_id: str | None = None,
         max_concurrent_activities: int = 100,
         max_concurrent_orchestrations: int = 100,
@@ -96,7 +97,7 @@ class DurableFunctionRuntime(Registrations):
         if max_concurrent_activities < 1 or max_concurrent_orchestrations < 1:
             raise ValueError("concurrency limits must be at least 1")
         seconds(lease_duration, "lease_duration")
-        self.store = store_from_url(store) if isinstance(store, str) else store
+        self.store = as_store(store, task_hub)
         self.registry = Registry()
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.max_concurrent_activities = max_concurrent_activities
@@ -208,12 +209,7 @@ class DurableFunctionRuntime(Registrations):
         self._background = asyncio.create_task(self.run_and_poll(self._stop_event))
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         try:
             if self._stop_event is not None and self._background is not None:
                 self._stop_event.set()

@@ -20,6 +20,7 @@ import importlib.util
 import inspect
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -89,6 +90,8 @@ class AzureApp:
     http_functions: list[AzureHttpFunction]
     orchestrator_input_types: dict[str, type] = field(default_factory=dict)
     """`@app.orchestration_trigger(input_type=...)` by orchestrator: what `get_input()` decodes into."""
+    task_hub: str | None = None
+    """host.json's `extensions.durableTask.hubName` (a `%SETTING%` read from the environment)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +141,22 @@ def load_azure_app(path: str | Path) -> AzureApp:
     importlib.invalidate_caches()  # the app's files may be newer than the import system's view
     declared = _declared_v2(target) if model == "v2" else _declared_v1(target)
     return _collect(target.parent.resolve() if model == "v2" else target.resolve(), model, declared)
+
+
+def hub_name(root: Path) -> str | None:
+    """The task hub host.json at `root` names (`extensions.durableTask.hubName`), if any; a
+    `%SETTING%` reference is read from the environment, as the host reads app settings."""
+    try:
+        host = json.loads((root / HOST_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    durable = host.get("extensions", {}).get("durableTask", {}) if isinstance(host, dict) else {}
+    name = durable.get("hubName") if isinstance(durable, dict) else None
+    if not isinstance(name, str) or not name:
+        return None
+    if len(name) > 2 and name.startswith("%") and name.endswith("%"):
+        return os.environ.get(name[1:-1]) or None
+    return name
 
 
 def locate_app(path: Path) -> tuple[Model, Path] | None:
@@ -275,7 +294,9 @@ def _collect(root: Path, model: Model, declared: list[_Declared]) -> AzureApp:
     `entityName`) overrides the function name, as in the Durable extension."""
     from asynkron_durable_azure.orchestration import declared_input_type  # imports the SDK
 
-    app = AzureApp(root, model, orchestrators={}, activities={}, entities={}, http_functions=[])
+    app = AzureApp(
+        root, model, orchestrators={}, activities={}, entities={}, http_functions=[], task_hub=hub_name(root)
+    )
     for function in declared:
         trigger = function.trigger
         kind = trigger["type"]

@@ -24,4 +24,5 @@ def azure_registry(app: AzureApp) -> Registry:
     for name, entity in app.entities.items():
         registry.add_entity(core_entity(entity), name)
     registry.add_activity(http_activity, HTTP_ACTIVITY_NAME)
+    registry.task_hub = app.task_hub
     return registry
