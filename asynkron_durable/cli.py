@@ -39,6 +39,7 @@ from asynkron_durable.cli_options import (
     store_identity,
     store_option,
 )
+from asynkron_durable.cli_tables import console, instances_table, json_flag, status_table
 from asynkron_durable.client import OrchestrationClient, OrchestrationStatus, StatusPage
 from asynkron_durable.errors import InstanceNotFound
 from asynkron_durable.history import RuntimeStatus
@@ -223,9 +224,10 @@ def start(orchestrator: str, payload: str | None, store_url: str, instance_id: s
 @cli.command()
 @click.argument("instance_id")
 @click.option("--show-history", is_flag=True, help="Include the history events.")
+@json_flag
 @store_option
-def status(instance_id: str, show_history: bool, store_url: str) -> None:
-    """Print the status of INSTANCE_ID as JSON."""
+def status(instance_id: str, show_history: bool, as_json: bool, store_url: str) -> None:
+    """Show the status of INSTANCE_ID (a table, or JSON with --json)."""
 
     async def go() -> OrchestrationStatus | None:
         async with opened_client(store_url) as client:
@@ -241,7 +243,10 @@ def status(instance_id: str, show_history: bool, store_url: str) -> None:
             f"warning: {found.dead_letters} message(s) to {instance_id} could not be read and were set "
             f"aside; see: asynkron-durable dead-letters --instance {instance_id}"
         )
-    click.echo(json.dumps(_status_json(found, show_history), indent=2))
+    if as_json:
+        click.echo(json.dumps(_status_json(found, show_history), indent=2))
+    else:
+        console().print(status_table(found))
 
 
 @cli.command(name="list")
@@ -254,9 +259,12 @@ def status(instance_id: str, show_history: bool, store_url: str) -> None:
 )
 @click.option("--prefix", default=None, help="Only instance ids starting with this.")
 @click.option("--top", type=click.IntRange(min=1), default=100, show_default=True, help="At most N.")
+@json_flag
 @store_option
-def list_instances(statuses: tuple[str, ...], prefix: str | None, top: int, store_url: str) -> None:
-    """Print the instances (oldest first) as a JSON list."""
+def list_instances(
+    statuses: tuple[str, ...], prefix: str | None, top: int, as_json: bool, store_url: str
+) -> None:
+    """Show the instances, oldest first (a table, or a JSON list with --json)."""
     filter = InstanceFilter(
         runtime_status=frozenset(RuntimeStatus(s) for s in statuses) or None,
         instance_id_prefix=prefix,
@@ -269,7 +277,10 @@ def list_instances(statuses: tuple[str, ...], prefix: str | None, top: int, stor
     page = asyncio.run(go())
     for unreadable in page.unreadable:
         stderr.print(f"warning: {unreadable.reason}")
-    click.echo(json.dumps([_status_json(s) for s in page.instances], indent=2))
+    if as_json:
+        click.echo(json.dumps([_status_json(s) for s in page.instances], indent=2))
+    else:
+        console().print(instances_table(page.instances))
 
 
 @cli.command(name="raise-event")

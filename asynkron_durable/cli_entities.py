@@ -15,6 +15,7 @@ from asynkron_durable.cli_options import (
     stderr,
     store_option,
 )
+from asynkron_durable.cli_tables import console, entities_table, json_flag
 from asynkron_durable.entities import EntityId, EntityMetadata, EntityStateResponse
 
 
@@ -71,9 +72,10 @@ def entity(name: str, key: str, store_url: str) -> None:
 @click.option("--prefix", default=None, help="Only entities whose name starts with this.")
 @click.option("--top", type=click.IntRange(min=1), default=100, show_default=True, help="At most N.")
 @click.option("--include-deleted", is_flag=True, help="Also entities without state.")
+@json_flag
 @store_option
-def entities(prefix: str | None, top: int, include_deleted: bool, store_url: str) -> None:
-    """Print the entities, with their state, lock holder and backlog, as a JSON list."""
+def entities(prefix: str | None, top: int, include_deleted: bool, as_json: bool, store_url: str) -> None:
+    """Show the entities with their state, lock holder and backlog (a table, or JSON with --json)."""
 
     async def go() -> list[EntityMetadata]:
         found: list[EntityMetadata] = []
@@ -89,7 +91,11 @@ def entities(prefix: str | None, top: int, include_deleted: bool, store_url: str
                     break
         return found[:top]
 
-    listed = [{**e.model_dump(mode="json"), "entity_id": str(e.entity_id)} for e in asyncio.run(go())]
+    found = asyncio.run(go())
+    if not as_json:
+        console().print(entities_table(found))
+        return
+    listed = [{**e.model_dump(mode="json"), "entity_id": str(e.entity_id)} for e in found]
     click.echo(json.dumps(listed, indent=2))
 
 

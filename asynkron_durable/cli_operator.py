@@ -7,26 +7,36 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import sys
+from datetime import datetime
+from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from asynkron_durable.cli_options import opened_client, stderr, store_option
+from asynkron_durable.cli_tables import console, json_flag
 from asynkron_durable.errors import InstanceNotFound
 from asynkron_durable.history import HistoryEvent, utc_now
-from asynkron_durable.http.status_json import worker_json
 from asynkron_durable.stores import DeadLetter, WorkerRecord
 
 
-def _console() -> Console:
-    """Tables for people: as wide as the terminal, or one line a row into a pipe or a file."""
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 240)
+def _worker_fields(worker: WorkerRecord, now: datetime) -> dict[str, Any]:
+    """A worker for `--json`, named like the other commands' fields."""
+    return {
+        "worker_id": worker.worker_id,
+        "host": worker.host,
+        "pid": worker.pid,
+        "version": worker.version,
+        "started_at": worker.started_at.isoformat(),
+        "heartbeat_at": worker.heartbeat_at.isoformat(),
+        "seconds_since_heartbeat": round((now - worker.heartbeat_at).total_seconds(), 1),
+        "instance_names": sorted(worker.instance_names),
+        "activity_names": sorted(worker.activity_names),
+    }
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@json_flag
 @store_option
 def workers(as_json: bool, store_url: str) -> None:
     """The workers registered in the store: where they run, what they run, their last heartbeat."""
@@ -37,7 +47,7 @@ def workers(as_json: bool, store_url: str) -> None:
 
     found, now = asyncio.run(go()), utc_now()
     if as_json:
-        click.echo(json.dumps([worker_json(worker, now) for worker in found], indent=2))
+        click.echo(json.dumps([_worker_fields(worker, now) for worker in found], indent=2))
         return
     table = Table("worker", "host", "pid", "version", "started", "heartbeat", "runs", "activities")
     for worker in found:
@@ -52,7 +62,7 @@ def workers(as_json: bool, store_url: str) -> None:
             ", ".join(sorted(worker.instance_names)) or "-",
             ", ".join(sorted(worker.activity_names)) or "-",
         )
-    _console().print(table if found else "no worker is registered")
+    console().print(table if found else "no worker is registered")
 
 
 @click.command(name="dead-letters")
@@ -72,7 +82,7 @@ def dead_letters(instance_id: str | None, top: int, store_url: str) -> None:
 
 @click.command()
 @click.argument("instance_id")
-@click.option("--json", "as_json", is_flag=True, help="Print the events as JSON instead of a table.")
+@json_flag
 @store_option
 def history(instance_id: str, as_json: bool, store_url: str) -> None:
     """The history of INSTANCE_ID's current execution, oldest event first."""
@@ -97,4 +107,4 @@ def history(instance_id: str, as_json: bool, store_url: str) -> None:
         shown = "" if event.event_id < 0 else str(event.event_id)
         when = event.timestamp.strftime("%H:%M:%S.%f")[:-3]
         table.add_row(str(position), when, event.kind, shown, json.dumps(details)[:120])
-    _console().print(table)
+    console().print(table)

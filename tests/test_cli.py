@@ -186,7 +186,7 @@ def test_a_store_file_that_does_not_exist_is_refused_not_created(tmp_path: Path,
 
 
 def test_every_command_names_the_store_it_used(tmp_path: Path, store_url: str) -> None:
-    result = durable("list", "--store", store_url, cwd=tmp_path)
+    result = durable("list", "--json", "--store", store_url, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"store: {(tmp_path / 'd.db').resolve()} (task hub default)" in result.stderr.splitlines()
 
@@ -267,7 +267,7 @@ def test_apps_by_module_name_and_runtime_objects(tmp_path: Path) -> None:
 def test_the_store_comes_from_the_environment(tmp_path: Path, store_url: str) -> None:
     env = {"ASYNKRON_DURABLE_STORE": store_url}
     ok(durable("run", HELLO, "hello_cities", "--instance-id", "h1", cwd=tmp_path, env=env))
-    status = json.loads(ok(durable("status", "h1", "--store", store_url, cwd=tmp_path)))
+    status = json.loads(ok(durable("status", "--json", "h1", "--store", store_url, cwd=tmp_path)))
     assert status["output"] == ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
     assert not (tmp_path / "durable.db").exists()
 
@@ -279,7 +279,7 @@ def wait_for_status(instance_id: str, wanted: str, store_url: str, cwd: Path) ->
     """Poll `status` until the instance has status `wanted`; fail after 30 seconds."""
     give_up = time.monotonic() + 30
     while True:
-        result = durable("status", instance_id, "--store", store_url, cwd=cwd)
+        result = durable("status", "--json", instance_id, "--store", store_url, cwd=cwd)
         status = json.loads(result.stdout) if result.returncode == 0 else None
         if status is not None and status["runtime_status"] == wanted:
             return status
@@ -313,18 +313,27 @@ def test_start_status_and_list(tmp_path: Path, store_url: str) -> None:
     generated = ok(durable("start", "human_interaction", "--store", store_url, cwd=tmp_path)).strip()
     assert len(generated) == 32
 
-    status = json.loads(ok(durable("status", "batch-1", "--store", store_url, cwd=tmp_path)))
+    status = json.loads(ok(durable("status", "--json", "batch-1", "--store", store_url, cwd=tmp_path)))
     assert status["runtime_status"] == "Pending"
     assert status["input"] == {"timeout_seconds": 60}
     assert "history" not in status
-    with_history = durable("status", "batch-1", "--show-history", "--store", store_url, cwd=tmp_path)
+    with_history = durable(
+        "status", "--json", "batch-1", "--show-history", "--store", store_url, cwd=tmp_path
+    )
     assert isinstance(json.loads(ok(with_history))["history"], list)
 
     def listed(*args: str) -> list[str]:
-        result = durable("list", *args, "--store", store_url, cwd=tmp_path)
+        result = durable("list", "--json", *args, "--store", store_url, cwd=tmp_path)
         return [s["instance_id"] for s in json.loads(ok(result))]
 
     assert listed("--prefix", "batch-") == ["batch-0", "batch-1", "batch-2"]
+    table = ok(durable("list", "--prefix", "batch-", "--store", store_url, cwd=tmp_path))  # for people
+    rows = [line for line in table.splitlines() if "batch-" in line]
+    assert len(rows) == 3 and all("human_interaction" in row and "Pending" in row for row in rows)
+    shown = ok(durable("status", "batch-1", "--store", store_url, cwd=tmp_path))
+    assert all(
+        text in shown for text in ("batch-1", "human_interaction", "Pending", '{"timeout_seconds": 60}')
+    )
     assert listed("--prefix", "batch-", "--top", "2") == ["batch-0", "batch-1"]
     assert len(listed("--status", "Pending")) == 4
     assert listed("--status", "completed", "--status", "Failed") == []
@@ -344,13 +353,15 @@ def test_suspend_resume_terminate_and_purge(tmp_path: Path, store_url: str) -> N
         assert "termination of a1 requested; a worker applies it" in ok(requested) + requested.stderr
         terminated = wait_for_status("a1", "Terminated", store_url, tmp_path)
     assert terminated["output"] == "not needed"
-    listed = json.loads(ok(durable("list", "--status", "Terminated", "--store", store_url, cwd=tmp_path)))
+    listed = json.loads(
+        ok(durable("list", "--json", "--status", "Terminated", "--store", store_url, cwd=tmp_path))
+    )
     assert [s["instance_id"] for s in listed] == ["a1"]
 
     again = durable("terminate", "a1", "--store", store_url, cwd=tmp_path)
     assert "already finished (Terminated)" in error_line(again, 2)
     ok(durable("purge", "a1", "--store", store_url, cwd=tmp_path))
-    assert "not found" in error_line(durable("status", "a1", "--store", store_url, cwd=tmp_path), 2)
+    assert "not found" in error_line(durable("status", "--json", "a1", "--store", store_url, cwd=tmp_path), 2)
 
 
 def test_history_restart_and_rewind(tmp_path: Path, store_url: str) -> None:
@@ -392,7 +403,9 @@ def test_an_interrupted_run_says_the_instance_goes_on_and_how(tmp_path: Path, st
     assert f"asynkron-durable worker {APPROVAL}" in said and "asynkron-durable status r1" in said
     assert "Traceback" not in said
     assert (
-        json.loads(ok(durable("status", "r1", "--store", store_url, cwd=tmp_path)))["runtime_status"]
+        json.loads(ok(durable("status", "--json", "r1", "--store", store_url, cwd=tmp_path)))[
+            "runtime_status"
+        ]
         == "Running"
     )
 
@@ -459,8 +472,12 @@ def test_entity_commands(tmp_path: Path, store_url: str) -> None:
     )
     assert entity_state("account", "carol", store_url, tmp_path)["exists"] is False  # no worker yet
 
-    listed = json.loads(ok(durable("entities", "--include-deleted", "--store", store_url, cwd=tmp_path)))
+    listed = json.loads(
+        ok(durable("entities", "--json", "--include-deleted", "--store", store_url, cwd=tmp_path))
+    )
     assert [e["entity_id"] for e in listed] == ["@account@carol"]
+    table = ok(durable("entities", "--include-deleted", "--store", store_url, cwd=tmp_path))
+    assert any("@account@carol" in line and "(none)" in line for line in table.splitlines())
     with worker(BANK, store_url, tmp_path):
         give_up = time.monotonic() + 30
         while entity_state("account", "carol", store_url, tmp_path)["state"] != {"balance": 30}:
@@ -471,10 +488,12 @@ def test_entity_commands(tmp_path: Path, store_url: str) -> None:
             assert time.monotonic() < give_up, "the worker never applied the delete"
             time.sleep(0.05)
 
-    assert json.loads(ok(durable("entities", "--store", store_url, cwd=tmp_path))) == []
+    assert json.loads(ok(durable("entities", "--json", "--store", store_url, cwd=tmp_path))) == []
     purged = durable("purge-entities", "--store", store_url, cwd=tmp_path)
     assert "purged 1 empty entities" in ok(purged) + purged.stderr
-    listed = json.loads(ok(durable("entities", "--include-deleted", "--store", store_url, cwd=tmp_path)))
+    listed = json.loads(
+        ok(durable("entities", "--json", "--include-deleted", "--store", store_url, cwd=tmp_path))
+    )
     assert listed == []
 
 
@@ -524,7 +543,7 @@ def test_list_names_an_unreadable_row_and_lists_the_rest(tmp_path: Path) -> None
         ok(durable("start", "anything", "--instance-id", instance_id, "--store", store_url, cwd=tmp_path))
     with sqlite3.connect(tmp_path / "corrupt.db") as conn:
         conn.execute("UPDATE instances SET runtime_status = 'Bogus' WHERE instance_id = 'broken'")
-    result = durable("list", "--store", store_url, cwd=tmp_path)
+    result = durable("list", "--json", "--store", store_url, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert [s["instance_id"] for s in json.loads(result.stdout)] == ["fine"]
     [warning] = [line for line in result.stderr.splitlines() if not line.startswith("store: ")]

@@ -97,7 +97,7 @@ def test_sub_orchestration_with_an_explicit_id_can_be_queried(store_url: str) ->
         "shipped": ["kettle packed, kettle shipped"],
         "receipt": "receipt: 1 items shipped",
     }
-    receipt = json.loads(durable("status", "order-7-receipt", "--store", store_url).stdout)
+    receipt = json.loads(durable("status", "--json", "order-7-receipt", "--store", store_url).stdout)
     assert receipt["runtime_status"] == "Completed"
     assert receipt["output"] == "receipt: 1 items shipped"
 
@@ -108,7 +108,7 @@ def test_monitor_keeps_only_the_last_rounds_history(store_url: str) -> None:
         "--input", '{"checks_left": 2, "interval_seconds": 0.05}', "--store", store_url,
     )  # fmt: skip
     assert last_json_line(run) == {"checks": 2, "readings": ["check 1: up", "check 2: up"]}
-    status = json.loads(durable("status", "mon", "--show-history", "--store", store_url).stdout)
+    status = json.loads(durable("status", "--json", "mon", "--show-history", "--store", store_url).stdout)
     assert status["input"] == {"checks_left": 1, "interval_seconds": 0.05, "readings": ["check 1: up"]}
     assert status["custom_status"] == {"checks_done": 2, "last": "check 2: up"}
     scheduled = [e["input"] for e in status["history"] if e["kind"] == "TaskScheduled"]
@@ -150,7 +150,7 @@ def _wait_until_finished(instance_id: str, store_url: str, deadline: float = 30.
     """Poll `status` until the instance finishes; fail the test after `deadline` seconds."""
     give_up = time.monotonic() + deadline
     while True:
-        result = durable("status", instance_id, "--store", store_url)
+        result = durable("status", "--json", instance_id, "--store", store_url)
         assert result.returncode == 0, result.stderr
         status = json.loads(result.stdout)
         if status["runtime_status"] in ("Completed", "Failed", "Terminated"):

@@ -122,7 +122,9 @@ def test_sub_orchestrations_run_under_the_ids_the_parent_chose(store_url: str, t
         "shipped": ["kettle packed, kettle shipped"],
         "receipt": "receipt: 1 items shipped",
     }
-    child = json.loads(durable("status", "order-7-kettle", "--store", store_url, tmp_path=tmp_path).stdout)
+    child = json.loads(
+        durable("status", "--json", "order-7-kettle", "--store", store_url, tmp_path=tmp_path).stdout
+    )
     assert child["runtime_status"] == "Completed"
     assert child["output"] == "kettle packed, kettle shipped"
 
@@ -134,7 +136,9 @@ def test_the_last_custom_status_stays_with_the_instance(store_url: str, tmp_path
     )  # fmt: skip
     expected = {"done": ["pick ok", "pack ok"], "progress": "2/2"}
     assert last_json_line(run) == expected
-    status = json.loads(durable("status", "progress-1", "--store", store_url, tmp_path=tmp_path).stdout)
+    status = json.loads(
+        durable("status", "--json", "progress-1", "--store", store_url, tmp_path=tmp_path).stdout
+    )
     assert status["custom_status"] == expected
 
 

@@ -96,7 +96,7 @@ async def test_the_command_line_warns_on_status_and_lists_dead_letters(tmp_path:
         command = [sys.executable, "-m", "asynkron_durable.cli", *args, "--store", url]
         return subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=REPO)
 
-    status = durable("status", "lost")
+    status = durable("status", "--json", "lost")
     listed = durable("dead-letters", "--instance", "lost")
 
     assert status.returncode == 0, status.stderr

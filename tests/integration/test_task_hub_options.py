@@ -33,7 +33,7 @@ def durable(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
 
 
 def listed(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> list[str]:
-    result = durable("list", *args, cwd=tmp_path, env=env)
+    result = durable("list", "--json", *args, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     return [item["name"] for item in json.loads(result.stdout)]
 
@@ -48,9 +48,9 @@ def test_the_command_line_keeps_task_hubs_apart(tmp_path: Path) -> None:
     assert listed(tmp_path) == ["hello_cities"]
     assert listed(tmp_path, "--task-hub", "orders") == ["hello_cities"]
     assert listed(tmp_path, env={"ASYNKRON_DURABLE_TASK_HUB": "orders"}) == ["hello_cities"]
-    nobody = durable("list", cwd=tmp_path, env={"ASYNKRON_DURABLE_TASK_HUB": "billing"})
+    nobody = durable("list", "--json", cwd=tmp_path, env={"ASYNKRON_DURABLE_TASK_HUB": "billing"})
     assert nobody.returncode == 2 and "no store at" in nobody.stderr and "durable.billing.db" in nobody.stderr
-    bad = durable("list", "--task-hub", "no-such!", cwd=tmp_path)
+    bad = durable("list", "--json", "--task-hub", "no-such!", cwd=tmp_path)
     assert bad.returncode == 2 and "invalid task hub name 'no-such!'" in bad.stderr
 
 

@@ -61,4 +61,4 @@ async def test_the_command_line_shows_workers_as_a_table_or_json(tmp_path: Path)
     table, as_json = durable("workers"), json.loads(durable("workers", "--json"))
     assert all(text in table for text in ("w-1", "host-a", "4242", "cart, checkout", "charge"))
     [worker] = as_json
-    assert worker["workerId"] == "w-1" and worker["orchestrationsAndEntities"] == ["cart", "checkout"]
+    assert worker["worker_id"] == "w-1" and worker["instance_names"] == ["cart", "checkout"]

@@ -90,10 +90,10 @@ async def test_a_native_and_an_azure_app_share_one_store(backend: str, tmp_path:
                 return _state(carol) == {"balance": 10} and _state(c2) == 7
 
             await poll_until(signals_applied, DEADLINE, "both entity signals to be applied")
-            listed = {item["instance_id"] for item in json.loads(durable("list", "--store", url))}
+            listed = {item["instance_id"] for item in json.loads(durable("list", "--json", "--store", url))}
             assert {bank, counter} <= listed
             workers = json.loads(durable("workers", "--json", "--store", url))
-            runs = sorted(tuple(w["orchestrationsAndEntities"]) for w in workers)
+            runs = sorted(tuple(w["instance_names"]) for w in workers)
             assert runs == [("account", "bank_demo", "transfer"), ("counter", "counter_orchestrator")]
         finally:
             logs = native.stop() + azure.stop()
