@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -49,6 +48,7 @@ from asynkron_durable.stores.base import (
     StateStore,
     UnreadableInstance,
 )
+from asynkron_durable.waiting import CompletionWatcher
 
 _LIVE_WITHIN = timedelta(seconds=30)
 """A worker whose last heartbeat is older than this is not counted as running (they beat each second)."""
@@ -126,6 +126,7 @@ class OrchestrationClient:
     def __init__(self, store: StateStore, registry: Registry | None = None) -> None:
         self.store = store
         self._registry = registry
+        self._watcher: CompletionWatcher | None = None
 
     @property
     def registry(self) -> Registry | None:
@@ -394,26 +395,25 @@ class OrchestrationClient:
     async def wait_for_completion(
         self, instance_id: str, timeout: float = 60.0, poll_interval: float = 0.05
     ) -> OrchestrationStatus:
-        """Poll until the instance is Completed, Failed or Terminated; `OrchestrationTimeout` after
-        `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        delay = min(0.005, poll_interval)
-        while True:
+        """Wait until the instance is Completed, Failed or Terminated; `OrchestrationTimeout` after
+        `timeout` seconds. All of a client's waits share one reader (`waiting.py`): an ending in
+        this process is seen at once, one in another process within `poll_interval` seconds."""
+        if self._watcher is None:
+            self._watcher = CompletionWatcher(self.store)
+        limit = None if timeout == float("inf") else timeout
+        try:
+            ended = await asyncio.wait_for(self._watcher.wait(instance_id, poll_interval), limit)
+        except TimeoutError:
             record = await self.store.get_instance(instance_id)
             if record is None:
-                raise InstanceNotFound(instance_id)
-            if record.runtime_status.is_terminal:
-                status = await self.get_status(instance_id)
-                if status is not None:  # purged this instant: look again, and find it gone
-                    return status
-                continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise OrchestrationTimeout(
-                    f"instance {instance_id!r} still {record.runtime_status} after {timeout:g}s"
-                )
-            await asyncio.sleep(min(delay, remaining))
-            delay = min(delay * 2, poll_interval)
+                raise InstanceNotFound(instance_id) from None
+            raise OrchestrationTimeout(
+                f"instance {instance_id!r} still {record.runtime_status} after {timeout:g}s"
+            ) from None
+        status = None if ended is None else await self.get_status(instance_id)
+        if status is None:
+            raise InstanceNotFound(instance_id)
+        return status
 
     async def _require(self, instance_id: str, verb: str, *, terminal_ok: bool) -> InstanceRecord:
         if is_entity_instance(instance_id):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
@@ -161,6 +161,10 @@ class PostgresConnection:
     def subscribe(self, callback: Callable[[Work], None]) -> None:
         """Call `callback` after this store enqueued work, and when another process did (NOTIFY)."""
         self._subscribers.add(callback)
+
+    def on_ended(self, callback: Callable[[Collection[str]], None]) -> None:
+        """Call `callback` with the instances this store object ended or purged."""
+        self._subscribers.add_ended(callback)
 
     # ----- the error boundary -------------------------------------------------------------------
 

@@ -102,6 +102,20 @@ def decode_history_row(text: Any, instance_id: str, seq: int) -> list[HistoryEve
     return _decoded(events_from_json, text, instance_id, f"history row seq={seq}")
 
 
+def readable_records(
+    rows: Iterable[Any], times: Callable[[Any], datetime] = _as_is
+) -> dict[str, InstanceRecord]:
+    """The records of `rows` by instance id, leaving out those that cannot be decoded (listings
+    and `get_instance` name those)."""
+    records: dict[str, InstanceRecord] = {}
+    for row in rows:
+        try:
+            records[row["instance_id"]] = record_from_row(row, times)
+        except StoreError:
+            continue
+    return records
+
+
 def activity_item(row: Any) -> ActivityWorkItem:
     """A claimed activity from its row (`activity_id`, the task's columns and `attempt`)."""
     task = ActivityTask(

@@ -40,6 +40,19 @@ SCHEMA = _split_statements(sql_text("sqlite_schema.sql"))
 """The statements of `sql/sqlite_schema.sql`, in order."""
 
 
+def open_probe(path: Path) -> sqlite3.Connection:
+    """A read-only connection used on the event loop itself for the store's idle checks."""
+    probe = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    probe.execute("PRAGMA busy_timeout = 0")
+    probe.execute("PRAGMA query_only = ON")
+    return probe
+
+
+def try_open(path: Path) -> None:
+    """Open and close `path`: fails here, with sqlite3's error, when it cannot be opened."""
+    sqlite3.connect(path).close()
+
+
 def epoch(value: datetime) -> float:
     """A timezone-aware time as REAL epoch seconds (indexable); naive times are a caller bug."""
     if value.tzinfo is None:

@@ -19,7 +19,7 @@ never committed, so its history is empty and the runtime does not ask for it.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -278,6 +278,14 @@ class StateStore(Protocol):
         """Call `callback` (from the event loop) with the kinds of work whenever this store
         enqueues new work or gives leased work back, so idle workers in this process wake at once
         instead of waiting for their next poll, and only the loops that can take it."""
+
+    def on_ended(self, callback: Callable[[Collection[str]], None]) -> None:
+        """Call `callback` (from the event loop) with the ids of the instances this store object
+        just committed into a terminal status or purged, so waiters in this process learn at once.
+        Other processes' endings are not announced: waiters there read (`get_instances`)."""
+
+    async def get_instances(self, instance_ids: Sequence[str]) -> dict[str, InstanceRecord]:
+        """The records of those of `instance_ids` that exist and can be read, in one read."""
 
     async def create_instance(self, new: NewInstance, *, replace: bool) -> None:
         """Create an instance and enqueue its start message.

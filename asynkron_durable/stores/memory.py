@@ -8,7 +8,7 @@ the SQL stores, so code tested against it behaves the same on disk.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 
 from asynkron_durable.errors import InstanceAlreadyExists, StoreError
@@ -84,6 +84,15 @@ class InMemoryStateStore:
     def subscribe(self, callback: Callable[[Work], None]) -> None:
         """Call `callback` after every operation that enqueued work."""
         self._subscribers.add(callback)
+
+    def on_ended(self, callback: Callable[[Collection[str]], None]) -> None:
+        """Call `callback` with the instances that ended or were purged here."""
+        self._subscribers.add_ended(callback)
+
+    async def get_instances(self, instance_ids: Sequence[str]) -> dict[str, InstanceRecord]:
+        """The records of those of `instance_ids` that exist."""
+        found = {i: self._instances.get(i) for i in instance_ids}
+        return {i: instance.record for i, instance in found.items() if instance is not None}
 
     def _check_open(self) -> None:
         if not self._open:
@@ -263,6 +272,7 @@ class InMemoryStateStore:
                 else:
                     enqueued |= outcome
         self._subscribers.notify(enqueued)
+        self._subscribers.commits_ended(commits, rejected)
         return Committed(rejected, leasing.items)
 
     async def claim_activities(
@@ -319,6 +329,7 @@ class InMemoryStateStore:
                 elif any([self._enqueue(r.message) for r in taken]):
                     enqueued |= Work.MESSAGES
         self._subscribers.notify(enqueued)
+        self._subscribers.steps_ended(steps, applied)
         return Completion(rejected, applied, leasing.items)
 
     def _take_activity(self, owner: str, activity_id: int) -> bool:
@@ -434,7 +445,9 @@ class InMemoryStateStore:
                 instance is None or instance.record.version != expected_version or instance.inbox
             ):
                 return False
-            return self._delete(instance_id)
+            deleted = self._delete(instance_id)
+        self._subscribers.ended([instance_id] if deleted else [])
+        return deleted
 
     async def purge_instances(self, filter: InstanceFilter) -> int:
         """Delete every matching instance."""
@@ -443,7 +456,8 @@ class InMemoryStateStore:
             doomed = self._matching(filter, None)
             for record in doomed:
                 self._delete(record.instance_id)
-            return len(doomed)
+        self._subscribers.ended([record.instance_id for record in doomed])
+        return len(doomed)
 
     async def dead_letters(self, instance_id: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """None: messages kept here as objects are never undecodable."""

@@ -42,6 +42,7 @@ from asynkron_durable.stores._rows import (
     activity_item,
     decode_history_rows,
     page_of,
+    readable_records,
     record_from_row,
 )
 from asynkron_durable.stores.base import (
@@ -235,6 +236,7 @@ class PostgresStateStore(PostgresConnection):
                 raise
             rejected, enqueued = await self._run("commit_episodes", one_by_one)
         self._subscribers.notify(enqueued)
+        self._subscribers.commits_ended(commits, rejected)
         return Committed(rejected, leased)
 
     async def _commit(
@@ -327,6 +329,7 @@ class PostgresStateStore(PostgresConnection):
 
         completion, enqueued = await self._run("complete_activities", body)
         self._subscribers.notify(enqueued)
+        self._subscribers.steps_ended(steps, completion.applied)
         return completion
 
     # ----- leases -------------------------------------------------------------------------------
@@ -371,6 +374,12 @@ class PostgresStateStore(PostgresConnection):
 
     # ----- queries and purges -------------------------------------------------------------------
 
+    async def get_instances(self, instance_ids: Sequence[str]) -> dict[str, InstanceRecord]:
+        """The readable records of those of `instance_ids` that exist, in one statement."""
+        return readable_records(
+            await self._fetch("get_instances", "select_instances_by_id", list(instance_ids))
+        )
+
     async def get_instance(self, instance_id: str) -> InstanceRecord | None:
         """The instance's record, or None; raises `StoreError` naming it if its row is corrupt."""
         rows = await self._fetch("get_instance", "select_instance", instance_id)
@@ -413,17 +422,25 @@ class PostgresStateStore(PostgresConnection):
                 return False
             return bool(await conn.fetch(self._q["delete_instances"], [instance_id]))
 
-        return await self._run("purge_instance", body)
+        deleted = await self._run("purge_instance", body)
+        self._subscribers.ended([instance_id] if deleted else [])
+        return deleted
 
     async def purge_instances(self, filter: InstanceFilter) -> int:
         """Delete every matching instance and everything they own; returns how many."""
 
-        async def body(conn: Connection) -> int:
+        async def body(conn: Connection) -> list[str]:
             rows = await conn.fetch(self._q["lock_matching_instances"], *filter_args(filter))
             ids = [row["instance_id"] for row in rows]
-            return len(await conn.fetch(self._q["delete_instances"], ids)) if ids else 0
+            return (
+                [row["instance_id"] for row in await conn.fetch(self._q["delete_instances"], ids)]
+                if ids
+                else []
+            )
 
-        return await self._run("purge_instances", body)
+        deleted = await self._run("purge_instances", body)
+        self._subscribers.ended(deleted)
+        return len(deleted)
 
     async def dead_letters(self, instance_id: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """Messages moved aside as undecodable, newest first (of `instance_id`, or all)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from functools import partial
@@ -34,6 +34,7 @@ from asynkron_durable.stores._rows import (
     decode_event,
     decode_history_rows,
     page_of,
+    readable_records,
     record_from_row,
 )
 from asynkron_durable.stores._sqlite_codec import (
@@ -44,6 +45,8 @@ from asynkron_durable.stores._sqlite_codec import (
     filter_params,
     from_epoch,
     json_list,
+    open_probe,
+    try_open,
 )
 from asynkron_durable.stores._sqlite_workers import SqliteWorkers
 from asynkron_durable.stores._subscribers import Subscribers
@@ -129,18 +132,6 @@ async def _quarantine(conn: aiosqlite.Connection, instance_id: str, error: Store
     await _execute(conn, "lease_instances", params)
 
 
-def _open_probe(path: Path) -> sqlite3.Connection:
-    """A read-only connection used on the event loop itself for idle checks (see `_nothing_to_claim`)."""
-    probe = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    probe.execute("PRAGMA busy_timeout = 0")
-    probe.execute("PRAGMA query_only = ON")
-    return probe
-
-
-def _probe(path: Path) -> None:
-    sqlite3.connect(path).close()
-
-
 class SqliteStateStore:
     """A `StateStore` on one SQLite file (WAL mode), safe to share between processes."""
 
@@ -169,7 +160,7 @@ class SqliteStateStore:
             with driver_errors(self._path):
                 # Fail here, not in aiosqlite.connect: when that fails it leaves its worker thread
                 # reporting to the event loop after we return (omnilib/aiosqlite#241).
-                await asyncio.to_thread(_probe, self._path)
+                await asyncio.to_thread(try_open, self._path)
                 conn = await aiosqlite.connect(self._path, isolation_level=None)
                 try:
                     conn.row_factory = sqlite3.Row
@@ -181,7 +172,7 @@ class SqliteStateStore:
                     await conn.close()
                     raise
             self._conn = conn
-            self._probe_conn = _open_probe(self._path)
+            self._probe_conn = open_probe(self._path)
 
     async def _ensure_schema(self, conn: aiosqlite.Connection) -> None:
         async with _transaction(conn):
@@ -213,6 +204,16 @@ class SqliteStateStore:
     def subscribe(self, callback: Callable[[Work], None]) -> None:
         """Call `callback` after every transaction of this store object that enqueued work."""
         self._subscribers.add(callback)
+
+    def on_ended(self, callback: Callable[[Collection[str]], None]) -> None:
+        """Call `callback` with the instances this store object ended or purged."""
+        self._subscribers.add_ended(callback)
+
+    async def get_instances(self, instance_ids: Sequence[str]) -> dict[str, InstanceRecord]:
+        """The readable records of those of `instance_ids` that exist, in one read."""
+        async with self._read() as conn:
+            rows = await _fetch(conn, "select_instances", {"ids": json_list(instance_ids)})
+        return readable_records(rows, from_epoch)
 
     def _nothing_to_claim(self, query: str, params: Mapping[str, Any]) -> bool:
         """True when an indexed read finds nothing claimable. Idle workers poll often: this read
@@ -338,6 +339,7 @@ class SqliteStateStore:
             partial(writes.apply_commits, owner=owner, commits=commits, leasing=Leasing(owner, claim))
         )
         self._subscribers.notify(enqueued)
+        self._subscribers.commits_ended(commits, committed.rejected)
         return committed
 
     async def claim_activities(
@@ -382,6 +384,7 @@ class SqliteStateStore:
         )
         completion, enqueued = await self._write_in_thread(body)
         self._subscribers.notify(enqueued)
+        self._subscribers.steps_ended(steps, completion.applied)
         return completion
 
     async def renew_leases(
@@ -462,17 +465,23 @@ class SqliteStateStore:
                     return False
             return writes.delete_instances(raw, [instance_id]) > 0
 
-        return await self._write_in_thread(body)
+        deleted = await self._write_in_thread(body)
+        self._subscribers.ended([instance_id] if deleted else [])
+        return deleted
 
     async def purge_instances(self, filter: InstanceFilter) -> int:
         """Delete every matching instance in one transaction."""
 
-        def body(raw: sqlite3.Connection) -> int:
+        def body(raw: sqlite3.Connection) -> list[str]:
             rows = raw.execute(QUERIES["filter_instances"], filter_params(filter, None, -1)).fetchall()
             ids = [row["instance_id"] for row in rows]
-            return writes.delete_instances(raw, ids) if ids else 0
+            if ids:
+                writes.delete_instances(raw, ids)
+            return ids
 
-        return await self._write_in_thread(body)
+        deleted = await self._write_in_thread(body)
+        self._subscribers.ended(deleted)
+        return len(deleted)
 
     async def dead_letters(self, instance_id: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """Messages moved aside as undecodable, newest first (of `instance_id`, or all)."""

@@ -24,6 +24,9 @@ INSERT INTO {schema}.schema_version (version) SELECT unnest($1::integer[]);
 -- select_instance --
 SELECT * FROM {schema}.instances WHERE instance_id = $1;
 
+-- select_instances_by_id --
+SELECT * FROM {schema}.instances WHERE instance_id = ANY($1::text[]);
+
 -- lock_instances --
 -- $1 ids. Returns what the caller needs to decide a commit or a replacement under the lock.
 SELECT instance_id, runtime_status, version, lease_owner

@@ -1,0 +1,111 @@
+"""Waiting for many instances costs what waiting for one does: a client's waits share one reader
+that learns of endings in this process at once (the store announces them) and reads every waited
+instance in one query per interval for endings elsewhere. No per-waiter polling."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.chaos import poll_until
+from support.store_wrapper import StoreWrapper
+
+from asynkron_durable import (
+    DurableFunctionRuntime,
+    InstanceNotFound,
+    OrchestrationClient,
+    OrchestrationContext,
+    OrchestrationTimeout,
+    RuntimeStatus,
+    SqliteStateStore,
+)
+from asynkron_durable.history import InstanceRecord
+from asynkron_durable.stores import StateStore
+
+WAITERS = 200
+
+
+class _CountingReads(StoreWrapper):
+    """Counts single and batch instance reads."""
+
+    def __init__(self, inner: StateStore) -> None:
+        super().__init__(inner)
+        self.single_reads = 0
+        self.batch_reads = 0
+
+    async def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        self.single_reads += 1
+        return await self._inner.get_instance(instance_id)
+
+    async def get_instances(self, instance_ids: Sequence[str]) -> dict[str, InstanceRecord]:
+        self.batch_reads += 1
+        return await self._inner.get_instances(instance_ids)
+
+
+async def test_many_waiters_share_one_reader(store: StateStore) -> None:
+    gate = threading.Event()
+    runtime = DurableFunctionRuntime(store, max_poll_interval=0.02)
+
+    @runtime.activity()
+    def held(n: int) -> int:
+        gate.wait(30)
+        return n
+
+    @runtime.orchestrator()
+    def one(ctx: OrchestrationContext) -> Any:
+        value = yield ctx.call_activity(held, ctx.get_input())
+        return value
+
+    reads = _CountingReads(store)
+    client = OrchestrationClient(reads)  # type: ignore[arg-type]
+    async with runtime:
+        ids = [await client.start_new("one", n) for n in range(WAITERS)]
+        waits = asyncio.gather(*(client.wait_for_completion(i, timeout=60) for i in ids))
+        await poll_until(lambda: reads.batch_reads >= 3, 10, "the watcher to read a few rounds")
+        assert reads.single_reads == 0  # while they wait, nobody polls an instance on its own
+        gate.set()
+        done = await waits
+    assert [status.output for status in done] == list(range(WAITERS))
+    assert reads.single_reads == WAITERS  # then one status read each, for the result
+    assert all(status.runtime_status is RuntimeStatus.COMPLETED for status in done)
+
+
+async def test_an_ending_in_another_process_is_seen_by_the_shared_read(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'durable.db'}"
+    runtime = DurableFunctionRuntime(url, max_poll_interval=0.02)
+
+    @runtime.orchestrator()
+    def wait_for_go(ctx: OrchestrationContext) -> Any:
+        value = yield ctx.wait_for_external_event("go")
+        return value
+
+    elsewhere = SqliteStateStore(tmp_path / "durable.db")  # another store object: no announcement
+    await elsewhere.open()
+    try:
+        client = OrchestrationClient(elsewhere)
+        async with runtime:
+            instance_id = await client.start_new("wait_for_go")
+            waiting = asyncio.ensure_future(client.wait_for_completion(instance_id, timeout=30))
+            await client.raise_event(instance_id, "go", "went")
+            status = await waiting
+    finally:
+        await elsewhere.close()
+    assert status.output == "went"
+
+
+async def test_a_purged_instance_ends_its_waits_and_a_timeout_names_the_status(store: StateStore) -> None:
+    client = OrchestrationClient(store)
+    await client.start_new("nobody_runs_this", None, "stuck")
+    with pytest.raises(OrchestrationTimeout, match=r"instance 'stuck' still Pending after 0\.2s"):
+        await client.wait_for_completion("stuck", timeout=0.2)
+    waiting = asyncio.ensure_future(client.wait_for_completion("stuck", timeout=30))
+    await client.terminate("stuck")  # a Pending instance: the request waits for a worker
+    await store.purge_instance("stuck")
+    with pytest.raises(InstanceNotFound):
+        await waiting
+    with pytest.raises(InstanceNotFound):
+        await client.wait_for_completion("never-was", timeout=5)
