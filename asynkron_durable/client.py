@@ -121,7 +121,9 @@ class StatusPage(BaseModel):
 
 
 class OrchestrationClient:
-    """Client for one store. With a `registry`, unknown orchestrator names fail at `start_new`."""
+    """Client for one store. With a `registry`, unknown orchestrator names fail at `start_new` and
+    unknown entity names at `signal_entity`, unless it registers none of that kind (a runtime used
+    only as a client accepts any name)."""
 
     def __init__(self, store: StateStore, registry: Registry | None = None) -> None:
         self.store = store
@@ -143,8 +145,9 @@ class OrchestrationClient:
     ) -> str:
         """Start orchestrator `name`; returns the instance id. An id that is still running raises
         `InstanceAlreadyExists` unless `replace` is set; a finished one is reused."""
-        if self._registry is not None and name not in self._registry.orchestrators:
-            raise UnknownFunction("orchestrator", name, list(self._registry.orchestrators))
+        known = self._registry.orchestrators if self._registry is not None else {}
+        if known and name not in known:
+            raise UnknownFunction("orchestrator", name, list(known))
         if instance_id is not None and not instance_id.strip():
             raise ValueError("instance_id must not be empty")
         if instance_id is not None and is_entity_instance(instance_id):
@@ -334,8 +337,9 @@ class OrchestrationClient:
         """Send `operation` to an entity (created by its first signal), delivered no earlier than
         `scheduled_time` when given. One way: nothing comes back."""
         target = EntityId.parse(entity_id)
-        if self._registry is not None and target.name not in self._registry.entities:
-            raise UnknownFunction("entity", target.name, list(self._registry.entities))
+        entities = self._registry.entities if self._registry is not None else {}
+        if entities and target.name not in entities:
+            raise UnknownFunction("entity", target.name, list(entities))
         payload = to_json(input, f"input of operation {operation!r} on entity {target}")
         if scheduled_time is not None and scheduled_time.tzinfo is None:
             scheduled_time = scheduled_time.replace(tzinfo=UTC)

@@ -454,6 +454,20 @@ async def test_start_new_of_an_unknown_orchestrator_raises_naming_it(
         assert completed(await runtime.client.wait_for_completion(bystander, timeout=10)) == "fine"
 
 
+async def test_a_runtime_that_registers_nothing_serves_as_a_client_of_any_orchestrator(
+    store: StateStore,
+) -> None:
+    worker = DurableFunctionRuntime(store, max_poll_interval=0.02)
+    register_basics(worker)
+    bare = DurableFunctionRuntime(store)  # nothing registered: only its client is used
+    async with worker:
+        instance_id = await bare.client.start_new("echo", "from a bare runtime")
+        await bare.client.signal_entity("@anything@k", "poke")  # no entities registered either
+        assert (
+            completed(await bare.client.wait_for_completion(instance_id, timeout=10)) == "from a bare runtime"
+        )
+
+
 async def test_an_unknown_orchestrator_waits_saying_why_while_no_live_worker_registers_it(
     runtime: DurableFunctionRuntime,
 ) -> None:
