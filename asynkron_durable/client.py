@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,6 +42,7 @@ from asynkron_durable.history import (
 from asynkron_durable.instance_ids import check_instance_id
 from asynkron_durable.registry import Registry
 from asynkron_durable.serialization import coerce, from_json, to_json
+from asynkron_durable.stores import as_store
 from asynkron_durable.stores.base import (
     DeadLetter,
     InstanceFilter,
@@ -129,6 +132,20 @@ class OrchestrationClient:
         self.store = store
         self._registry = registry
         self._watcher: CompletionWatcher | None = None
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(
+        cls, store: StateStore | str, *, task_hub: str | None = None
+    ) -> AsyncIterator[OrchestrationClient]:
+        """`async with OrchestrationClient.connect(url) as client:` a client on the store (a URL, for
+        `task_hub` if given, or a store object), opened for the block and closed after it."""
+        opened = as_store(store, task_hub)
+        await opened.open()
+        try:
+            yield cls(opened)
+        finally:
+            await opened.close()
 
     @property
     def registry(self) -> Registry | None:

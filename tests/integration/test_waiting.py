@@ -23,6 +23,7 @@ from asynkron_durable import (
     RuntimeStatus,
     SqliteStateStore,
 )
+from asynkron_durable.errors import StoreError
 from asynkron_durable.history import InstanceRecord
 from asynkron_durable.stores import StateStore
 
@@ -109,3 +110,15 @@ async def test_a_purged_instance_ends_its_waits_and_a_timeout_names_the_status(s
         await waiting
     with pytest.raises(InstanceNotFound):
         await client.wait_for_completion("never-was", timeout=5)
+
+
+async def test_a_client_connects_to_a_store_url_for_a_block(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'durable.db'}"
+    async with OrchestrationClient.connect(url, task_hub="orders") as client:
+        await client.start_new("anything", None, "c1")
+        status = await client.get_status("c1")
+        store = client.store
+    assert status is not None and status.runtime_status is RuntimeStatus.PENDING
+    assert isinstance(store, SqliteStateStore) and store.path == tmp_path / "durable.orders.db"
+    with pytest.raises(StoreError, match="is not open"):  # closed with the block
+        await store.get_instance("c1")
