@@ -1,10 +1,12 @@
 """Waiting for many instances at once: one watcher per client, whatever the number of waiters.
 
 Every `wait_for_completion` of a client registers with its `CompletionWatcher`, and one task does
-the reading for all of them. It wakes when the store announces instances that ended in this
-process (`StateStore.on_ended`) and reads just those; and every `interval` (the shortest any
-waiter asked for) it reads every waited instance in one query, which is how endings committed by
-other processes are seen. So a thousand waiters cost what one does: no query per waiter.
+the reading for all of them. It wakes when the store announces instances that ended
+(`StateStore.on_ended`: those of this process, and on PostgreSQL those of every process) and reads
+just those. Every `interval` (the shortest any waiter asked for) it asks the store whether endings
+may have gone unannounced (`endings_unheard`: on SQLite, another process wrote) and only then
+reads every waited instance, in one query per thousand; and every `FALLBACK` seconds it reads them
+all anyway. So a thousand waiters cost what one does: no query per waiter.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from asynkron_durable.stores.base import StateStore
 
 _READ_AT_ONCE = 1000
 """Instance ids per read: a statement's parameters stay a reasonable size."""
+
+FALLBACK = 5.0
+"""Seconds between reads of every waited instance when no store said any ended: the safety net
+for endings nobody announced (such as those written by an older version of this library)."""
 
 Ended = InstanceRecord | None
 """What a waiter learns: the terminal record, or None when the instance is gone (purged)."""
@@ -64,17 +70,22 @@ class CompletionWatcher:
 
     async def _watch(self) -> None:
         """Read what is due until nobody waits; a failed read is tried again at the next pass."""
+        loop = asyncio.get_running_loop()
+        next_check = last_full = loop.time()
         while self._waiters:
             interval = min(entry[1] for entries in self._waiters.values() for entry in entries)
-            timed_out = False
             if not self._wake.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), interval)
-                timed_out = not self._wake.is_set()
+                    await asyncio.wait_for(self._wake.wait(), max(0.0, next_check - loop.time()))
             self._wake.clear()
-            due = set(self._waiters) if timed_out else self._to_read & set(self._waiters)
+            due = self._to_read & set(self._waiters)
             self._to_read.clear()
             try:
+                now = loop.time()
+                if now >= next_check:
+                    next_check = now + interval
+                    if now - last_full >= max(interval, FALLBACK) or await self._store.endings_unheard():
+                        due, last_full = set(self._waiters), now
                 await self._read(sorted(due))
             except Exception as exc:  # the store is down: every waiter learns why
                 for entries in list(self._waiters.values()):

@@ -96,7 +96,8 @@ class PostgresConnection:
         self._channel = channel_for(schema)
         self._wake_messages = (self._channel, payload(self._token, Work.MESSAGES))
         self._wake_activities = (self._channel, payload(self._token, Work.ACTIVITIES))
-        self._writer = Writer(self._q, self._wake_messages, self._wake_activities, self._where)
+        ended = (self._channel, self._token)
+        self._writer = Writer(self._q, self._wake_messages, self._wake_activities, ended, self._where)
         self._pool: asyncpg.Pool | None = None
         self._listener: Listener | None = None
         self._lock = asyncio.Lock()
@@ -132,7 +133,8 @@ class PostgresConnection:
                     )
                 async with pool.acquire() as conn:
                     await migrate(conn, self._schema, self._q, self._where)
-                listener = Listener(pool, self._channel, self._token, self._subscribers.notify, self._where)
+                tell = (self._subscribers.notify, self._subscribers.ended)
+                listener = Listener(pool, self._channel, self._token, tell, self._where)
                 await listener.start()
             except BaseException as exc:
                 if pool is not None and self._given_pool is None:
@@ -163,8 +165,14 @@ class PostgresConnection:
         self._subscribers.add(callback)
 
     def on_ended(self, callback: Callable[[Collection[str]], None]) -> None:
-        """Call `callback` with the instances this store object ended or purged."""
+        """Call `callback` with the instances this store object ended or purged, and (by NOTIFY)
+        those another process did."""
         self._subscribers.add_ended(callback)
+
+    async def endings_unheard(self) -> bool:
+        """Whether the LISTEN connection may have missed endings since the last call (it dropped,
+        or is not up): other processes' endings otherwise arrive by NOTIFY."""
+        return self._listener is None or self._listener.take_missed()
 
     # ----- the error boundary -------------------------------------------------------------------
 

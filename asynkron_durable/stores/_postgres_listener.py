@@ -1,17 +1,21 @@
-"""The PostgreSQL store's LISTEN connection: how a runtime hears that another process enqueued work.
+"""The PostgreSQL store's LISTEN connection: how a process hears that another enqueued work or
+ended instances.
 
 Every transaction that enqueues work NOTIFYs the schema's channel with its store's token and the kind
-of work (`payload`). Each store holds one pool connection LISTENing there and wakes its subscribers
-for every notification that is not its own (those were announced locally already). If the
-connection drops, it reconnects with back-off and wakes the subscribers once for any kind of work,
-as notifications sent while nobody listened are lost.
+of work (`payload`); one that leaves instances terminal or purges them sends their ids
+(`ended_payloads`). Each store holds one pool connection LISTENing there and tells its subscribers
+of every notification that is not its own (those were announced locally already). If the
+connection drops, it reconnects with back-off, wakes the subscribers once for any kind of work and
+remembers that endings may have gone unheard (`take_missed`): notifications sent while nobody
+listened are lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -23,6 +27,10 @@ _MAX_RETRY_DELAY = 5.0
 
 _CODES = {Work.MESSAGES: "m", Work.ACTIVITIES: "a"}
 _KINDS = {code: work for work, code in _CODES.items()}
+_ENDED = "e"
+
+_PAYLOAD_BYTES = 7000
+"""Room for ids in one NOTIFY payload: PostgreSQL refuses payloads of 8,000 bytes or more."""
 
 _log = logging.getLogger(__name__)
 
@@ -32,21 +40,65 @@ def payload(token: str, work: Work) -> str:
     return f"{token}:{_CODES[work]}"
 
 
+def ended_payloads(token: str, instance_ids: Sequence[str]) -> list[str]:
+    """The NOTIFY payloads by which the store holding `token` announces that `instance_ids` ended
+    or were purged: `token:e:` and a JSON list of ids, as many payloads as their size needs."""
+    payloads: list[str] = []
+    chunk: list[str] = []
+    size = 0
+    for instance_id in instance_ids:
+        length = len(json.dumps(instance_id).encode()) + 1
+        if chunk and size + length > _PAYLOAD_BYTES:
+            payloads.append(f"{token}:{_ENDED}:{json.dumps(chunk)}")
+            chunk, size = [], 0
+        chunk.append(instance_id)
+        size += length
+    if chunk:
+        payloads.append(f"{token}:{_ENDED}:{json.dumps(chunk)}")
+    return payloads
+
+
 def parse_payload(text: str) -> tuple[str, Work]:
     """The sender's token and the work it announces; ANY for a payload naming no kind we know
-    (an older or newer sender), so nobody sleeps through work."""
+    (an older or newer sender), so nobody sleeps through work; NONE for an ending."""
     token, _, code = text.partition(":")
+    if code.startswith(f"{_ENDED}:"):
+        return token, Work.NONE
     return token, _KINDS.get(code, Work.ANY)
+
+
+def parse_ended(text: str) -> list[str] | None:
+    """The ids an ending payload names; None if `text` is not a readable ending payload."""
+    _, _, rest = text.partition(":")
+    code, _, ids = rest.partition(":")
+    if code != _ENDED:
+        return None
+    try:
+        parsed = json.loads(ids)
+    except ValueError:
+        return None
+    if not isinstance(parsed, list) or not all(isinstance(i, str) for i in parsed):
+        return None
+    return parsed
 
 
 class Listener:
     """One LISTEN connection taken from `pool`, kept up from `start()` until `stop()`."""
 
-    def __init__(self, pool: Any, channel: str, token: str, wake: Callable[[Work], None], where: str) -> None:
+    def __init__(
+        self,
+        pool: Any,
+        channel: str,
+        token: str,
+        tell: tuple[Callable[[Work], None], Callable[[Collection[str]], None]],
+        where: str,
+    ) -> None:
+        """`tell`: the callbacks for work announced and for instances ended."""
         self._pool = pool
         self._channel = channel
         self._token = token
-        self._wake = wake
+        self._wake, self._ended = tell
+        self._missed = False
         self._where = where
         self._conn: Any = None
         self._dropped = asyncio.Event()
@@ -72,13 +124,28 @@ class Listener:
                 finally:
                     await self._pool.release(conn)
 
+    def take_missed(self) -> bool:
+        """Whether endings may have gone unheard since the last call: the connection dropped, or
+        a payload could not be read."""
+        missed, self._missed = self._missed or self._conn is None, False
+        return missed
+
     def _on_notification(self, conn: Any, pid: int, channel: str, text: str) -> None:
         token, work = parse_payload(text)
-        if token != self._token:
+        if token == self._token:
+            return
+        if work:
             self._wake(work)
+            return
+        ended = parse_ended(text)
+        if ended is None:
+            self._missed = True
+        else:
+            self._ended(ended)
 
     def _on_drop(self, conn: Any) -> None:
         self._dropped.set()  # asyncpg's pool takes the dead connection back by itself
+        self._missed = True
 
     async def _listen(self) -> None:
         conn = await self._pool.acquire()

@@ -23,6 +23,7 @@ from asynkron_durable.stores._postgres_codec import (
     record_columns,
     transpose,
 )
+from asynkron_durable.stores._postgres_listener import ended_payloads
 from asynkron_durable.stores.base import (
     ActivityTask,
     ActivityWorkItem,
@@ -101,6 +102,10 @@ class CommitPlan:
             return
         self._apply(commit, step=False)
         self._schedule(commit, claim_limit, claim_names)
+
+    def ended(self) -> list[str]:
+        """The instances this plan's commits leave terminal."""
+        return [record.instance_id for record, *_ in self.committed if record.runtime_status.is_terminal]
 
     def step(
         self, commit: EpisodeCommit, claim_limit: int, claim_names: frozenset[str] | None = None
@@ -240,6 +245,8 @@ class Writer:
     """The NOTIFY channel and payload a statement enqueueing messages sends when it added rows."""
     wake_activities: tuple[str, str]
     """The same for activities."""
+    ended: tuple[str, str]
+    """The NOTIFY channel and store token with which instances that end are announced."""
     where: str
 
     async def lock(self, conn: Any, instance_ids: set[str]) -> dict[str, LockedRow]:
@@ -281,7 +288,14 @@ class Writer:
             columns = plan.activity_columns()
             if await self._enqueue(conn, "insert_activities", self.wake_activities, columns):
                 enqueued |= Work.ACTIVITIES
+        await self.announce_ended(conn, plan.ended())
         return enqueued
+
+    async def announce_ended(self, conn: Any, instance_ids: Sequence[str]) -> None:
+        """Tell other processes, when the transaction commits, that `instance_ids` ended or went."""
+        if instance_ids:
+            channel, token = self.ended
+            await conn.execute(self.queries["notify_ended"], channel, ended_payloads(token, instance_ids))
 
     async def _insert_leased(self, conn: Any, plan: CommitPlan, lease_until: datetime | None) -> None:
         if lease_until is None:

@@ -282,7 +282,11 @@ class StateStore(Protocol):
     def on_ended(self, callback: Callable[[Collection[str]], None]) -> None:
         """Call `callback` (from the event loop) with the ids of the instances this store object
         just committed into a terminal status or purged, so waiters in this process learn at once.
-        Other processes' endings are not announced: waiters there read (`get_instances`)."""
+        Stores that hear other processes (PostgreSQL, by NOTIFY) announce their endings too."""
+
+    async def endings_unheard(self) -> bool:
+        """Whether instances may have ended since the last call without `on_ended` announcing it
+        (another process wrote and this store cannot hear it), so waiters must read to find out."""
 
     async def get_instances(self, instance_ids: Sequence[str]) -> dict[str, InstanceRecord]:
         """The records of those of `instance_ids` that exist and can be read, in one read."""

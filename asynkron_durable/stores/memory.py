@@ -89,6 +89,10 @@ class InMemoryStateStore:
         """Call `callback` with the instances that ended or were purged here."""
         self._subscribers.add_ended(callback)
 
+    async def endings_unheard(self) -> bool:
+        """Never: only this store object writes its instances, and it announces every ending."""
+        return False
+
     async def get_instances(self, instance_ids: Sequence[str]) -> dict[str, InstanceRecord]:
         """The records of those of `instance_ids` that exist."""
         found = {i: self._instances.get(i) for i in instance_ids}

@@ -420,7 +420,9 @@ class PostgresStateStore(PostgresConnection):
                 or not await conn.fetchval(self._q["inbox_is_empty"], instance_id)
             ):
                 return False
-            return bool(await conn.fetch(self._q["delete_instances"], [instance_id]))
+            deleted = await conn.fetch(self._q["delete_instances"], [instance_id])
+            await self._writer.announce_ended(conn, [instance_id] if deleted else [])
+            return bool(deleted)
 
         deleted = await self._run("purge_instance", body)
         self._subscribers.ended([instance_id] if deleted else [])
@@ -432,11 +434,11 @@ class PostgresStateStore(PostgresConnection):
         async def body(conn: Connection) -> list[str]:
             rows = await conn.fetch(self._q["lock_matching_instances"], *filter_args(filter))
             ids = [row["instance_id"] for row in rows]
-            return (
-                [row["instance_id"] for row in await conn.fetch(self._q["delete_instances"], ids)]
-                if ids
-                else []
-            )
+            if not ids:
+                return []
+            deleted = [row["instance_id"] for row in await conn.fetch(self._q["delete_instances"], ids)]
+            await self._writer.announce_ended(conn, deleted)
+            return deleted
 
         deleted = await self._run("purge_instances", body)
         self._subscribers.ended(deleted)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -25,11 +25,11 @@ from asynkron_durable.history import (
     HistoryEvent,
     InstanceRecord,
 )
+from asynkron_durable.stores import _sqlite_calls as calls
 from asynkron_durable.stores import _sqlite_writes as writes
 from asynkron_durable.stores._leasing import Leasing
 from asynkron_durable.stores._paging import decode_token
 from asynkron_durable.stores._rows import (
-    QUARANTINED,
     activity_item,
     decode_event,
     decode_history_rows,
@@ -78,60 +78,6 @@ _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 
-@asynccontextmanager
-async def _transaction(conn: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error or cancellation.
-
-    BEGIN sits inside the try: a task cancelled while BEGIN is queued on aiosqlite's thread must
-    still queue the ROLLBACK behind it, or the connection stays inside a transaction.
-    """
-    try:
-        await conn.execute("BEGIN IMMEDIATE")
-        yield conn
-        await conn.execute("COMMIT")
-    except BaseException:
-        with suppress(sqlite3.Error):
-            await conn.rollback()
-        raise
-
-
-async def _execute(conn: aiosqlite.Connection, query: str, params: Mapping[str, Any]) -> int:
-    async with conn.execute(QUERIES[query], params) as cursor:
-        return cursor.rowcount
-
-
-async def _fetch(conn: aiosqlite.Connection, query: str, params: Mapping[str, Any]) -> list[sqlite3.Row]:
-    return list(await conn.execute_fetchall(QUERIES[query], params))
-
-
-async def _get_record(conn: aiosqlite.Connection, instance_id: str) -> InstanceRecord | None:
-    rows = await _fetch(conn, "select_instance", {"instance_id": instance_id})
-    return record_from_row(rows[0], from_epoch) if rows else None
-
-
-async def _run_in_thread(conn: aiosqlite.Connection, body: Callable[[sqlite3.Connection], _T]) -> _T:
-    """One write transaction as one call on aiosqlite's thread. aiosqlite has no public way to run a
-    function there; its own methods queue theirs through `_execute`, as this does."""
-    queue = cast(Callable[..., Awaitable[_T]], conn._execute)
-    raw = conn._conn
-    return await queue(writes.in_transaction, raw, body)
-
-
-async def _dead_letter(conn: aiosqlite.Connection, message_id: int, error: StoreError, now: float) -> None:
-    """Move an undecodable inbox row aside: it must not block every later claim, nor vanish."""
-    _log.error("moved inbox message %s to dead_letters: %s", message_id, error)
-    params = {"message_id": message_id, "error": str(error), "now": now}
-    await _execute(conn, "dead_letter_message", params)
-    await _execute(conn, "delete_message", {"message_id": message_id})
-
-
-async def _quarantine(conn: aiosqlite.Connection, instance_id: str, error: StoreError) -> None:
-    """Lease an unreadable instance row to nobody, for good: claims skip it, its data stays put."""
-    _log.error("instance %r is unreadable and no longer claimed: %s", instance_id, error)
-    params = {"owner": QUARANTINED, "lease_until": 1e18, "ids": json_list([instance_id])}
-    await _execute(conn, "lease_instances", params)
-
-
 class SqliteStateStore:
     """A `StateStore` on one SQLite file (WAL mode), safe to share between processes."""
 
@@ -143,6 +89,7 @@ class SqliteStateStore:
         self._busy_timeout_ms = busy_timeout_ms
         self._conn: aiosqlite.Connection | None = None
         self._probe_conn: sqlite3.Connection | None = None
+        self._data_version: int | None = None
         self._lock = asyncio.Lock()
         self._subscribers = Subscribers()
         self.workers = SqliteWorkers(self._write_in_thread, self._read, self._subscribers.notify)
@@ -175,10 +122,10 @@ class SqliteStateStore:
             self._probe_conn = open_probe(self._path)
 
     async def _ensure_schema(self, conn: aiosqlite.Connection) -> None:
-        async with _transaction(conn):
+        async with calls.transaction(conn):
             version: int | None = None
-            if await _fetch(conn, "has_schema_version_table", {}):
-                version = (await _fetch(conn, "get_schema_version", {}))[0]["version"]
+            if await calls.fetch(conn, "has_schema_version_table", {}):
+                version = (await calls.fetch(conn, "get_schema_version", {}))[0]["version"]
             if version is not None and version > SCHEMA_VERSION:
                 raise StoreError(
                     f"SQLite store {str(self._path)!r} has schema version {version}, but this "
@@ -209,10 +156,19 @@ class SqliteStateStore:
         """Call `callback` with the instances this store object ended or purged."""
         self._subscribers.add_ended(callback)
 
+    async def endings_unheard(self) -> bool:
+        """Whether another connection (another process) committed since the last call: SQLite's
+        `data_version` changes exactly then, and never for this connection's own commits."""
+        async with self._read() as conn:
+            rows = await conn.execute_fetchall("PRAGMA data_version")
+        version = int(next(iter(rows))[0])
+        changed, self._data_version = version != self._data_version, version
+        return changed
+
     async def get_instances(self, instance_ids: Sequence[str]) -> dict[str, InstanceRecord]:
         """The readable records of those of `instance_ids` that exist, in one read."""
         async with self._read() as conn:
-            rows = await _fetch(conn, "select_instances", {"ids": json_list(instance_ids)})
+            rows = await calls.fetch(conn, "select_instances", {"ids": json_list(instance_ids)})
         return readable_records(rows, from_epoch)
 
     def _nothing_to_claim(self, query: str, params: Mapping[str, Any]) -> bool:
@@ -241,13 +197,13 @@ class SqliteStateStore:
         """Run `body` as one write transaction in one hop to the driver's thread."""
         async with self._lock:
             with driver_errors(self._path):
-                return await _run_in_thread(self._connection(), body)
+                return await calls.run_in_thread(self._connection(), body)
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
             with driver_errors(self._path):
-                async with _transaction(self._connection()) as conn:
+                async with calls.transaction(self._connection()) as conn:
                     yield conn
 
     async def create_instance(self, new: NewInstance, *, replace: bool) -> None:
@@ -278,28 +234,28 @@ class SqliteStateStore:
         if self._nothing_to_claim("claim_candidates", {"now": at, "limit": 1, "names": named}):
             return []
         async with self._write() as conn:
-            rows = await _fetch(conn, "claim_candidates", {"now": at, "limit": limit, "names": named})
+            rows = await calls.fetch(conn, "claim_candidates", {"now": at, "limit": limit, "names": named})
             order = [row["instance_id"] for row in rows]
             if not order:
                 return []
             ids = json_list(order)
             lease = {"owner": owner, "lease_until": epoch(lease_until), "ids": ids}
-            await _execute(conn, "lease_instances", lease)
+            await calls.execute(conn, "lease_instances", lease)
             records: dict[str, InstanceRecord] = {}
-            for row in await _fetch(conn, "select_instances", {"ids": ids}):
+            for row in await calls.fetch(conn, "select_instances", {"ids": ids}):
                 try:
                     records[row["instance_id"]] = record_from_row(row, from_epoch)
                 except StoreError as exc:
-                    await _quarantine(conn, row["instance_id"], exc)
+                    await calls.quarantine(conn, row["instance_id"], exc)
             order = [instance_id for instance_id in order if instance_id in records]
             ids = json_list(order)
             inbox: dict[str, list[InboxMessage]] = {instance_id: [] for instance_id in order}
-            for row in await _fetch(conn, "select_visible_messages", {"ids": ids, "now": at}):
+            for row in await calls.fetch(conn, "select_visible_messages", {"ids": ids, "now": at}):
                 where = f"inbox message {row['message_id']}"
                 try:
                     event = decode_event(row["event"], row["instance_id"], where)
                 except StoreError as exc:
-                    await _dead_letter(conn, row["message_id"], exc, at)
+                    await calls.dead_letter(conn, row["message_id"], exc, at)
                     continue
                 inbox[row["instance_id"]].append(InboxMessage(row["message_id"], event, row["execution_id"]))
         return [OrchestrationWorkItem(records[i], inbox[i]) for i in order]
@@ -312,7 +268,7 @@ class SqliteStateStore:
                 row = self._probe_conn.execute(QUERIES["next_due"], params).fetchone()
                 return None if row is None or row[0] is None else from_epoch(row[0])
         async with self._read() as conn:
-            rows = await _fetch(conn, "next_due", params)
+            rows = await calls.fetch(conn, "next_due", params)
         return None if not rows or rows[0][0] is None else from_epoch(rows[0][0])
 
     async def load_histories(self, instance_ids: Sequence[str]) -> dict[str, list[HistoryEvent]]:
@@ -321,7 +277,7 @@ class SqliteStateStore:
         if not histories:
             return histories
         async with self._read() as conn:
-            rows = await _fetch(conn, "select_histories", {"ids": json_list(histories)})
+            rows = await calls.fetch(conn, "select_histories", {"ids": json_list(histories)})
         decode_history_rows(rows, histories)
         return histories
 
@@ -358,7 +314,7 @@ class SqliteStateStore:
         if self._nothing_to_claim("any_claimable_activity", {"now": params["now"], "names": named}):
             return []
         async with self._write() as conn:
-            rows = await _fetch(conn, "claim_activities", {**params, "limit": limit})
+            rows = await calls.fetch(conn, "claim_activities", {**params, "limit": limit})
         rows.sort(key=lambda row: int(row["activity_id"]))
         return [activity_item(row) for row in rows]
 
@@ -402,11 +358,11 @@ class SqliteStateStore:
             async with self._write() as conn:
                 if instance_ids:
                     params = {"owner": owner, "lease_until": until, "ids": json_list(instance_ids)}
-                    rows = await _fetch(conn, "renew_instance_leases", params)
+                    rows = await calls.fetch(conn, "renew_instance_leases", params)
                     kept_instances = {row["instance_id"] for row in rows}
                 if activity_ids:
                     params = {"owner": owner, "lease_until": until, "ids": json_list(activity_ids)}
-                    rows = await _fetch(conn, "renew_activity_leases", params)
+                    rows = await calls.fetch(conn, "renew_activity_leases", params)
                     kept_activities = {row["activity_id"] for row in rows}
         return LeaseRenewal(
             lost_instance_ids=set(instance_ids) - kept_instances,
@@ -426,19 +382,19 @@ class SqliteStateStore:
         )
         async with self._write() as conn:
             for query, ids, work in releases:
-                if ids and await _execute(conn, query, {"owner": owner, "ids": json_list(ids)}):
+                if ids and await calls.execute(conn, query, {"owner": owner, "ids": json_list(ids)}):
                     released |= work
         self._subscribers.notify(released)
 
     async def get_instance(self, instance_id: str) -> InstanceRecord | None:
         """The instance's record, or None."""
         async with self._read() as conn:
-            return await _get_record(conn, instance_id)
+            return await calls.get_record(conn, instance_id)
 
     async def get_history(self, instance_id: str) -> list[HistoryEvent]:
         """The current execution's history; raises `StoreError` on a corrupt row."""
         async with self._read() as conn:
-            rows = await _fetch(conn, "select_history", {"instance_id": instance_id})
+            rows = await calls.fetch(conn, "select_history", {"instance_id": instance_id})
         history: dict[str, list[HistoryEvent]] = {instance_id: []}
         decode_history_rows(rows, history, instance_id)
         return history[instance_id]
@@ -451,7 +407,7 @@ class SqliteStateStore:
             raise ValueError(f"page_size must be at least 1, got {page_size}")
         after = None if continuation_token is None else decode_token(continuation_token)
         async with self._read() as conn:
-            rows = await _fetch(conn, "filter_instances", filter_params(filter, after, page_size + 1))
+            rows = await calls.fetch(conn, "filter_instances", filter_params(filter, after, page_size + 1))
         return page_of(rows, page_size, from_epoch)
 
     async def purge_instance(self, instance_id: str, *, expected_version: int | None = None) -> bool:
@@ -486,7 +442,8 @@ class SqliteStateStore:
     async def dead_letters(self, instance_id: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """Messages moved aside as undecodable, newest first (of `instance_id`, or all)."""
         async with self._read() as conn:
-            rows = await _fetch(conn, "select_dead_letters", {"instance_id": instance_id, "limit": limit})
+            params = {"instance_id": instance_id, "limit": limit}
+            rows = await calls.fetch(conn, "select_dead_letters", params)
         return [
             DeadLetter(r["message_id"], r["instance_id"], r["event"], r["error"], from_epoch(r["dead_at"]))
             for r in rows

@@ -1,6 +1,7 @@
 """Waiting for many instances costs what waiting for one does: a client's waits share one reader
-that learns of endings in this process at once (the store announces them) and reads every waited
-instance in one query per interval for endings elsewhere. No per-waiter polling."""
+that learns of endings at once when the store announces them (this process's, and on PostgreSQL
+every process's) and reads every waited instance in one query only when the store may have missed
+some (on SQLite: another process wrote). No per-waiter polling."""
 
 from __future__ import annotations
 
@@ -20,12 +21,13 @@ from asynkron_durable import (
     OrchestrationClient,
     OrchestrationContext,
     OrchestrationTimeout,
+    PostgresStateStore,
     RuntimeStatus,
     SqliteStateStore,
 )
 from asynkron_durable.errors import StoreError
 from asynkron_durable.history import InstanceRecord
-from asynkron_durable.stores import StateStore
+from asynkron_durable.stores import InstanceFilter, StateStore
 
 WAITERS = 200
 
@@ -37,6 +39,11 @@ class _CountingReads(StoreWrapper):
         super().__init__(inner)
         self.single_reads = 0
         self.batch_reads = 0
+        self.checks = 0
+
+    async def endings_unheard(self) -> bool:
+        self.checks += 1
+        return await self._inner.endings_unheard()
 
     async def get_instance(self, instance_id: str) -> InstanceRecord | None:
         self.single_reads += 1
@@ -65,9 +72,10 @@ async def test_many_waiters_share_one_reader(store: StateStore) -> None:
     client = OrchestrationClient(reads)  # type: ignore[arg-type]
     async with runtime:
         ids = [await client.start_new("one", n) for n in range(WAITERS)]
-        waits = asyncio.gather(*(client.wait_for_completion(i, timeout=60) for i in ids))
-        await poll_until(lambda: reads.batch_reads >= 3, 10, "the watcher to read a few rounds")
+        waits = asyncio.gather(*(client.wait_for_completion(i, 60, poll_interval=0.01) for i in ids))
+        await poll_until(lambda: reads.checks >= 5, 10, "the watcher to pass a few intervals")
         assert reads.single_reads == 0  # while they wait, nobody polls an instance on its own
+        assert reads.batch_reads <= 3  # and the shared reader reads them only as they come in
         gate.set()
         done = await waits
     assert [status.output for status in done] == list(range(WAITERS))
@@ -122,3 +130,59 @@ async def test_a_client_connects_to_a_store_url_for_a_block(tmp_path: Path) -> N
     assert isinstance(store, SqliteStateStore) and store.path == tmp_path / "durable.orders.db"
     with pytest.raises(StoreError, match="is not open"):  # closed with the block
         await store.get_instance("c1")
+
+
+async def test_postgres_pushes_endings_to_other_processes(pg_dsn: str, pg_schemas: Any) -> None:
+    """A client on another store object (another process, as far as the database can tell) that
+    re-reads only once a minute still sees endings at once: NOTIFY carries their ids, split over
+    as many payloads as they need (these ids fill several)."""
+    schema = pg_schemas()
+    runtime = DurableFunctionRuntime(PostgresStateStore(pg_dsn, schema=schema), max_poll_interval=0.02)
+
+    @runtime.orchestrator()
+    def wait_for_go(ctx: OrchestrationContext) -> Any:
+        value = yield ctx.wait_for_external_event("go")
+        return value
+
+    ids = [f"{n:03d}-" + "x" * 200 for n in range(60)]  # 12 KB of ids: more than one payload holds
+    other_store = PostgresStateStore(pg_dsn, schema=schema)
+    elsewhere = OrchestrationClient(other_store)
+    await other_store.open()
+    try:
+        async with runtime:
+            for instance_id in ids:
+                await elsewhere.start_new("wait_for_go", None, instance_id)
+            waits = [
+                asyncio.ensure_future(elsewhere.wait_for_completion(i, timeout=30, poll_interval=60))
+                for i in ids
+            ]
+            for instance_id in ids[:30]:
+                await runtime.client.raise_event(instance_id, "go", instance_id[:3])
+            done = await asyncio.gather(*waits[:30])
+            assert [status.output for status in done] == [i[:3] for i in ids[:30]]
+            await runtime.client.terminate(ids[30], "stop")
+            assert (await waits[30]).runtime_status is RuntimeStatus.TERMINATED
+            await runtime.store.purge_instances(InstanceFilter(instance_id_prefix="0"))  # by NOTIFY
+            for waiting in waits[31:]:
+                with pytest.raises(InstanceNotFound):
+                    await waiting
+    finally:
+        await other_store.close()
+
+
+async def test_sqlite_knows_when_another_process_wrote(tmp_path: Path) -> None:
+    here = SqliteStateStore(tmp_path / "durable.db")
+    there = SqliteStateStore(tmp_path / "durable.db")
+    await here.open()
+    await there.open()
+    try:
+        assert await here.endings_unheard()  # nothing known yet: read once
+        assert not await here.endings_unheard()
+        await OrchestrationClient(here).start_new("anything", None, "mine")
+        assert not await here.endings_unheard()  # its own writes it announces itself
+        await OrchestrationClient(there).start_new("anything", None, "theirs")
+        assert await here.endings_unheard()
+        assert not await here.endings_unheard()
+    finally:
+        await here.close()
+        await there.close()

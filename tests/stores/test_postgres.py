@@ -38,6 +38,7 @@ from asynkron_durable.stores import (
     store_from_url,
 )
 from asynkron_durable.stores._postgres_codec import MIGRATIONS, queries_for
+from asynkron_durable.stores._postgres_listener import ended_payloads, parse_ended
 from asynkron_durable.stores.postgres import STATEMENT_LIFETIME
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -645,3 +646,12 @@ async def test_a_statement_that_gets_no_answer_fails_after_the_command_timeout(
 def test_a_command_timeout_must_be_positive() -> None:
     with pytest.raises(ValueError, match="command_timeout"):
         PostgresStateStore("postgresql://x@127.0.0.1/db", command_timeout=0)
+
+
+def test_ending_payloads_stay_under_the_notify_limit_and_read_back() -> None:
+    ids = [f'order:{n}:"quoted"/' + "é" * 300 for n in range(100)]  # ~60 KB of ids, multi-byte
+    payloads = ended_payloads("token", ids)
+    assert len(payloads) > 1
+    assert all(len(text.encode()) < 8000 for text in payloads)
+    assert [i for text in payloads for i in parse_ended(text) or []] == ids
+    assert parse_ended("token:e:not json") is None  # a reader then re-reads, never guesses

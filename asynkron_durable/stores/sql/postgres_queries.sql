@@ -175,6 +175,11 @@ WITH gone_history AS (
 DELETE FROM {schema}.instances WHERE instance_id = ANY($1::text[])
 RETURNING instance_id;
 
+-- notify_ended --
+-- $1 notify channel, $2 payloads: tells other processes' waiters which instances ended or went,
+-- when the transaction commits.
+SELECT count(pg_notify($1, p)) FROM unnest($2::text[]) AS p;
+
 -- inbox_is_empty --
 -- $1 id, locked by an earlier statement of the transaction (see delete_instances): every message
 -- insert locks its instance's row first, so none can be added until the transaction ends.
