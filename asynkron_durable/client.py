@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,6 +42,7 @@ from asynkron_durable.history import (
 from asynkron_durable.instance_ids import check_instance_id
 from asynkron_durable.registry import Registry
 from asynkron_durable.serialization import coerce, from_json, to_json
+from asynkron_durable.starting import StartBatcher
 from asynkron_durable.stores import as_store
 from asynkron_durable.stores.base import (
     DeadLetter,
@@ -132,6 +133,7 @@ class OrchestrationClient:
         self.store = store
         self._registry = registry
         self._watcher: CompletionWatcher | None = None
+        self._starts = StartBatcher(self.store)
 
     @classmethod
     @asynccontextmanager
@@ -161,7 +163,21 @@ class OrchestrationClient:
         replace: bool = False,
     ) -> str:
         """Start orchestrator `name`; returns the instance id. An id that is still running raises
-        `InstanceAlreadyExists` unless `replace` is set; a finished one is reused."""
+        `InstanceAlreadyExists` unless `replace` is set; a finished one is reused. Concurrent
+        starts of one client share transactions (`starting.py`)."""
+        new = self._new_instance(name, input, instance_id)
+        await self._create(new, replace)
+        return new.record.instance_id
+
+    async def start_many(self, name: str, inputs: Iterable[Any]) -> list[str]:
+        """Start one instance of `name` per input, with new ids, in a few transactions; returns
+        the ids in input order. Every input is checked before any instance starts."""
+        news = [self._new_instance(name, value, None) for value in inputs]
+        await asyncio.gather(*(self._create(new, False) for new in news))
+        return [new.record.instance_id for new in news]
+
+    def _new_instance(self, name: str, input: Any, instance_id: str | None) -> NewInstance:
+        """The instance `start_new` stores, or the error that says why it cannot."""
         known = self._registry.orchestrators if self._registry is not None else {}
         if known and name not in known:
             raise UnknownFunction("orchestrator", name, list(known))
@@ -173,29 +189,16 @@ class OrchestrationClient:
             )
         if instance_id is not None:
             check_instance_id(instance_id)
-        payload = to_json(input, f"input of orchestrator {name!r}")
-        instance_id = instance_id or uuid.uuid4().hex
-        await self._create(name, payload, instance_id, replace)
-        return instance_id
+        return _start_of(name, to_json(input, f"input of orchestrator {name!r}"), instance_id)
 
-    async def _create(self, name: str, payload: str | None, instance_id: str, replace: bool) -> None:
+    async def _create(self, new: NewInstance, replace: bool) -> None:
+        if not replace and await self._starts.create(new):
+            return
         if replace:
-            existing = await self.store.get_instance(instance_id)
+            existing = await self.store.get_instance(new.record.instance_id)
             if existing is not None and not existing.runtime_status.is_terminal:
                 await self._give_back_locks(existing)
-        now = utc_now()
-        execution_id = uuid.uuid4().hex
-        record = InstanceRecord(
-            instance_id=instance_id,
-            name=name,
-            execution_id=execution_id,
-            runtime_status=RuntimeStatus.PENDING,
-            input=payload,
-            created_at=now,
-            last_updated_at=now,
-        )
-        start = ExecutionStarted(timestamp=now, name=name, input=payload, execution_id=execution_id)
-        await self.store.create_instance(NewInstance(record, start), replace=replace)
+        await self.store.create_instance(new, replace=replace)
 
     async def get_status(
         self, instance_id: str, show_history: bool = False, show_input: bool = True
@@ -290,7 +293,7 @@ class OrchestrationClient:
         """Start the same orchestrator again with the same input; returns the new instance's id."""
         record = await self._require(instance_id, "restart", terminal_ok=True)
         new_id = uuid.uuid4().hex if restart_with_new_instance_id else instance_id
-        await self._create(record.name, record.input, new_id, replace=not restart_with_new_instance_id)
+        await self._create(_start_of(record.name, record.input, new_id), not restart_with_new_instance_id)
         return new_id
 
     async def purge(self, target: str | InstanceFilter) -> int:
@@ -431,10 +434,15 @@ class OrchestrationClient:
             raise OrchestrationTimeout(
                 f"instance {instance_id!r} still {record.runtime_status} after {timeout:g}s"
             ) from None
-        status = None if ended is None else await self.get_status(instance_id)
-        if status is None:
+        record, any_dead_letters = ended
+        if record is None:
             raise InstanceNotFound(instance_id)
-        return status
+        if any_dead_letters:  # rare: read the whole status, with this instance's count
+            status = await self.get_status(instance_id)
+            if status is None:
+                raise InstanceNotFound(instance_id)
+            return status
+        return OrchestrationStatus.from_record(record)  # what get_status says of a finished one
 
     async def _require(self, instance_id: str, verb: str, *, terminal_ok: bool) -> InstanceRecord:
         if is_entity_instance(instance_id):
@@ -453,6 +461,23 @@ class OrchestrationClient:
 
     async def _send(self, instance_id: str, event: HistoryEvent) -> None:
         await self.store.send_messages([Message(instance_id, event)])
+
+
+def _start_of(name: str, payload: str | None, instance_id: str | None) -> NewInstance:
+    """A new Pending instance of orchestrator `name` with its start event (a new id if None)."""
+    now = utc_now()
+    execution_id = uuid.uuid4().hex
+    record = InstanceRecord(
+        instance_id=instance_id or uuid.uuid4().hex,
+        name=name,
+        execution_id=execution_id,
+        runtime_status=RuntimeStatus.PENDING,
+        input=payload,
+        created_at=now,
+        last_updated_at=now,
+    )
+    start = ExecutionStarted(timestamp=now, name=name, input=payload, execution_id=execution_id)
+    return NewInstance(record, start)
 
 
 def _is_idle_entity(record: InstanceRecord) -> bool:

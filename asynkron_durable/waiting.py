@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import Collection
 
 from asynkron_durable.history import InstanceRecord
@@ -25,8 +26,9 @@ FALLBACK = 5.0
 """Seconds between reads of every waited instance when no store said any ended: the safety net
 for endings nobody announced (such as those written by an older version of this library)."""
 
-Ended = InstanceRecord | None
-"""What a waiter learns: the terminal record, or None when the instance is gone (purged)."""
+Ended = tuple[InstanceRecord | None, bool]
+"""What a waiter learns: the terminal record, or None when the instance is gone (purged); and
+whether the store holds any dead letters at all (if not, none can be this instance's)."""
 
 
 class CompletionWatcher:
@@ -35,6 +37,8 @@ class CompletionWatcher:
     def __init__(self, store: StateStore) -> None:
         self._store = store
         self._waiters: dict[str, list[tuple[asyncio.Future[Ended], float]]] = {}
+        self._intervals: Counter[float] = Counter()
+        """How many waits asked for each interval: the shortest is found without a pass over all."""
         self._to_read: set[str] = set()
         """Ids to read at the next pass: new waiters, and instances announced as ended."""
         self._wake = asyncio.Event()
@@ -46,6 +50,7 @@ class CompletionWatcher:
         completion is seen within `interval` seconds; this process's at once."""
         future: asyncio.Future[Ended] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(instance_id, []).append((future, interval))
+        self._intervals[interval] += 1
         self._to_read.add(instance_id)
         self._wake.set()
         if self._task is None or self._task.done():
@@ -62,7 +67,13 @@ class CompletionWatcher:
             self._wake.set()
 
     def _forget(self, instance_id: str, future: asyncio.Future[Ended]) -> None:
-        left = [entry for entry in self._waiters.get(instance_id, []) if entry[0] is not future]
+        entries = self._waiters.get(instance_id, [])
+        for entry in entries:
+            if entry[0] is future:
+                self._intervals[entry[1]] -= 1
+                if not self._intervals[entry[1]]:
+                    del self._intervals[entry[1]]
+        left = [entry for entry in entries if entry[0] is not future]
         if left:
             self._waiters[instance_id] = left
         else:
@@ -73,12 +84,12 @@ class CompletionWatcher:
         loop = asyncio.get_running_loop()
         next_check = last_full = loop.time()
         while self._waiters:
-            interval = min(entry[1] for entries in self._waiters.values() for entry in entries)
+            interval = min(self._intervals)
             if not self._wake.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), max(0.0, next_check - loop.time()))
             self._wake.clear()
-            due = self._to_read & set(self._waiters)
+            due = {instance_id for instance_id in self._to_read if instance_id in self._waiters}
             self._to_read.clear()
             try:
                 now = loop.time()
@@ -97,9 +108,15 @@ class CompletionWatcher:
         for start in range(0, len(instance_ids), _READ_AT_ONCE):
             chunk = instance_ids[start : start + _READ_AT_ONCE]
             records = await self._store.get_instances(chunk)
-            for instance_id in chunk:
-                record = records.get(instance_id)
-                if record is None or record.runtime_status.is_terminal:
-                    for future, _ in self._waiters.get(instance_id, []):
-                        if not future.done():
-                            future.set_result(record)
+            ended = {
+                instance_id: records.get(instance_id)
+                for instance_id in chunk
+                if instance_id not in records or records[instance_id].runtime_status.is_terminal
+            }
+            if not ended:
+                continue
+            any_dead_letters = bool(await self._store.dead_letters(None, 1))  # one read for them all
+            for instance_id, record in ended.items():
+                for future, _ in self._waiters.get(instance_id, []):
+                    if not future.done():
+                        future.set_result((record, any_dead_letters))

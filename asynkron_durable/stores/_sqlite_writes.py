@@ -95,6 +95,18 @@ def create_instance(raw: sqlite3.Connection, new: NewInstance, replace: bool) ->
     put_instance(raw, new, old)
 
 
+def create_free(raw: sqlite3.Connection, news: Sequence[NewInstance]) -> set[str]:
+    """Create those of `news` whose ids no instance holds; returns the ids in use."""
+    taken: set[str] = set()
+    for new in news:
+        instance_id = new.record.instance_id
+        if raw.execute(QUERIES["instance_exists"], {"instance_id": instance_id}).fetchone() is None:
+            put_instance(raw, new, None)
+        else:
+            taken.add(instance_id)
+    return taken
+
+
 def create_in_commit(raw: sqlite3.Connection, new: NewInstance) -> int:
     old = record_of(raw, new.record.instance_id)
     if old is not None and not old.runtime_status.is_terminal:

@@ -299,6 +299,11 @@ class StateStore(Protocol):
         `replace` is set, in which case it is replaced the same way.
         """
 
+    async def create_instances(self, news: Sequence[NewInstance]) -> set[str]:
+        """Create, together, those of `news` whose ids no instance holds (not even a finished one),
+        each with its start message; returns the ids that are in use, for the caller to start one
+        by one with `create_instance`. The ids must be distinct (`distinct` checks)."""
+
     async def send_messages(self, messages: Sequence[Message]) -> None:
         """Enqueue messages for instances; messages to instances that do not exist are dropped."""
 
@@ -410,3 +415,11 @@ class StateStore(Protocol):
     async def dead_letters(self, instance_id: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """Messages moved aside as undecodable (see `claim_orchestrations`), newest first: those of
         `instance_id`, or of every instance. A store that never moves any returns []."""
+
+
+def distinct(news: Sequence[NewInstance]) -> Sequence[NewInstance]:
+    """`news`, checked to hold each instance id once (`create_instances` needs that)."""
+    ids = {new.record.instance_id for new in news}
+    if len(ids) != len(news):
+        raise ValueError("create_instances needs distinct instance ids")
+    return news

@@ -36,6 +36,7 @@ from asynkron_durable.stores.base import (
     NewInstance,
     OrchestrationWorkItem,
     Work,
+    distinct,
 )
 
 
@@ -151,6 +152,20 @@ class InMemoryStateStore:
                 raise InstanceAlreadyExists(old.record.instance_id, old.record.runtime_status.value)
             self._put(new)
         self._subscribers.notify(Work.MESSAGES)
+
+    async def create_instances(self, news: Sequence[NewInstance]) -> set[str]:
+        """Create those of `news` whose ids are free; returns the ids in use."""
+        taken: set[str] = set()
+        async with self._lock:
+            self._check_open()
+            for new in distinct(news):
+                if new.record.instance_id in self._instances:
+                    taken.add(new.record.instance_id)
+                else:
+                    self._put(new)
+        if len(taken) < len(news):
+            self._subscribers.notify(Work.MESSAGES)
+        return taken
 
     async def send_messages(self, messages: Sequence[Message]) -> None:
         """Enqueue messages; those for unknown instances are dropped."""

@@ -61,6 +61,7 @@ from asynkron_durable.stores.base import (
     NewInstance,
     OrchestrationWorkItem,
     Work,
+    distinct,
 )
 
 _log = logging.getLogger(__name__)
@@ -100,6 +101,21 @@ class PostgresStateStore(PostgresConnection):
 
         await self._run("create_instance", body)
         self._subscribers.notify(Work.MESSAGES)
+
+    async def create_instances(self, news: Sequence[NewInstance]) -> set[str]:
+        """Create those of `news` whose ids are free, in one statement; returns the ids in use."""
+        unique = sorted(distinct(news), key=lambda new: new.record.instance_id)  # lock order
+        if not unique:
+            return set()
+        columns = record_columns([(new.record, new.record.version) for new in unique])
+        events = [event_to_json(new.start_event) for new in unique]
+        rows = await self._fetch(
+            "create_instances", "create_many_if_free", *self._wake_messages, *columns, events
+        )
+        created = {row["instance_id"] for row in rows}
+        if created:
+            self._subscribers.notify(Work.MESSAGES)
+        return {new.record.instance_id for new in news} - created
 
     async def _create_if_free(self, new: NewInstance) -> bool:
         record = new.record

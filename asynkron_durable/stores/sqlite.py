@@ -67,6 +67,7 @@ from asynkron_durable.stores.base import (
     NewInstance,
     OrchestrationWorkItem,
     Work,
+    distinct,
 )
 
 SCHEMA_VERSION = 3
@@ -210,6 +211,15 @@ class SqliteStateStore:
         """Create (or replace) an instance and enqueue its start message."""
         await self._write_in_thread(partial(writes.create_instance, new=new, replace=replace))
         self._subscribers.notify(Work.MESSAGES)
+
+    async def create_instances(self, news: Sequence[NewInstance]) -> set[str]:
+        """Create those of `news` whose ids are free, in one transaction; returns the ids in use."""
+        if not news:
+            return set()
+        taken = await self._write_in_thread(partial(writes.create_free, news=distinct(news)))
+        if len(taken) < len(news):
+            self._subscribers.notify(Work.MESSAGES)
+        return taken
 
     async def send_messages(self, messages: Sequence[Message]) -> None:
         """Enqueue messages; those for unknown instances are dropped by the insert itself."""

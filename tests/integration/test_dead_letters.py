@@ -9,11 +9,19 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from asynkron_durable import OrchestrationClient, PostgresStateStore, SqliteStateStore
+from asynkron_durable import (
+    DurableFunctionRuntime,
+    OrchestrationClient,
+    OrchestrationContext,
+    PostgresStateStore,
+    RuntimeStatus,
+    SqliteStateStore,
+)
 from asynkron_durable.history import utc_now
 from asynkron_durable.http.management import management_app
 from asynkron_durable.http.urls import ApiLocation
@@ -105,3 +113,19 @@ async def test_the_command_line_warns_on_status_and_lists_dead_letters(tmp_path:
     assert listed.returncode == 0, listed.stderr
     [letter] = json.loads(listed.stdout)
     assert letter["instance_id"] == "lost" and letter["event"] == "not json{"
+
+
+async def test_waiting_reports_the_dead_letters_of_the_instance_it_waited_for(store: StateStore) -> None:
+    client = await _dead_lettered(store)
+    runtime = DurableFunctionRuntime(store, max_poll_interval=0.02)
+
+    @runtime.orchestrator()
+    async def anything(ctx: OrchestrationContext) -> Any:
+        return ctx.get_input()
+
+    async with runtime:
+        await client.terminate("lost", "its start was set aside")
+        lost = await client.wait_for_completion("lost", timeout=30)
+        fine = await client.wait_for_completion("fine", timeout=30)
+    assert lost.runtime_status is RuntimeStatus.TERMINATED and lost.dead_letters == 1
+    assert fine.output == 2 and fine.dead_letters == 0

@@ -17,6 +17,7 @@ from support.store_wrapper import StoreWrapper
 
 from asynkron_durable import (
     DurableFunctionRuntime,
+    InstanceAlreadyExists,
     InstanceNotFound,
     OrchestrationClient,
     OrchestrationContext,
@@ -25,9 +26,9 @@ from asynkron_durable import (
     RuntimeStatus,
     SqliteStateStore,
 )
-from asynkron_durable.errors import StoreError
+from asynkron_durable.errors import SerializationError, StoreError
 from asynkron_durable.history import InstanceRecord
-from asynkron_durable.stores import InstanceFilter, StateStore
+from asynkron_durable.stores import InstanceFilter, NewInstance, StateStore
 
 WAITERS = 200
 
@@ -79,7 +80,7 @@ async def test_many_waiters_share_one_reader(store: StateStore) -> None:
         gate.set()
         done = await waits
     assert [status.output for status in done] == list(range(WAITERS))
-    assert reads.single_reads == WAITERS  # then one status read each, for the result
+    assert reads.single_reads == 0  # the result is built from the record the shared read found
     assert all(status.runtime_status is RuntimeStatus.COMPLETED for status in done)
 
 
@@ -186,3 +187,46 @@ async def test_sqlite_knows_when_another_process_wrote(tmp_path: Path) -> None:
     finally:
         await here.close()
         await there.close()
+
+
+class _CountingStarts(StoreWrapper):
+    """Counts batched and one-by-one creations."""
+
+    def __init__(self, inner: StateStore) -> None:
+        super().__init__(inner)
+        self.batches: list[int] = []
+        self.singles = 0
+
+    async def create_instances(self, news: Sequence[NewInstance]) -> set[str]:
+        self.batches.append(len(news))
+        return await self._inner.create_instances(news)
+
+    async def create_instance(self, new: NewInstance, *, replace: bool) -> None:
+        self.singles += 1
+        await self._inner.create_instance(new, replace=replace)
+
+
+async def test_concurrent_starts_share_transactions(store: StateStore) -> None:
+    counting = _CountingStarts(store)
+    client = OrchestrationClient(counting)  # type: ignore[arg-type]
+    await client.start_new("anything", None, "taken")
+
+    starts = [client.start_new("anything", n) for n in range(1200)]
+    ids = await asyncio.gather(*starts, client.start_new("anything", None, "taken"), return_exceptions=True)
+
+    assert isinstance(ids[-1], InstanceAlreadyExists)  # the one whose id is in use, alone
+    assert counting.singles == 1  # it went the one-by-one way, which said why
+    assert counting.batches == [1, 500, 500, 201]  # the first start, then the rest together
+    records = await store.get_instances([i for i in ids[:-1] if isinstance(i, str)])
+    assert sorted(record.input for record in records.values()) == sorted(str(n) for n in range(1200))
+
+
+async def test_start_many_checks_every_input_first_and_returns_ids_in_order(store: StateStore) -> None:
+    client = OrchestrationClient(store)
+    with pytest.raises(SerializationError, match="input of orchestrator 'anything' of type object"):
+        await client.start_many("anything", [1, 2, object()])
+    assert (await store.query_instances(InstanceFilter(), 10, None)).instances == []
+
+    ids = await client.start_many("anything", range(5))
+    records = await store.get_instances(ids)
+    assert [records[i].input for i in ids] == ["0", "1", "2", "3", "4"]

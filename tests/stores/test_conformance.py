@@ -190,6 +190,23 @@ async def test_create_instance_stores_record_and_enqueues_start(store: StateStor
     assert item.messages[0].execution_id == "a:1"
 
 
+async def test_create_instances_creates_the_free_ids_together_and_names_the_rest(store: StateStore) -> None:
+    await store.create_instance(new_instance("running", name="first"), replace=False)
+    news = [new_instance(i) for i in ("c", "running", "a", "b")]
+
+    assert await store.create_instances(news) == {"running"}  # in use: left as it was
+    assert await store.get_instance("running") == new_instance("running", name="first").record
+    claimed = await claim(store)
+    for new in (news[0], news[2], news[3]):
+        assert claimed[new.record.instance_id].record == new.record
+        assert [m.event for m in claimed[new.record.instance_id].messages] == [new.start_event]
+    assert len(claimed["running"].messages) == 1
+    assert await store.create_instances([]) == set()
+    with pytest.raises(ValueError, match="distinct"):
+        await store.create_instances([new_instance("d"), new_instance("d")])
+    assert await store.get_instance("d") is None
+
+
 async def test_create_existing_running_instance_raises(store: StateStore) -> None:
     first = new_instance("a", name="first")
     await store.create_instance(first, replace=False)

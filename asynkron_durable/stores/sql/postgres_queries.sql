@@ -68,6 +68,39 @@ WITH start AS (
 )
 SELECT (SELECT count(*) FROM created) AS created, (SELECT count(*) FROM wake) AS woken;
 
+-- create_many_if_free --
+-- $1 notify channel, $2 payload, $3..$14 the records (distinct ids, in id order), $15 their start
+-- events. Many starts in one statement: inserts those whose id is free, each with its start
+-- message, already marked ready; returns the ids it inserted.
+WITH given AS (
+    SELECT * FROM unnest(
+        $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+        $11::timestamptz[], $12::timestamptz[], $13::text[], $14::bigint[], $15::text[]
+    ) WITH ORDINALITY AS g(
+        instance_id, name, execution_id, runtime_status, input, output, custom_status, failure,
+        created_at, last_updated_at, parent_instance_id, version, event, position
+    )
+), created AS (
+    INSERT INTO {schema}.instances (
+        instance_id, name, execution_id, runtime_status, input, output, custom_status, failure,
+        created_at, last_updated_at, parent_instance_id, version, ready_message_id
+    )
+    SELECT instance_id, name, execution_id, runtime_status, input, output, custom_status, failure,
+        created_at, last_updated_at, parent_instance_id, version,
+        nextval(pg_get_serial_sequence('{schema}.inbox', 'message_id'))
+    FROM given ORDER BY position
+    ON CONFLICT (instance_id) DO NOTHING
+    RETURNING instance_id, execution_id, ready_message_id
+), queued AS (
+    INSERT INTO {schema}.inbox (message_id, instance_id, execution_id, event, visible_at)
+    OVERRIDING SYSTEM VALUE
+    SELECT c.ready_message_id, c.instance_id, c.execution_id, g.event, NULL
+    FROM created AS c JOIN given AS g USING (instance_id)
+), wake AS (
+    SELECT pg_notify($1, $2) WHERE EXISTS (SELECT 1 FROM created)
+)
+SELECT c.instance_id, (SELECT count(*) FROM wake) AS woken FROM created AS c;
+
 -- ensure_instances --
 -- $1..$12 the records of instances that messages create when missing, in id order. Inserts the
 -- missing ones and returns their ids. An existing one is left as it is but locked (DO UPDATE

@@ -13,6 +13,9 @@ SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version';
 -- select_instance --
 SELECT * FROM instances WHERE instance_id = :instance_id;
 
+-- instance_exists --
+SELECT 1 FROM instances WHERE instance_id = :instance_id;
+
 -- select_instances --
 SELECT * FROM instances WHERE instance_id IN (SELECT value FROM json_each(:ids));
 
