@@ -17,9 +17,12 @@ from asynkron_durable.worker.retry_log import RetryLog
 log = logging.getLogger("asynkron_durable.runtime")
 
 
-async def keep_alive(
-    presence: Presence, lease_duration: timedelta, held: Callable[[], tuple[Collection[str], Collection[int]]]
-) -> None:
+Held = Callable[[], tuple[Collection[str], Collection[int], Collection[int]]]
+"""What a worker holds: instance ids and activity ids to renew, and the activities still executing
+(not those whose results are being recorded, whose rows may be gone by the time a renewal runs)."""
+
+
+async def keep_alive(presence: Presence, lease_duration: timedelta, held: Held) -> None:
     """Beat the worker's heartbeat and renew what `held()` names until cancelled; then unregister
     (cancel it once the worker has given back what it will not finish)."""
     try:
@@ -35,14 +38,14 @@ async def renew_leases_forever(
     store: StateStore,
     worker_id: str,
     lease_duration: timedelta,
-    held: Callable[[], tuple[Collection[str], Collection[int]]],
+    held: Held,
     retries: RetryLog,
 ) -> None:
     """Renew what `held()` names (instance ids, activity ids) until cancelled."""
     interval = lease_duration.total_seconds() / 3
     while True:
         await asyncio.sleep(interval)
-        instance_ids, activity_ids = held()
+        instance_ids, activity_ids, _ = held()
         if not activity_ids and not instance_ids:
             continue
         try:
@@ -53,9 +56,9 @@ async def renew_leases_forever(
             retries.failed("renewing leases failed", exc)
             continue
         retries.recovered("renewing leases failed")
-        still_running = held()[1]
+        still_running = held()[2]
         for activity_id in renewal.lost_activity_ids:
-            if activity_id in still_running:  # not just recorded meanwhile
+            if activity_id in still_running:  # not finished (and perhaps recorded) meanwhile
                 log.warning("lease on activity %s was lost while it ran", activity_id)
 
 

@@ -87,7 +87,7 @@ class DurableFunctionRuntime(Registrations):
         lease_duration: timedelta = timedelta(seconds=30),
         max_poll_interval: float | None = None,
         shutdown_timeout: float = 30.0,
-        episode_cache_size: int = 1000,
+        episode_cache_size: int = 10_000,
         orchestrator_deadline: Duration = 5.0,
         activity_timeout: Duration | None = None,
         max_activity_starts: int = 3,
@@ -491,6 +491,9 @@ class DurableFunctionRuntime(Registrations):
         await self._run_leased(done.claimed)
         self._stop_if_lost()
 
-    def _held(self) -> tuple[Collection[str], Collection[int]]:
-        """What this worker holds leases on: instances in a round, activities running."""
-        return self._held_instances, [*self._running_activities, *self._isolation.waiting_ids()]
+    def _held(self) -> tuple[Collection[str], Collection[int], Collection[int]]:
+        """What this worker holds leases on (instances in a round, activities running or being
+        recorded), and the activities still executing (see `leases.Held`)."""
+        running = self._running_activities
+        executing = [activity_id for activity_id, task in running.items() if not task.done()]
+        return self._held_instances, [*running, *self._isolation.waiting_ids()], executing
