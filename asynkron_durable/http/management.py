@@ -9,6 +9,7 @@ API map to status codes in `errors.py`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,8 +20,8 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from asynkron_durable.azure_history import to_azure_history
 from asynkron_durable.client import OrchestrationClient, OrchestrationStatus
-from asynkron_durable.entities.ids import EntityId
-from asynkron_durable.errors import InvalidOperation, OrchestrationTimeout, UnknownFunction
+from asynkron_durable.entities.ids import EntityId, is_entity_instance
+from asynkron_durable.errors import InstanceNotFound, InvalidOperation, OrchestrationTimeout, UnknownFunction
 from asynkron_durable.history import RuntimeStatus, utc_now
 from asynkron_durable.http.errors import BadRequest, error_handlers
 from asynkron_durable.http.guards import DEFAULT_BODY_TIMEOUT, ApiKeyGuard, BodyLimit, TaskHubGuard
@@ -37,6 +38,8 @@ from asynkron_durable.instance_ids import instance_id_problem
 from asynkron_durable.serialization import parse_json
 from asynkron_durable.stores.base import InstanceFilter, UnreadableInstance
 
+MAX_LONG_POLL = 300
+"""Seconds the status route's `timeout=` may hold a request at most."""
 DEFAULT_BODY_LIMIT = 1024 * 1024
 """Request bodies larger than this (bytes) are refused with 413."""
 
@@ -79,6 +82,17 @@ class ManagementApi:
             return self._accepted(request, instance_id)
         return await self._finished_or_accepted(request, instance_id, wait, interval)
 
+    async def _long_poll(self, instance_id: str, wait: int) -> None:
+        """`?timeout=S` on the status route: hold the request until the instance finishes (or is
+        gone) or `wait` seconds pass, so remote clients wait without polling. The answer is then
+        the status route's usual one (200 finished, 202 still running, 404 gone)."""
+        if wait > MAX_LONG_POLL:
+            raise BadRequest(f"query parameter 'timeout' must be at most {MAX_LONG_POLL} seconds, got {wait}")
+        if is_entity_instance(instance_id):
+            return  # entities never finish
+        with suppress(OrchestrationTimeout, InstanceNotFound):
+            await self.client.wait_for_completion(instance_id, wait)
+
     async def _finished_or_accepted(
         self, request: Request, instance_id: str, wait: int, interval: int
     ) -> Response:
@@ -95,6 +109,9 @@ class ManagementApi:
 
     async def status(self, request: Request) -> Response:
         instance_id = request.path_params["instance_id"]
+        wait = _int_param(request, "timeout")
+        if wait is not None:
+            await self._long_poll(instance_id, wait)
         show_history = _flag(request, "showHistory")
         show_history_output = _flag(request, "showHistoryOutput")
         show_input = _flag(request, "showInput", default=True)

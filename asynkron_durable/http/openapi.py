@@ -165,6 +165,11 @@ def _paths() -> dict[str, Any]:
                     _query("showHistoryOutput", _BOOL, "Include results in history"),
                     _query("showInput", _BOOL, "Include the input"),
                     _query("returnInternalServerErrorOnFailure", _BOOL, "Answer 500 for a Failed instance"),
+                    _query(
+                        "timeout",
+                        {"type": "integer", "minimum": 1, "maximum": 300},
+                        "Hold the request until the instance finishes or this many seconds pass",
+                    ),
                 ],
                 "responses": {
                     "200": _json(status, "Completed, failed or terminated"),

@@ -7,6 +7,7 @@ Nothing sleeps to synchronise: waits poll the API (or the client) until a deadli
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -748,3 +749,21 @@ async def test_the_key_is_checked_before_the_body_is_read(keyed: tuple[Starlette
     _, http = keyed
     response = await http.post(f"{BASE}/orchestrators/waiter", content=b"x" * (DEFAULT_BODY_LIMIT + 1))
     assert response.status_code == 401
+
+
+async def test_the_status_route_long_polls_until_the_instance_finishes(http: httpx.AsyncClient) -> None:
+    """`?timeout=S`: the answer comes when the instance finishes, not before; 202 after S seconds."""
+    await start(http, "waiter", "long", instance_id="lp-1")
+    held = asyncio.ensure_future(http.get(f"{BASE}/instances/lp-1?timeout=30"))
+    running = await http.get(f"{BASE}/instances/lp-1")
+    assert running.status_code == 202 and not held.done()
+    await http.post(f"{BASE}/instances/lp-1/raiseEvent/go", json="now")
+    answer = await held
+    assert answer.status_code == 200 and answer.json()["output"] == {"input": "long", "event": "now"}
+
+    await start(http, "waiter", "forever", instance_id="lp-2")
+    still = await http.get(f"{BASE}/instances/lp-2?timeout=1")
+    assert still.status_code == 202 and still.json()["runtimeStatus"] in ("Pending", "Running")
+    assert_error(await http.get(f"{BASE}/instances/nobody?timeout=5"), 404)
+    for bad in ("timeout=0", "timeout=301", "timeout=soon"):
+        assert_error(await http.get(f"{BASE}/instances/lp-2?{bad}"), 400)
