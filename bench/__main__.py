@@ -15,7 +15,7 @@ from typing import Any
 from bench.results import write
 from bench.stores import kind_of
 
-MODES = ("chain", "fanout", "long", "latency", "dbos", "limit", "compare", "targets", "plot")
+MODES = ("user", "chain", "fanout", "long", "latency", "dbos", "limit", "compare", "targets", "plot")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -47,12 +47,20 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="compare, targets: DBOS worker_concurrency values to try (the best is the reference)",
     )
+    p.add_argument(
+        "--sizes", type=int, nargs="+", default=None, help="user: numbers of chains (default 500 2000 8000)"
+    )
+    p.add_argument("--no-dbos", action="store_true", help="user: leave DBOS out")
     p.add_argument("--out", type=Path, default=None, help="result file (default: bench/results/...)")
     return p
 
 
 async def dispatch(args: argparse.Namespace) -> dict[str, Any]:
     # Modes are imported on demand: dbos and limit need the optional `bench` extra.
+    if args.mode == "user":
+        from bench.modes import user
+
+        return await user.run(args.store, args.sizes or user.SIZES, args.processes, not args.no_dbos)
     if args.mode == "chain":
         from bench.modes import chain
 

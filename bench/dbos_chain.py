@@ -7,11 +7,12 @@ Needs the `bench` extra (`pip install -e .[bench]`, DBOS 3.4). Each run happens 
 database: on PostgreSQL a new database `dbos_bench_<hex>` on the same server, dropped afterwards; on
 SQLite a new file `dbos-bench-<hex>.sqlite` beside the given path, removed afterwards.
 
-`workers` is DBOS's executor concurrency: every workflow is enqueued on one DBOS queue whose
+Two styles. `queue` (the tuned run): every workflow is enqueued on one DBOS queue whose
 `worker_concurrency` is `workers` (one executor process), with the queue polled every 10 ms
 instead of DBOS's default 1 s, which would otherwise cap a closed loop at `workers` workflows a
-second. Workflows and steps are plain (synchronous) functions, run on DBOS's thread pool.
-Latencies are per workflow, from the system database's own created_at and updated_at.
+second. `user` (what DBOS's documentation shows): `DBOS.start_workflow` for every workflow, then
+`get_result` on every handle, with DBOS's defaults. Workflows and steps are plain (synchronous)
+functions, run on DBOS's thread pool. Latencies run from the start to the last step's end.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
 
 
-def _child(system_database_url: str, instances: int, workers: int) -> dict[str, Any]:
+def _child(system_database_url: str, instances: int, workers: int, style: str) -> dict[str, Any]:
     """Run in the child process: launch DBOS, run the chains, measure, shut down."""
     import logging
     from importlib.metadata import version
@@ -74,7 +75,7 @@ def _child(system_database_url: str, instances: int, workers: int) -> dict[str, 
         enqueued: dict[str, float] = {}
         handles = []
         for _ in range(instances):
-            handle = queue.enqueue(chain, 0)
+            handle = queue.enqueue(chain, 0) if style == "queue" else DBOS.start_workflow(chain, 0)
             enqueued[handle.get_workflow_id()] = time.perf_counter()
             handles.append(handle)
         results = [handle.get_result() for handle in handles]
@@ -92,12 +93,13 @@ def _child(system_database_url: str, instances: int, workers: int) -> dict[str, 
         "p99_ms": _percentile(latencies, 0.99),
         "instances": instances,
         "workers": workers,
+        "style": style,
         "dbos_version": version("dbos"),
         "elapsed_s": elapsed,
     }
 
 
-async def _run_child(system_database_url: str, instances: int, workers: int) -> dict[str, Any]:
+async def _run_child(system_database_url: str, instances: int, workers: int, style: str) -> dict[str, Any]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         _SCRIPT,
@@ -107,6 +109,8 @@ async def _run_child(system_database_url: str, instances: int, workers: int) -> 
         str(instances),
         "--workers",
         str(workers),
+        "--style",
+        style,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -128,20 +132,23 @@ def _remove_sqlite(file: Path) -> None:
         Path(f"{file}{suffix}").unlink(missing_ok=True)
 
 
-async def run_dbos(store_url: str, instances: int, workers: int) -> dict[str, Any]:
-    """Run `instances` five-step chains on DBOS with queue worker concurrency `workers`.
+async def run_dbos(store_url: str, instances: int, workers: int, style: str = "queue") -> dict[str, Any]:
+    """Run `instances` five-step chains on DBOS with queue worker concurrency `workers` (`style`
+    "queue"), or started one by one and then awaited in order (`style` "user").
 
     Returns orchestrations_per_s, steps_per_s, p50_ms, p99_ms, instances, workers, dbos_version
     (and elapsed_s).
     """
     if instances < 1 or workers < 1:
         raise ValueError("instances and workers must be at least 1")
+    if style not in ("queue", "user"):
+        raise ValueError(f"style must be 'queue' or 'user', not {style!r}")
     scheme, _, rest = store_url.partition("://")
     scheme = scheme.lower()
     if scheme == "sqlite":
         file = _fresh_sqlite(rest[1:])
         try:
-            return await _run_child(f"sqlite:///{file}", instances, workers)
+            return await _run_child(f"sqlite:///{file}", instances, workers, style)
         finally:
             _remove_sqlite(file)
     if scheme not in ("postgresql", "postgres"):
@@ -155,7 +162,7 @@ async def run_dbos(store_url: str, instances: int, workers: int) -> dict[str, An
     try:
         await admin.execute(f'CREATE DATABASE "{database}"')
         try:
-            return await _run_child(f"{server}/{database}", instances, workers)
+            return await _run_child(f"{server}/{database}", instances, workers, style)
         finally:
             await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     finally:
@@ -167,13 +174,14 @@ def main() -> None:
     parser.add_argument("--store", default=os.environ.get("ASYNKRON_DURABLE_PG_DSN") or "sqlite:///dbos.db")
     parser.add_argument("--instances", type=int, default=1000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--style", choices=("queue", "user"), default="queue")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        print(json.dumps(_child(args.child, args.instances, args.workers[0])))
+        print(json.dumps(_child(args.child, args.instances, args.workers[0], args.style)))
         return
     for workers in args.workers:
-        print(json.dumps(asyncio.run(run_dbos(args.store, args.instances, workers))))
+        print(json.dumps(asyncio.run(run_dbos(args.store, args.instances, workers, args.style))))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bench.modes import chain, fanout, latency, long, plot
+from bench.modes import chain, fanout, latency, long, plot, user
 
 STORES = ["sqlite:///", "memory://"]
 
@@ -30,6 +30,18 @@ async def test_chain(store: str) -> None:
     assert figures["latency_p99_ms"] >= figures["latency_p50_ms"]
     assert figures["cpu_us_per_step_this_process"] > 0  # the driver and in-process workers ran here
     assert figures["cpu_us_per_step_worker_processes"] == 0
+
+
+@pytest.mark.parametrize("store", STORES)
+async def test_user(store: str) -> None:
+    figures = await user.run(store, sizes=(20, 40), dbos=False)
+    assert [run["instances"] for run in figures["runs"]] == [20, 40]
+    for run in figures["runs"]:
+        positive(run["ours"], "per_s", "seconds", "starting_seconds")
+        assert run["dbos"] is None and run["ours_over_dbos"] is None
+    assert figures["largest_over_smallest"] == pytest.approx(
+        figures["runs"][1]["ours"]["per_s"] / figures["runs"][0]["ours"]["per_s"]
+    )
 
 
 @pytest.mark.parametrize("store", STORES)
