@@ -48,6 +48,12 @@ def open_probe(path: Path) -> sqlite3.Connection:
     return probe
 
 
+def is_busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether `exc` says another connection holds a lock (worth trying again), not a real fault."""
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
 def try_open(path: Path) -> None:
     """Open and close `path`: fails here, with sqlite3's error, when it cannot be opened."""
     sqlite3.connect(path).close()

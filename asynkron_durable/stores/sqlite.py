@@ -44,6 +44,7 @@ from asynkron_durable.stores._sqlite_codec import (
     epoch,
     filter_params,
     from_epoch,
+    is_busy,
     json_list,
     open_probe,
     try_open,
@@ -75,6 +76,9 @@ SCHEMA_VERSION = 3
 Version 2 writes a commit's history events as one row (version 1 rows stay readable); version 3
 adds the workers table. Older files are upgraded in place, and older code refuses them after."""
 
+OPEN_PATIENCE = 30.0
+"""Seconds `open` keeps trying while the file is locked by others."""
+
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
@@ -101,26 +105,45 @@ class SqliteStateStore:
         return self._path
 
     async def open(self) -> None:
-        """Connect, switch to WAL and create the schema if the file has none. Idempotent."""
+        """Connect, switch to WAL and create the schema if the file has none. Idempotent. While
+        other processes hold the file's locks (a worker starting, say), it keeps trying for
+        `OPEN_PATIENCE` seconds before it fails."""
         async with self._lock:
             if self._conn is not None:
                 return
+            deadline = asyncio.get_running_loop().time() + OPEN_PATIENCE
             with driver_errors(self._path):
                 # Fail here, not in aiosqlite.connect: when that fails it leaves its worker thread
                 # reporting to the event loop after we return (omnilib/aiosqlite#241).
                 await asyncio.to_thread(try_open, self._path)
-                conn = await aiosqlite.connect(self._path, isolation_level=None)
-                try:
-                    conn.row_factory = sqlite3.Row
-                    await conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-                    await conn.execute("PRAGMA journal_mode = WAL")
-                    await conn.execute("PRAGMA synchronous = NORMAL")
-                    await self._ensure_schema(conn)
-                except BaseException:
-                    await conn.close()
-                    raise
+                delay = 0.01
+                while True:
+                    try:
+                        conn = await self._connect()
+                        break
+                    except sqlite3.OperationalError as exc:
+                        if not is_busy(exc) or asyncio.get_running_loop().time() + delay > deadline:
+                            raise
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 0.5)
             self._conn = conn
             self._probe_conn = open_probe(self._path)
+
+    async def _connect(self) -> aiosqlite.Connection:
+        """A connection in WAL mode on a file with the current schema."""
+        conn = await aiosqlite.connect(self._path, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            await conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            [(mode,)] = await conn.execute_fetchall("PRAGMA journal_mode")
+            if str(mode).lower() != "wal":  # switching needs the file to itself: only when needed
+                await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            await self._ensure_schema(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
 
     async def _ensure_schema(self, conn: aiosqlite.Connection) -> None:
         async with calls.transaction(conn):

@@ -7,8 +7,10 @@ import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from support.chaos import poll_until
 
 from asynkron_durable.errors import StoreError
 from asynkron_durable.history import (
@@ -320,3 +322,33 @@ def test_store_from_url(tmp_path: Path) -> None:
 def test_store_from_url_rejects(url: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         store_from_url(url)
+
+
+async def test_open_waits_for_a_file_another_process_has_locked(tmp_path: Path) -> None:
+    """A client opening the file while a worker holds its write lock for longer than the busy
+    timeout keeps trying, instead of failing with "database is locked"."""
+    first = SqliteStateStore(tmp_path / "durable.db")
+    await first.open()
+    await first.close()
+    holder = sqlite3.connect(tmp_path / "durable.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    store = SqliteStateStore(tmp_path / "durable.db", busy_timeout_ms=20)
+    attempts = 0
+    connect = store._connect
+
+    async def counted() -> Any:
+        nonlocal attempts
+        attempts += 1
+        return await connect()
+
+    store._connect = counted  # type: ignore[method-assign]
+    opening = asyncio.ensure_future(store.open())
+    try:
+        await poll_until(lambda: attempts >= 3, 10, "open to try a few times")
+        assert not opening.done()
+        holder.execute("COMMIT")
+        await opening
+        assert await store.get_instance("nothing") is None
+    finally:
+        holder.close()
+        await store.close()
