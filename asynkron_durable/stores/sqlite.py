@@ -131,7 +131,11 @@ class SqliteStateStore:
 
     async def _connect(self) -> aiosqlite.Connection:
         """A connection in WAL mode on a file with the current schema."""
-        conn = await aiosqlite.connect(self._path, isolation_level=None)
+        connecting = aiosqlite.connect(self._path, isolation_level=None)
+        # Its thread must not keep the process alive: a program that forgets to close the store
+        # would otherwise hang after `asyncio.run` returns. What it committed is already durable.
+        connecting._thread.daemon = True
+        conn = await connecting
         try:
             conn.row_factory = sqlite3.Row
             await conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -352,3 +354,23 @@ async def test_open_waits_for_a_file_another_process_has_locked(tmp_path: Path) 
     finally:
         holder.close()
         await store.close()
+
+
+def test_a_program_that_never_closes_its_store_still_exits(tmp_path: Path) -> None:
+    program = f"""
+import asyncio
+from asynkron_durable import OrchestrationClient, SqliteStateStore
+
+async def main():
+    store = SqliteStateStore({str(tmp_path / "durable.db")!r})
+    await store.open()
+    await OrchestrationClient(store).start_new("anything", 1, "kept")
+
+asyncio.run(main())
+"""
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", program], timeout=60, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+    with sqlite3.connect(tmp_path / "durable.db") as conn:  # and what it committed is there
+        assert conn.execute("SELECT name FROM instances WHERE instance_id = 'kept'").fetchall() == [
+            ("anything",)
+        ]
