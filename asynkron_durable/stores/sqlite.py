@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 
@@ -94,7 +95,6 @@ class SqliteStateStore:
         self._busy_timeout_ms = busy_timeout_ms
         self._conn: aiosqlite.Connection | None = None
         self._probe_conn: sqlite3.Connection | None = None
-        self._data_version: int | None = None
         self._lock = asyncio.Lock()
         self._subscribers = Subscribers()
         self.workers = SqliteWorkers(self._write_in_thread, self._read, self._subscribers.notify)
@@ -134,7 +134,8 @@ class SqliteStateStore:
         connecting = aiosqlite.connect(self._path, isolation_level=None)
         # Its thread must not keep the process alive: a program that forgets to close the store
         # would otherwise hang after `asyncio.run` returns. What it committed is already durable.
-        connecting._thread.daemon = True
+        thread = cast(threading.Thread, getattr(connecting, "_thread", connecting))  # <0.22: itself
+        thread.daemon = True
         conn = await connecting
         try:
             conn.row_factory = sqlite3.Row
@@ -184,14 +185,12 @@ class SqliteStateStore:
         """Call `callback` with the instances this store object ended or purged."""
         self._subscribers.add_ended(callback)
 
-    async def endings_unheard(self) -> bool:
-        """Whether another connection (another process) committed since the last call: SQLite's
-        `data_version` changes exactly then, and never for this connection's own commits."""
+    async def unheard_mark(self) -> int:
+        """SQLite's `data_version`: it changes exactly when another connection (another process)
+        commits, never for this connection's own commits, which are announced."""
         async with self._read() as conn:
             rows = await conn.execute_fetchall("PRAGMA data_version")
-        version = int(next(iter(rows))[0])
-        changed, self._data_version = version != self._data_version, version
-        return changed
+        return int(next(iter(rows))[0])
 
     async def get_instances(self, instance_ids: Sequence[str]) -> dict[str, InstanceRecord]:
         """The readable records of those of `instance_ids` that exist, in one read."""
