@@ -171,10 +171,16 @@ class OrchestrationClient:
 
     async def start_many(self, name: str, inputs: Iterable[Any]) -> list[str]:
         """Start one instance of `name` per input, with new ids, in a few transactions; returns
-        the ids in input order. Every input is checked before any instance starts."""
+        the ids in input order. Every input is checked before any instance starts; if the store
+        fails part-way, the error's note names the instances that did start."""
         news = [self._new_instance(name, value, None) for value in inputs]
-        await asyncio.gather(*(self._create(new, False) for new in news))
-        return [new.record.instance_id for new in news]
+        outcomes = await asyncio.gather(*(self._create(new, False) for new in news), return_exceptions=True)
+        started = [new.record.instance_id for new, out in zip(news, outcomes, strict=True) if out is None]
+        failed = [out for out in outcomes if isinstance(out, BaseException)]
+        if failed:
+            failed[0].add_note(f"{len(started)} of {len(news)} instances started: {', '.join(started)}")
+            raise failed[0]
+        return started
 
     def _new_instance(self, name: str, input: Any, instance_id: str | None) -> NewInstance:
         """The instance `start_new` stores, or the error that says why it cannot."""
