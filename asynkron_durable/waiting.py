@@ -3,8 +3,8 @@
 Every `wait_for_completion` of a client registers with its `CompletionWatcher`, and one task does
 the reading for all of them. It wakes when the store announces instances that ended
 (`StateStore.on_ended`: those of this process, and on PostgreSQL those of every process) and reads
-just those. Every `interval` (the shortest any waiter asked for) it asks the store whether endings
-may have gone unannounced (`endings_unheard`: on SQLite, another process wrote) and only then
+just those. Every `interval` (the shortest any waiter asks for) it asks the store whether endings
+may have gone unannounced (`unheard_mark` moved: on SQLite, another process wrote) and only then
 reads every waited instance, in one query per thousand; and every `FALLBACK` seconds it reads them
 all anyway. So a thousand waiters cost what one does: no query per waiter.
 """
@@ -41,6 +41,8 @@ class CompletionWatcher:
         """How many waits asked for each interval: the shortest is found without a pass over all."""
         self._to_read: set[str] = set()
         """Ids to read at the next pass: new waiters, and instances announced as ended."""
+        self._mark: int | None = None
+        """The store's `unheard_mark` when this watcher last looked."""
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         store.on_ended(self._announced)
@@ -80,29 +82,41 @@ class CompletionWatcher:
             self._waiters.pop(instance_id, None)
 
     async def _watch(self) -> None:
-        """Read what is due until nobody waits; a failed read is tried again at the next pass."""
+        """Read what is due until nobody waits; a failed read is tried again at the next pass.
+        The interval is the shortest any waiter now asks for, so a new, more impatient waiter
+        brings the next check forward (it wakes this loop)."""
         loop = asyncio.get_running_loop()
-        next_check = last_full = loop.time()
+        last_check = last_full = -float("inf")
         while self._waiters:
             interval = min(self._intervals)
             if not self._wake.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), max(0.0, next_check - loop.time()))
+                    await asyncio.wait_for(self._wake.wait(), max(0.0, last_check + interval - loop.time()))
             self._wake.clear()
             due = {instance_id for instance_id in self._to_read if instance_id in self._waiters}
             self._to_read.clear()
+            now = loop.time()
+            if now >= last_check + interval:
+                last_check = now
+                if now - last_full >= max(interval, FALLBACK) or await self._unheard():
+                    due, last_full = set(self._waiters), now
             try:
-                now = loop.time()
-                if now >= next_check:
-                    next_check = now + interval
-                    if now - last_full >= max(interval, FALLBACK) or await self._store.endings_unheard():
-                        due, last_full = set(self._waiters), now
                 await self._read(sorted(due))
             except Exception as exc:  # the store is down: every waiter learns why
                 for entries in list(self._waiters.values()):
                     for future, _ in entries:
                         if not future.done():
                             future.set_exception(exc)
+
+    async def _unheard(self) -> bool:
+        """Whether the store's mark moved since this watcher last looked (or cannot be read: then
+        read everything, and let that read say what is wrong)."""
+        try:
+            mark = await self._store.unheard_mark()
+        except Exception:
+            return True
+        moved, self._mark = mark != self._mark, mark
+        return moved
 
     async def _read(self, instance_ids: list[str]) -> None:
         for start in range(0, len(instance_ids), _READ_AT_ONCE):
@@ -115,8 +129,15 @@ class CompletionWatcher:
             }
             if not ended:
                 continue
-            any_dead_letters = bool(await self._store.dead_letters(None, 1))  # one read for them all
+            any_dead_letters = await self._any_dead_letters()
             for instance_id, record in ended.items():
                 for future, _ in self._waiters.get(instance_id, []):
                     if not future.done():
                         future.set_result((record, any_dead_letters))
+
+    async def _any_dead_letters(self) -> bool:
+        """One read for a whole batch of endings; if it fails, each waiter reads its own count."""
+        try:
+            return bool(await self._store.dead_letters(None, 1))
+        except Exception:
+            return True

@@ -100,6 +100,7 @@ class PostgresConnection:
         self._writer = Writer(self._q, self._wake_messages, self._wake_activities, ended, self._where)
         self._pool: asyncpg.Pool | None = None
         self._listener: Listener | None = None
+        self._closed_marks = 0
         self._lock = asyncio.Lock()
         self._subscribers = Subscribers()
         wake = (self._channel, self._wake_messages[1], self._wake_activities[1])
@@ -169,10 +170,14 @@ class PostgresConnection:
         those another process did."""
         self._subscribers.add_ended(callback)
 
-    async def endings_unheard(self) -> bool:
-        """Whether the LISTEN connection may have missed endings since the last call (it dropped,
-        or is not up): other processes' endings otherwise arrive by NOTIFY."""
-        return self._listener is None or self._listener.take_missed()
+    async def unheard_mark(self) -> int:
+        """Changes whenever the LISTEN connection may have missed endings (it dropped, came back,
+        or a payload could not be read), and at every call while it is down: other processes'
+        endings otherwise arrive by NOTIFY."""
+        if self._listener is None:
+            self._closed_marks += 1
+            return -self._closed_marks
+        return self._listener.missed_mark()
 
     # ----- the error boundary -------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ of work (`payload`); one that leaves instances terminal or purges them sends the
 (`ended_payloads`). Each store holds one pool connection LISTENing there and tells its subscribers
 of every notification that is not its own (those were announced locally already). If the
 connection drops, it reconnects with back-off, wakes the subscribers once for any kind of work and
-remembers that endings may have gone unheard (`take_missed`): notifications sent while nobody
+counts that endings may have gone unheard (`missed_mark`): notifications sent while nobody
 listened are lost.
 """
 
@@ -40,21 +40,28 @@ def payload(token: str, work: Work) -> str:
     return f"{token}:{_CODES[work]}"
 
 
+def ended_prefix(token: str) -> str:
+    """What every ending payload of the store holding `token` starts with (the ids follow)."""
+    return f"{token}:{_ENDED}:"
+
+
 def ended_payloads(token: str, instance_ids: Sequence[str]) -> list[str]:
     """The NOTIFY payloads by which the store holding `token` announces that `instance_ids` ended
     or were purged: `token:e:` and a JSON list of ids, as many payloads as their size needs."""
+    prefix = ended_prefix(token)
+    room = _PAYLOAD_BYTES - len(prefix.encode()) - 2  # the list's brackets
     payloads: list[str] = []
     chunk: list[str] = []
     size = 0
     for instance_id in instance_ids:
-        length = len(json.dumps(instance_id).encode()) + 1
-        if chunk and size + length > _PAYLOAD_BYTES:
-            payloads.append(f"{token}:{_ENDED}:{json.dumps(chunk)}")
+        length = len(json.dumps(instance_id).encode()) + 1  # and its comma
+        if chunk and size + length > room:
+            payloads.append(prefix + json.dumps(chunk, separators=(",", ":")))
             chunk, size = [], 0
         chunk.append(instance_id)
         size += length
     if chunk:
-        payloads.append(f"{token}:{_ENDED}:{json.dumps(chunk)}")
+        payloads.append(prefix + json.dumps(chunk, separators=(",", ":")))
     return payloads
 
 
@@ -98,7 +105,7 @@ class Listener:
         self._channel = channel
         self._token = token
         self._wake, self._ended = tell
-        self._missed = False
+        self._missed = 0
         self._where = where
         self._conn: Any = None
         self._dropped = asyncio.Event()
@@ -124,11 +131,12 @@ class Listener:
                 finally:
                     await self._pool.release(conn)
 
-    def take_missed(self) -> bool:
-        """Whether endings may have gone unheard since the last call: the connection dropped, or
-        a payload could not be read."""
-        missed, self._missed = self._missed or self._conn is None, False
-        return missed
+    def missed_mark(self) -> int:
+        """A count that grows whenever endings may have gone unheard: the connection dropped or
+        came back, or a payload could not be read; and at every call while it is down."""
+        if self._conn is None:
+            self._missed += 1
+        return self._missed
 
     def _on_notification(self, conn: Any, pid: int, channel: str, text: str) -> None:
         token, work = parse_payload(text)
@@ -139,13 +147,13 @@ class Listener:
             return
         ended = parse_ended(text)
         if ended is None:
-            self._missed = True
+            self._missed += 1
         else:
             self._ended(ended)
 
     def _on_drop(self, conn: Any) -> None:
         self._dropped.set()  # asyncpg's pool takes the dead connection back by itself
-        self._missed = True
+        self._missed += 1
 
     async def _listen(self) -> None:
         conn = await self._pool.acquire()
@@ -173,4 +181,5 @@ class Listener:
                 except DRIVER_ERRORS as exc:
                     delay = min(delay * 2, _MAX_RETRY_DELAY)
                     _log.warning("%s cannot LISTEN yet (%s); retrying in %.2fs", self._where, exc, delay)
+            self._missed += 1  # endings between a waiter's last read and the LISTEN went unheard
             self._wake(Work.ANY)

@@ -23,7 +23,7 @@ from asynkron_durable.stores._postgres_codec import (
     record_columns,
     transpose,
 )
-from asynkron_durable.stores._postgres_listener import ended_payloads
+from asynkron_durable.stores._postgres_listener import ended_payloads, ended_prefix
 from asynkron_durable.stores.base import (
     ActivityTask,
     ActivityWorkItem,
@@ -102,10 +102,6 @@ class CommitPlan:
             return
         self._apply(commit, step=False)
         self._schedule(commit, claim_limit, claim_names)
-
-    def ended(self) -> list[str]:
-        """The instances this plan's commits leave terminal."""
-        return [record.instance_id for record, *_ in self.committed if record.runtime_status.is_terminal]
 
     def step(
         self, commit: EpisodeCommit, claim_limit: int, claim_names: frozenset[str] | None = None
@@ -268,9 +264,14 @@ class Writer:
         others. Its `leased` activities are leased to its owner until `lease_until`."""
         q = self.queries
         if plan.committed:
-            status = await conn.execute(q["commit_instances"], plan.owner, *plan.commit_columns())
-            if status != f"UPDATE {len(plan.committed)}":
-                raise StoreError(f"{self.where}: locked instances changed during a commit ({status})")
+            channel, token = self.ended
+            tell = (channel, ended_prefix(token), list(TERMINAL))
+            row = await conn.fetchrow(q["commit_instances"], plan.owner, *plan.commit_columns(), *tell)
+            if row["updated"] != len(plan.committed):
+                raise StoreError(
+                    f"{self.where}: locked instances changed during a commit "
+                    f"({row['updated']} of {len(plan.committed)} updated)"
+                )
         if plan.replaced or plan.reset:
             await conn.execute(q["wipe_instances"], sorted(plan.replaced), plan.reset)
         for query, existing in (("insert_instances", False), ("replace_instances", True)):
@@ -288,7 +289,6 @@ class Writer:
             columns = plan.activity_columns()
             if await self._enqueue(conn, "insert_activities", self.wake_activities, columns):
                 enqueued |= Work.ACTIVITIES
-        await self.announce_ended(conn, plan.ended())
         return enqueued
 
     async def announce_ended(self, conn: Any, instance_ids: Sequence[str]) -> None:

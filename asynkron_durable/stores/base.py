@@ -284,9 +284,11 @@ class StateStore(Protocol):
         just committed into a terminal status or purged, so waiters in this process learn at once.
         Stores that hear other processes (PostgreSQL, by NOTIFY) announce their endings too."""
 
-    async def endings_unheard(self) -> bool:
-        """Whether instances may have ended since the last call without `on_ended` announcing it
-        (another process wrote and this store cannot hear it), so waiters must read to find out."""
+    async def unheard_mark(self) -> int:
+        """A number that changes whenever instances may have ended without `on_ended` saying so
+        (another process wrote and this store cannot hear it). A waiter that finds it different
+        from the value it saw last must read to find out; reading it changes nothing, so any
+        number of waiters may share one store."""
 
     async def get_instances(self, instance_ids: Sequence[str]) -> dict[str, InstanceRecord]:
         """The records of those of `instance_ids` that exist and can be read, in one read."""

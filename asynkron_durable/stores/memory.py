@@ -90,9 +90,9 @@ class InMemoryStateStore:
         """Call `callback` with the instances that ended or were purged here."""
         self._subscribers.add_ended(callback)
 
-    async def endings_unheard(self) -> bool:
-        """Never: only this store object writes its instances, and it announces every ending."""
-        return False
+    async def unheard_mark(self) -> int:
+        """Constant: only this store object writes its instances, and it announces every ending."""
+        return 0
 
     async def get_instances(self, instance_ids: Sequence[str]) -> dict[str, InstanceRecord]:
         """The records of those of `instance_ids` that exist."""

@@ -25,6 +25,7 @@ from asynkron_durable import (
     PostgresStateStore,
     RuntimeStatus,
     SqliteStateStore,
+    waiting,
 )
 from asynkron_durable.errors import SerializationError, StoreError
 from asynkron_durable.history import InstanceRecord
@@ -42,9 +43,9 @@ class _CountingReads(StoreWrapper):
         self.batch_reads = 0
         self.checks = 0
 
-    async def endings_unheard(self) -> bool:
+    async def unheard_mark(self) -> int:
         self.checks += 1
-        return await self._inner.endings_unheard()
+        return await self._inner.unheard_mark()
 
     async def get_instance(self, instance_id: str) -> InstanceRecord | None:
         self.single_reads += 1
@@ -145,7 +146,7 @@ async def test_postgres_pushes_endings_to_other_processes(pg_dsn: str, pg_schema
         value = yield ctx.wait_for_external_event("go")
         return value
 
-    ids = [f"{n:03d}-" + "x" * 200 for n in range(60)]  # 12 KB of ids: more than one payload holds
+    ids = [f"{n:03d}-" + "é" * 250 for n in range(60)]  # 30 KB of ids: several payloads' worth
     other_store = PostgresStateStore(pg_dsn, schema=schema)
     elsewhere = OrchestrationClient(other_store)
     await other_store.open()
@@ -157,8 +158,8 @@ async def test_postgres_pushes_endings_to_other_processes(pg_dsn: str, pg_schema
                 asyncio.ensure_future(elsewhere.wait_for_completion(i, timeout=30, poll_interval=60))
                 for i in ids
             ]
-            for instance_id in ids[:30]:
-                await runtime.client.raise_event(instance_id, "go", instance_id[:3])
+            # sent together, so the worker ends many in one commit
+            await asyncio.gather(*(runtime.client.raise_event(i, "go", i[:3]) for i in ids[:30]))
             done = await asyncio.gather(*waits[:30])
             assert [status.output for status in done] == [i[:3] for i in ids[:30]]
             await runtime.client.terminate(ids[30], "stop")
@@ -177,16 +178,74 @@ async def test_sqlite_knows_when_another_process_wrote(tmp_path: Path) -> None:
     await here.open()
     await there.open()
     try:
-        assert await here.endings_unheard()  # nothing known yet: read once
-        assert not await here.endings_unheard()
+        first = await here.unheard_mark()
+        assert await here.unheard_mark() == first  # looking changes nothing: waiters may share it
         await OrchestrationClient(here).start_new("anything", None, "mine")
-        assert not await here.endings_unheard()  # its own writes it announces itself
+        assert await here.unheard_mark() == first  # its own writes it announces itself
         await OrchestrationClient(there).start_new("anything", None, "theirs")
-        assert await here.endings_unheard()
-        assert not await here.endings_unheard()
+        assert await here.unheard_mark() != first
     finally:
         await here.close()
         await there.close()
+
+
+@pytest.fixture
+def no_safety_net(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Readers do their 5-second full read only after 10 minutes: a test then shows that an
+    ending elsewhere was noticed by the store's mark, not found by the safety net."""
+    monkeypatch.setattr(waiting, "FALLBACK", 600.0)
+
+
+def _go_runtime(store: StateStore) -> DurableFunctionRuntime:
+    """A runtime (on another store object: another process, as far as waiters can tell) whose
+    `wait_for_go` instances finish when event `go` arrives."""
+    runtime = DurableFunctionRuntime(store, max_poll_interval=0.02)
+
+    @runtime.orchestrator()
+    def wait_for_go(ctx: OrchestrationContext) -> Any:
+        value = yield ctx.wait_for_external_event("go")
+        return value
+
+    return runtime
+
+
+@pytest.mark.usefixtures("no_safety_net")
+async def test_two_clients_of_one_store_each_see_another_process_ending(tmp_path: Path) -> None:
+    """Each client's reader keeps its own view of the store's mark, so one noticing a change does
+    not hide it from the other."""
+    here = SqliteStateStore(tmp_path / "durable.db")
+    await here.open()
+    clients = [OrchestrationClient(here), OrchestrationClient(here)]
+    try:
+        async with _go_runtime(SqliteStateStore(tmp_path / "durable.db")) as runtime:
+            await runtime.client.start_new("wait_for_go", None, "theirs")
+            waits = [asyncio.ensure_future(c.wait_for_completion("theirs", 30, 0.01)) for c in clients]
+            await poll_until(lambda: all(c._watcher is not None for c in clients), 10, "both to wait")
+            await runtime.client.raise_event("theirs", "go", "went")
+            done = await asyncio.gather(*waits)
+        assert [status.output for status in done] == ["went", "went"]
+    finally:
+        await here.close()
+
+
+@pytest.mark.usefixtures("no_safety_net")
+async def test_an_impatient_waiter_is_not_held_to_a_patient_ones_interval(tmp_path: Path) -> None:
+    here = SqliteStateStore(tmp_path / "durable.db")
+    await here.open()
+    client = OrchestrationClient(here)
+    try:
+        async with _go_runtime(SqliteStateStore(tmp_path / "durable.db")) as runtime:
+            for instance_id in ("patient", "impatient"):
+                await runtime.client.start_new("wait_for_go", None, instance_id)
+            patient = asyncio.ensure_future(client.wait_for_completion("patient", 120, poll_interval=60))
+            await poll_until(lambda: client._watcher is not None, 10, "the patient wait to begin")
+            impatient = asyncio.ensure_future(client.wait_for_completion("impatient", 30, 0.01))
+            await runtime.client.raise_event("impatient", "go", "soon")
+            assert (await impatient).output == "soon"
+            assert not patient.done()
+            patient.cancel()
+    finally:
+        await here.close()
 
 
 class _CountingStarts(StoreWrapper):
@@ -230,3 +289,27 @@ async def test_start_many_checks_every_input_first_and_returns_ids_in_order(stor
     ids = await client.start_many("anything", range(5))
     records = await store.get_instances(ids)
     assert [records[i].input for i in ids] == ["0", "1", "2", "3", "4"]
+
+
+class _FailingSecondBatch(StoreWrapper):
+    """The second batch of starts finds the store down."""
+
+    def __init__(self, inner: StateStore) -> None:
+        super().__init__(inner)
+        self.batches = 0
+
+    async def create_instances(self, news: Sequence[NewInstance]) -> set[str]:
+        self.batches += 1
+        if self.batches == 2:
+            raise StoreError("the store went away")
+        return await self._inner.create_instances(news)
+
+
+async def test_start_many_names_what_started_when_the_store_fails_part_way(store: StateStore) -> None:
+    client = OrchestrationClient(_FailingSecondBatch(store))  # type: ignore[arg-type]
+    with pytest.raises(StoreError, match="went away") as caught:
+        await client.start_many("anything", range(600))
+    [note] = caught.value.__notes__
+    assert note.startswith("500 of 600 instances started: ")
+    named = note.split(": ", 1)[1].split(", ")
+    assert len(named) == 500 and len(await store.get_instances(named)) == 500

@@ -8,12 +8,13 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
+from support.chaos import poll_until
 
 from asynkron_durable.errors import StoreError
 from asynkron_durable.history import (
@@ -346,6 +347,54 @@ async def test_notify_wakes_a_subscriber_of_another_store_object_with_the_kind_o
         await receiver.close()
 
 
+async def test_endings_committed_together_reach_another_store_object_however_long_their_ids(
+    pg: Any, pg_dsn: str, pg_schemas: Callable[[], str]
+) -> None:
+    """One commit ends 40 instances whose ids hold 40 KB: the other store object hears every id
+    (in as many payloads as they need), is told when its LISTEN connection dropped, and hears
+    nothing of its own endings twice."""
+    schema = pg_schemas()
+    sender, receiver = PostgresStateStore(pg_dsn, schema=schema), PostgresStateStore(pg_dsn, schema=schema)
+    await sender.open()
+    await receiver.open()
+    heard: list[str] = []
+    told: list[str] = []
+    payloads: list[int] = []
+
+    def hear(ids: Collection[str]) -> None:
+        payloads.append(len(ids))
+        heard.extend(ids)
+
+    receiver.on_ended(hear)
+    sender.on_ended(told.extend)
+    ids = [f"{n:02d}-" + "é" * 250 for n in range(40)]
+    try:
+        assert await sender.create_instances([new_instance(i) for i in ids]) == set()
+        items = await sender.claim_orchestrations("w", T0, LATER, 100)
+        done = RuntimeStatus.COMPLETED
+        commits = [
+            commit_for(item, record=item.record.model_copy(update={"runtime_status": done})) for item in items
+        ]
+        assert (await sender.commit_episodes("w", T0, commits)).rejected == set()
+        await poll_until(lambda: len(heard) >= 40, DEADLINE, "every ending to be heard")
+        assert sorted(heard) == ids and sorted(told) == ids  # the sender announced its own locally
+        assert len(payloads) <= 5  # 20 KB of ids in a few payloads: the commit was not split up
+        mark = await receiver.unheard_mark()
+        assert await receiver.unheard_mark() == mark  # looking changes nothing
+        await pg.fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1",
+            f'LISTEN "{schema}_wake"',
+        )
+
+        async def moved() -> bool:
+            return await receiver.unheard_mark() != mark
+
+        await poll_until(moved, DEADLINE, "the dropped connection to move the mark")
+    finally:
+        await sender.close()
+        await receiver.close()
+
+
 async def test_a_notification_naming_no_known_kind_wakes_for_any_work(
     pg: Any, pg_dsn: str, pg_schemas: Callable[[], str]
 ) -> None:
@@ -648,9 +697,15 @@ def test_a_command_timeout_must_be_positive() -> None:
         PostgresStateStore("postgresql://x@127.0.0.1/db", command_timeout=0)
 
 
-def test_ending_payloads_stay_under_the_notify_limit_and_read_back() -> None:
-    ids = [f'order:{n}:"quoted"/' + "é" * 300 for n in range(100)]  # ~60 KB of ids, multi-byte
-    payloads = ended_payloads("token", ids)
+@pytest.mark.parametrize(
+    "ids",
+    [
+        [f'order:{n}:"quoted"/' + "é" * 230 for n in range(100)],  # long, multi-byte
+        [f"{n:04d}" for n in range(5000)],  # short: the separators and prefix add up
+    ],
+)
+def test_ending_payloads_stay_under_the_notify_limit_and_read_back(ids: list[str]) -> None:
+    payloads = ended_payloads("0123456789abcdef0123456789abcdef", ids)
     assert len(payloads) > 1
     assert all(len(text.encode()) < 8000 for text in payloads)
     assert [i for text in payloads for i in parse_ended(text) or []] == ids

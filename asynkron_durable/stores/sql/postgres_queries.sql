@@ -160,30 +160,44 @@ FOR UPDATE OF i;
 
 -- commit_instances --
 -- $1 owner, $2..$13 the new records, $14 the versions each commit expects (compare-and-swap),
--- $15 whether each is an activity step's (the caller found the row unleased under its lock).
-UPDATE {schema}.instances AS i SET
-    name = c.name,
-    execution_id = c.execution_id,
-    runtime_status = c.runtime_status,
-    input = c.input,
-    output = c.output,
-    custom_status = c.custom_status,
-    failure = c.failure,
-    created_at = c.created_at,
-    last_updated_at = c.last_updated_at,
-    parent_instance_id = c.parent_instance_id,
-    version = c.version,
-    lease_owner = NULL,
-    lease_expires_at = NULL
-FROM unnest(
-    $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-    $10::timestamptz[], $11::timestamptz[], $12::text[], $13::bigint[], $14::bigint[], $15::boolean[]
-) AS c(
-    instance_id, name, execution_id, runtime_status, input, output, custom_status, failure,
-    created_at, last_updated_at, parent_instance_id, version, expected_version, step
+-- $15 whether each is an activity step's (the caller found the row unleased under its lock),
+-- $16 notify channel, $17 payload prefix (`token:e:`), $18 the terminal statuses. Returns how many
+-- rows it updated, and tells other processes' waiters which instances ended, in payloads of at
+-- most about 7 KB of ids (6,000 bytes and the one id that crosses that; PostgreSQL refuses 8,000),
+-- when the transaction commits.
+WITH updated AS (
+    UPDATE {schema}.instances AS i SET
+        name = c.name,
+        execution_id = c.execution_id,
+        runtime_status = c.runtime_status,
+        input = c.input,
+        output = c.output,
+        custom_status = c.custom_status,
+        failure = c.failure,
+        created_at = c.created_at,
+        last_updated_at = c.last_updated_at,
+        parent_instance_id = c.parent_instance_id,
+        version = c.version,
+        lease_owner = NULL,
+        lease_expires_at = NULL
+    FROM unnest(
+        $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+        $10::timestamptz[], $11::timestamptz[], $12::text[], $13::bigint[], $14::bigint[], $15::boolean[]
+    ) AS c(
+        instance_id, name, execution_id, runtime_status, input, output, custom_status, failure,
+        created_at, last_updated_at, parent_instance_id, version, expected_version, step
+    )
+    WHERE i.instance_id = c.instance_id AND i.version = c.expected_version
+      AND (i.lease_owner = $1 OR c.step)
+    RETURNING i.instance_id, i.runtime_status
+), ended AS (
+    SELECT instance_id,
+        sum(octet_length(to_json(instance_id)::text) + 2) OVER (ORDER BY instance_id) / 6000 AS part
+    FROM updated WHERE runtime_status = ANY($18::text[])
+), told AS (
+    SELECT pg_notify($16, $17 || json_agg(instance_id ORDER BY instance_id)::text) FROM ended GROUP BY part
 )
-WHERE i.instance_id = c.instance_id AND i.version = c.expected_version
-  AND (i.lease_owner = $1 OR c.step);
+SELECT (SELECT count(*) FROM updated) AS updated, (SELECT count(*) FROM told) AS told;
 
 -- wipe_instances --
 -- $1 ids losing history, inbox and activities (replaced); $2 ids losing only history (reset).
