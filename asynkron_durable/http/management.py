@@ -109,13 +109,13 @@ class ManagementApi:
 
     async def status(self, request: Request) -> Response:
         instance_id = request.path_params["instance_id"]
-        wait = _int_param(request, "timeout")
-        if wait is not None:
-            await self._long_poll(instance_id, wait)
         show_history = _flag(request, "showHistory")
         show_history_output = _flag(request, "showHistoryOutput")
         show_input = _flag(request, "showInput", default=True)
         failed_is_error = _flag(request, "returnInternalServerErrorOnFailure")
+        wait = _int_param(request, "timeout")
+        if wait is not None:  # after every parameter is checked: a bad one answers at once
+            await self._long_poll(instance_id, wait)
         status = await self.client.get_status(instance_id, show_history=show_history, show_input=show_input)
         if status is None:
             return _not_found(f"No instance with ID '{instance_id}' found.")

@@ -765,5 +765,5 @@ async def test_the_status_route_long_polls_until_the_instance_finishes(http: htt
     still = await http.get(f"{BASE}/instances/lp-2?timeout=1")
     assert still.status_code == 202 and still.json()["runtimeStatus"] in ("Pending", "Running")
     assert_error(await http.get(f"{BASE}/instances/nobody?timeout=5"), 404)
-    for bad in ("timeout=0", "timeout=301", "timeout=soon"):
-        assert_error(await http.get(f"{BASE}/instances/lp-2?{bad}"), 400)
+    for bad in ("timeout=0", "timeout=301", "timeout=soon", "timeout=300&showHistory=maybe"):
+        assert_error(await http.get(f"{BASE}/instances/lp-2?{bad}"), 400)  # at once, not after 300 s

@@ -58,7 +58,8 @@ def box(ctx: EntityContext) -> None:
 def _steered(document: dict[str, Any]) -> dict[str, Any]:
     """The document with the path parameters widened to also name what exists (the registered
     orchestrator and entity, instances made up front): random strings alone would almost never
-    hit a registered name or an existing instance, so only 404s would be tested."""
+    hit a registered name or an existing instance, so only 404s would be tested. Long polls are
+    kept to a second."""
     steered = copy.deepcopy(document)
     known = {"functionName": ["echo"], "entityName": ["box"], "instanceId": KNOWN_IDS}
     for spec in steered["paths"].values():
@@ -68,6 +69,9 @@ def _steered(document: dict[str, Any]) -> dict[str, Any]:
                     parameter["schema"] = {
                         "anyOf": [{"type": "string", "enum": known[parameter["name"]]}, {"type": "string"}]
                     }
+                if parameter["in"] == "query" and parameter["name"] == "timeout":
+                    parameter["schema"] = {**parameter["schema"], "maximum": 1}  # a long poll on
+                    # fuzz-running would hold the request for minutes; its bounds are tested elsewhere
     return steered
 
 
