@@ -3,11 +3,11 @@ ended instances.
 
 Every transaction that enqueues work NOTIFYs the schema's channel with its store's token and the kind
 of work (`payload`); one that leaves instances terminal or purges them sends their ids
-(`ended_payloads`). Each store holds one pool connection LISTENing there and tells its subscribers
-of every notification that is not its own (those were announced locally already). If the
-connection drops, it reconnects with back-off, wakes the subscribers once for any kind of work and
-counts that endings may have gone unheard (`missed_mark`): notifications sent while nobody
-listened are lost.
+(`ended_prefix` and a JSON list; the statement splits long lists over several payloads). Each store
+holds one pool connection LISTENing there and tells its subscribers of every notification that is
+not its own (those were announced locally already). If the connection drops, it reconnects with
+back-off, wakes the subscribers once for any kind of work and counts that endings may have gone
+unheard (`missed_mark`): notifications sent while nobody listened are lost.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from contextlib import suppress
 from typing import Any
 
@@ -29,8 +29,6 @@ _CODES = {Work.MESSAGES: "m", Work.ACTIVITIES: "a"}
 _KINDS = {code: work for work, code in _CODES.items()}
 _ENDED = "e"
 
-_PAYLOAD_BYTES = 7000
-"""Room for ids in one NOTIFY payload: PostgreSQL refuses payloads of 8,000 bytes or more."""
 
 _log = logging.getLogger(__name__)
 
@@ -43,26 +41,6 @@ def payload(token: str, work: Work) -> str:
 def ended_prefix(token: str) -> str:
     """What every ending payload of the store holding `token` starts with (the ids follow)."""
     return f"{token}:{_ENDED}:"
-
-
-def ended_payloads(token: str, instance_ids: Sequence[str]) -> list[str]:
-    """The NOTIFY payloads by which the store holding `token` announces that `instance_ids` ended
-    or were purged: `token:e:` and a JSON list of ids, as many payloads as their size needs."""
-    prefix = ended_prefix(token)
-    room = _PAYLOAD_BYTES - len(prefix.encode()) - 2  # the list's brackets
-    payloads: list[str] = []
-    chunk: list[str] = []
-    size = 0
-    for instance_id in instance_ids:
-        length = len(json.dumps(instance_id).encode()) + 1  # and its comma
-        if chunk and size + length > room:
-            payloads.append(prefix + json.dumps(chunk, separators=(",", ":")))
-            chunk, size = [], 0
-        chunk.append(instance_id)
-        size += length
-    if chunk:
-        payloads.append(prefix + json.dumps(chunk, separators=(",", ":")))
-    return payloads
 
 
 def parse_payload(text: str) -> tuple[str, Work]:

@@ -23,7 +23,7 @@ from asynkron_durable.stores._postgres_codec import (
     record_columns,
     transpose,
 )
-from asynkron_durable.stores._postgres_listener import ended_payloads, ended_prefix
+from asynkron_durable.stores._postgres_listener import ended_prefix
 from asynkron_durable.stores.base import (
     ActivityTask,
     ActivityWorkItem,
@@ -291,11 +291,14 @@ class Writer:
                 enqueued |= Work.ACTIVITIES
         return enqueued
 
-    async def announce_ended(self, conn: Any, instance_ids: Sequence[str]) -> None:
-        """Tell other processes, when the transaction commits, that `instance_ids` ended or went."""
-        if instance_ids:
-            channel, token = self.ended
-            await conn.execute(self.queries["notify_ended"], channel, ended_payloads(token, instance_ids))
+    async def delete(self, conn: Any, instance_ids: Sequence[str]) -> list[str]:
+        """Delete instances (locked by the caller) and all they own; returns the ids deleted, which
+        other processes' waiters hear of when the transaction commits."""
+        channel, token = self.ended
+        rows = await conn.fetch(
+            self.queries["delete_instances"], list(instance_ids), channel, ended_prefix(token)
+        )
+        return [row["instance_id"] for row in rows]
 
     async def _insert_leased(self, conn: Any, plan: CommitPlan, lease_until: datetime | None) -> None:
         if lease_until is None:

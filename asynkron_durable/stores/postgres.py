@@ -436,9 +436,7 @@ class PostgresStateStore(PostgresConnection):
                 or not await conn.fetchval(self._q["inbox_is_empty"], instance_id)
             ):
                 return False
-            deleted = await conn.fetch(self._q["delete_instances"], [instance_id])
-            await self._writer.announce_ended(conn, [instance_id] if deleted else [])
-            return bool(deleted)
+            return bool(await self._writer.delete(conn, [instance_id]))
 
         deleted = await self._run("purge_instance", body)
         self._subscribers.ended([instance_id] if deleted else [])
@@ -450,11 +448,7 @@ class PostgresStateStore(PostgresConnection):
         async def body(conn: Connection) -> list[str]:
             rows = await conn.fetch(self._q["lock_matching_instances"], *filter_args(filter))
             ids = [row["instance_id"] for row in rows]
-            if not ids:
-                return []
-            deleted = [row["instance_id"] for row in await conn.fetch(self._q["delete_instances"], ids)]
-            await self._writer.announce_ended(conn, deleted)
-            return deleted
+            return await self._writer.delete(conn, ids) if ids else []
 
         deleted = await self._run("purge_instances", body)
         self._subscribers.ended(deleted)

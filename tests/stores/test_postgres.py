@@ -30,6 +30,7 @@ from asynkron_durable.stores import (
     ActivityResult,
     ActivityTask,
     EpisodeCommit,
+    InstanceFilter,
     Message,
     NewInstance,
     OrchestrationWorkItem,
@@ -39,7 +40,7 @@ from asynkron_durable.stores import (
     store_from_url,
 )
 from asynkron_durable.stores._postgres_codec import MIGRATIONS, queries_for
-from asynkron_durable.stores._postgres_listener import ended_payloads, parse_ended
+from asynkron_durable.stores._postgres_listener import parse_ended
 from asynkron_durable.stores.postgres import STATEMENT_LIFETIME
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -697,16 +698,27 @@ def test_a_command_timeout_must_be_positive() -> None:
         PostgresStateStore("postgresql://x@127.0.0.1/db", command_timeout=0)
 
 
-@pytest.mark.parametrize(
-    "ids",
-    [
-        [f'order:{n}:"quoted"/' + "é" * 230 for n in range(100)],  # long, multi-byte
-        [f"{n:04d}" for n in range(5000)],  # short: the separators and prefix add up
-    ],
-)
-def test_ending_payloads_stay_under_the_notify_limit_and_read_back(ids: list[str]) -> None:
-    payloads = ended_payloads("0123456789abcdef0123456789abcdef", ids)
-    assert len(payloads) > 1
-    assert all(len(text.encode()) < 8000 for text in payloads)
-    assert [i for text in payloads for i in parse_ended(text) or []] == ids
-    assert parse_ended("token:e:not json") is None  # a reader then re-reads, never guesses
+async def test_a_purge_of_thousands_of_short_ids_reaches_another_store_object(
+    pg_dsn: str, pg_schemas: Callable[[], str]
+) -> None:
+    """Short ids pack many to a payload: separators and prefix count against the 8,000 bytes."""
+    schema = pg_schemas()
+    sender, receiver = PostgresStateStore(pg_dsn, schema=schema), PostgresStateStore(pg_dsn, schema=schema)
+    await sender.open()
+    await receiver.open()
+    heard: list[str] = []
+    receiver.on_ended(heard.extend)
+    ids = [f"{n:04d}" for n in range(3000)]
+    try:
+        assert await sender.create_instances([new_instance(i) for i in ids]) == set()
+        assert await sender.purge_instances(InstanceFilter()) == 3000
+        await poll_until(lambda: len(heard) >= 3000, DEADLINE, "every purged id to be heard")
+        assert sorted(heard) == ids
+    finally:
+        await sender.close()
+        await receiver.close()
+
+
+def test_an_unreadable_ending_payload_is_not_guessed_at() -> None:
+    assert parse_ended("token:e:not json") is None  # the listener counts it as missed instead
+    assert parse_ended('token:e:["a","b"]') == ["a", "b"]

@@ -211,21 +211,25 @@ DELETE FROM {schema}.activities WHERE instance_id = ANY($1::text[]);
 -- delete_instances --
 -- $1 ids, locked by an earlier statement of the transaction: a statement's snapshot is taken when
 -- it starts, so one that locked and deleted at once would miss a message that slipped in while
--- it waited for the lock.
+-- it waited for the lock. $2 notify channel, $3 payload prefix: other processes' waiters hear of
+-- the deleted ids as of ended ones (see commit_instances).
 WITH gone_history AS (
     DELETE FROM {schema}.history WHERE instance_id = ANY($1::text[])
 ), gone_inbox AS (
     DELETE FROM {schema}.inbox WHERE instance_id = ANY($1::text[])
 ), gone_activities AS (
     DELETE FROM {schema}.activities WHERE instance_id = ANY($1::text[])
+), gone AS (
+    DELETE FROM {schema}.instances WHERE instance_id = ANY($1::text[])
+    RETURNING instance_id
+), parts AS (
+    SELECT instance_id,
+        sum(octet_length(to_json(instance_id)::text) + 2) OVER (ORDER BY instance_id) / 6000 AS part
+    FROM gone
+), told AS (
+    SELECT pg_notify($2, $3 || json_agg(instance_id ORDER BY instance_id)::text) FROM parts GROUP BY part
 )
-DELETE FROM {schema}.instances WHERE instance_id = ANY($1::text[])
-RETURNING instance_id;
-
--- notify_ended --
--- $1 notify channel, $2 payloads: tells other processes' waiters which instances ended or went,
--- when the transaction commits.
-SELECT count(pg_notify($1, p)) FROM unnest($2::text[]) AS p;
+SELECT instance_id, (SELECT count(*) FROM told) AS told FROM gone;
 
 -- inbox_is_empty --
 -- $1 id, locked by an earlier statement of the transaction (see delete_instances): every message
