@@ -11,7 +11,8 @@ from bench.results import show
 from bench.stores import fresh_store
 
 
-def _function(module: str, name: str) -> Any:
+def optional_function(module: str, name: str) -> Any:
+    """`name` from `module`, which needs the `bench` extra: a clear exit naming it when missing."""
     try:
         return getattr(importlib.import_module(module), name)
     except ImportError as exc:
@@ -21,7 +22,7 @@ def _function(module: str, name: str) -> Any:
 
 
 async def run_dbos(store_url: str, instances: int = 2000, workers_count: int = 1) -> dict[str, Any]:
-    run = _function("bench.dbos_chain", "run_dbos")
+    run = optional_function("bench.dbos_chain", "run_dbos")
     async with fresh_store(store_url) as store:
         figures: dict[str, Any] = dict(await run(store.url, instances, workers_count))
     figures.setdefault("instances", instances)
@@ -35,7 +36,7 @@ async def run_dbos(store_url: str, instances: int = 2000, workers_count: int = 1
 
 
 async def run_limit(store_url: str, instances: int = 2000, batch: int = 200) -> dict[str, Any]:
-    run = _function("bench.limit", "run_limit")
+    run = optional_function("bench.limit", "run_limit")
     async with fresh_store(store_url) as store:
         figures: dict[str, Any] = dict(await run(store.url, instances, batch))
     figures.setdefault("instances", instances)

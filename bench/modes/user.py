@@ -11,7 +11,6 @@ from the first start to the last result; every chain's output is checked.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from asynkron_durable import DurableFunctionRuntime, OrchestrationClient
 from bench import cpu
 from bench.app import CHAIN_LENGTH, app
+from bench.modes.external import optional_function
 from bench.results import show
 from bench.stores import BenchStore, fresh_store
 from bench.workers import workers
@@ -53,56 +53,39 @@ async def run(
 
 
 async def _in_process(store: BenchStore, size: int) -> dict[str, Any]:
-    """The README's program: one runtime, starts gathered, then waits gathered."""
+    """The README's program: one runtime in this process, whose client starts and waits."""
     runtime = DurableFunctionRuntime(store.make())
     runtime.register_app(app)
-    before = cpu.sample([])
     async with runtime:
-        started = time.perf_counter()
-        ids = await asyncio.gather(*(runtime.client.start_new("chain") for _ in range(size)))
-        all_started = time.perf_counter()
-        done = await asyncio.gather(
-            *(runtime.client.wait_for_completion(i, timeout=WAIT_TIMEOUT) for i in ids)
-        )
-        elapsed = time.perf_counter() - started
-    spent = cpu.per_step(before, cpu.sample([]), size * CHAIN_LENGTH)
-    return _figures(size, elapsed, all_started - started, done, spent)
+        return await _program(runtime.client, size, [])
 
 
 async def _with_worker_process(store: BenchStore, size: int) -> dict[str, Any]:
     """The same program as a client, with the work done by an `asynkron-durable worker` process."""
-    async with workers(store, 1, processes=True) as running:
-        pids = [process.pid for process in running.processes]
-        async with OrchestrationClient.connect(store.url) as client:
-            before = cpu.sample(pids)
-            started = time.perf_counter()
-            ids = await asyncio.gather(*(client.start_new("chain") for _ in range(size)))
-            all_started = time.perf_counter()
-            done = await asyncio.gather(*(client.wait_for_completion(i, timeout=WAIT_TIMEOUT) for i in ids))
-            elapsed = time.perf_counter() - started
-            spent = cpu.per_step(before, cpu.sample(pids), size * CHAIN_LENGTH)
-    return _figures(size, elapsed, all_started - started, done, spent)
+    async with (
+        workers(store, 1, processes=True) as running,
+        OrchestrationClient.connect(store.url) as client,
+    ):
+        return await _program(client, size, [process.pid for process in running.processes])
 
 
-def _figures(
-    size: int, elapsed: float, starting: float, done: list[Any], spent: dict[str, float]
-) -> dict[str, Any]:
+async def _program(client: OrchestrationClient, size: int, worker_pids: list[int]) -> dict[str, Any]:
+    """Start `size` chains with gather, wait for them with gather; the figures, outputs checked."""
+    before = cpu.sample(worker_pids)
+    started = time.perf_counter()
+    ids = await asyncio.gather(*(client.start_new("chain") for _ in range(size)))
+    starting = time.perf_counter() - started
+    done = await asyncio.gather(*(client.wait_for_completion(i, timeout=WAIT_TIMEOUT) for i in ids))
+    elapsed = time.perf_counter() - started
+    spent = cpu.per_step(before, cpu.sample(worker_pids), size * CHAIN_LENGTH)
     outputs = {status.output for status in done}
     if outputs != {CHAIN_LENGTH}:
         raise RuntimeError(f"chains returned {sorted(map(str, outputs))}, expected {CHAIN_LENGTH}")
-    return {
-        "seconds": elapsed,
-        "per_s": size / elapsed,
-        "starting_seconds": starting,
-        **spent,
-    }
+    return {"seconds": elapsed, "per_s": size / elapsed, "starting_seconds": starting, **spent}
 
 
 async def _dbos(store_url: str, size: int) -> dict[str, Any]:
-    try:
-        run_dbos = importlib.import_module("bench.dbos_chain").run_dbos
-    except ImportError as exc:
-        raise SystemExit(f"DBOS is not available ({exc}); install it: pip install -e '.[bench]'") from None
+    run_dbos = optional_function("bench.dbos_chain", "run_dbos")
     figures: dict[str, Any] = await run_dbos(store_url, size, 1, "user")
     return figures
 
