@@ -11,11 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from asynkron_durable.engine.critical_section import outstanding_locks
 from asynkron_durable.engine.results import EpisodeResult
 from asynkron_durable.history import (
-    EntityLockFailed,
-    EntityLockScheduled,
-    EntityUnlockSent,
     ExecutionResumed,
     ExecutionSuspended,
     ExecutionTerminated,
@@ -36,20 +34,24 @@ def episode_without_code(
 ) -> EpisodeResult | None:
     """The episode applying `events` to an execution in `status` with `history` behind it, when
     they terminate it or leave it suspended; None when they need the orchestrator's code."""
-    new_history = [OrchestratorStarted(timestamp=now), *events, OrchestratorCompleted(timestamp=now)]
     terminated = next((e for e in events if isinstance(e, ExecutionTerminated)), None)
     if terminated is not None:
         return EpisodeResult(
-            new_history=new_history,
+            new_history=_recorded(events, now),
             actions=[],
             status=RuntimeStatus.TERMINATED,
             custom_status=custom_status,
             output=to_json(terminated.reason),
-            released_locks=_held_locks([*history, *events]),
+            released_locks=outstanding_locks([*history, *events]),
         )
     if _suspended_after(events, status is RuntimeStatus.SUSPENDED):
-        return EpisodeResult(new_history, [], RuntimeStatus.SUSPENDED, custom_status)
+        return EpisodeResult(_recorded(events, now), [], RuntimeStatus.SUSPENDED, custom_status)
     return None
+
+
+def _recorded(events: Sequence[HistoryEvent], now: datetime) -> list[HistoryEvent]:
+    """The history an episode without code appends: the events inside its start and end marks."""
+    return [OrchestratorStarted(timestamp=now), *events, OrchestratorCompleted(timestamp=now)]
 
 
 def _suspended_after(events: Sequence[HistoryEvent], suspended: bool) -> bool:
@@ -59,17 +61,3 @@ def _suspended_after(events: Sequence[HistoryEvent], suspended: bool) -> bool:
         elif isinstance(event, ExecutionResumed):
             suspended = False
     return suspended
-
-
-def _held_locks(events: Sequence[HistoryEvent]) -> list[tuple[int, tuple[str, ...]]]:
-    """The critical sections the execution asked for and did not leave (granted or not)."""
-    requested: dict[int, tuple[str, ...]] = {}
-    left: set[int] = set()
-    for event in events:
-        if isinstance(event, EntityLockScheduled):
-            requested[event.event_id] = event.entity_ids
-        elif isinstance(event, EntityUnlockSent):
-            left.add(event.lock_task_id)
-        elif isinstance(event, EntityLockFailed):  # the refusing entity released the others
-            left.add(event.task_scheduled_id)
-    return [(seq, ids) for seq, ids in requested.items() if seq not in left]
