@@ -215,7 +215,7 @@ def _paths() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": _json(
-                        {"type": "array", "items": {"$ref": "#/components/schemas/DeadLetter"}},
+                        {"type": "array", "items": _DEAD_LETTER},
                         "The messages",
                     ),
                     **_errors(400, 401),

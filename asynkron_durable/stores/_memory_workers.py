@@ -57,6 +57,8 @@ class MemoryWorkers:
         }
         for worker_id in removed:
             del self._workers[worker_id]
+        if not removed:
+            return []
         leased: list[tuple[Instance | Activity, Work]] = []
         leased += [(instance, Work.MESSAGES) for instance in self._instances.values()]
         leased += [(activity, Work.ACTIVITIES) for activity in self._activities.values()]

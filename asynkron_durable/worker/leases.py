@@ -17,18 +17,22 @@ from asynkron_durable.worker.retry_log import RetryLog
 log = logging.getLogger("asynkron_durable.runtime")
 
 
-Held = Callable[[], tuple[Collection[str], Collection[int], Collection[int]]]
-"""What a worker holds: instance ids and activity ids to renew, and the activities still executing
-(not those whose results are being recorded, whose rows may be gone by the time a renewal runs)."""
+Held = Callable[[], tuple[Collection[str], Collection[int]]]
+"""What a worker holds leases on: instance ids and activity ids to renew."""
+Executing = Callable[[int], bool]
+"""Whether an activity is still running (not finished and perhaps recorded, its row gone, by the
+time a renewal ran): only those are worth a warning when their lease is lost."""
 
 
-async def keep_alive(presence: Presence, lease_duration: timedelta, held: Held) -> None:
+async def keep_alive(presence: Presence, lease_duration: timedelta, held: Held, executing: Executing) -> None:
     """Beat the worker's heartbeat and renew what `held()` names until cancelled; then unregister
     (cancel it once the worker has given back what it will not finish)."""
     try:
         await asyncio.gather(
             presence.run(),
-            renew_leases_forever(presence.store, presence.worker_id, lease_duration, held, presence.retries),
+            renew_leases_forever(
+                presence.store, presence.worker_id, lease_duration, (held, executing), presence.retries
+            ),
         )
     finally:
         await presence.leave()
@@ -38,14 +42,15 @@ async def renew_leases_forever(
     store: StateStore,
     worker_id: str,
     lease_duration: timedelta,
-    held: Held,
+    holding: tuple[Held, Executing],
     retries: RetryLog,
 ) -> None:
     """Renew what `held()` names (instance ids, activity ids) until cancelled."""
+    held, executing = holding
     interval = lease_duration.total_seconds() / 3
     while True:
         await asyncio.sleep(interval)
-        instance_ids, activity_ids, _ = held()
+        instance_ids, activity_ids = held()
         if not activity_ids and not instance_ids:
             continue
         try:
@@ -56,9 +61,8 @@ async def renew_leases_forever(
             retries.failed("renewing leases failed", exc)
             continue
         retries.recovered("renewing leases failed")
-        still_running = held()[2]
         for activity_id in renewal.lost_activity_ids:
-            if activity_id in still_running:  # not finished (and perhaps recorded) meanwhile
+            if executing(activity_id):
                 log.warning("lease on activity %s was lost while it ran", activity_id)
 
 

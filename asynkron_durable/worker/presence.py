@@ -92,6 +92,9 @@ class Presence:
         self._unserved_since: dict[tuple[str, str], datetime] = {}
         """(kind, name) of work nobody serves, with when this worker first saw it unserved."""
         self._failing: dict[str, frozenset[str]] = {"instance": frozenset(), "activity": frozenset()}
+        self._next_unserved_check: datetime | None = None
+        """Ready work is searched for unserved names every tenth of `unserved_timeout`, not every
+        beat: the search reads the whole backlog."""
         self._started_at = utc_now()
 
     def instance_names(self) -> frozenset[str]:
@@ -146,7 +149,9 @@ class Presence:
     async def _sweep(self, now: datetime) -> None:
         workers = await self.store.workers.registered()
         dead = dead_workers(workers, now, self._timeout, self.worker_id)
-        if self._unserved_timeout is not None:
+        due = self._next_unserved_check is None or now >= self._next_unserved_check
+        if self._unserved_timeout is not None and due:
+            self._next_unserved_check = now + timedelta(seconds=self._unserved_timeout / 10)
             gone = {worker.worker_id for worker in dead}
             await self._find_unserved([w for w in workers if w.worker_id not in gone], now)
         if not dead:

@@ -169,9 +169,8 @@ class DurableFunctionRuntime(Registrations):
             asyncio.create_task(self._activity_loop(), name="durable-activities"),
         ]
         flusher = asyncio.create_task(self._completion_loop(), name="durable-completions")
-        renewer = asyncio.create_task(
-            keep_alive(self._presence, self.lease_duration, self._held), name="durable-leases"
-        )
+        leases = keep_alive(self._presence, self.lease_duration, self._held, self._executing)
+        renewer = asyncio.create_task(leases, name="durable-leases")
         log.info("worker %s started", self.worker_id)
         waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._stop_requested.wait())]
         try:
@@ -491,9 +490,10 @@ class DurableFunctionRuntime(Registrations):
         await self._run_leased(done.claimed)
         self._stop_if_lost()
 
-    def _held(self) -> tuple[Collection[str], Collection[int], Collection[int]]:
-        """What this worker holds leases on (instances in a round, activities running or being
-        recorded), and the activities still executing (see `leases.Held`)."""
-        running = self._running_activities
-        executing = [activity_id for activity_id, task in running.items() if not task.done()]
-        return self._held_instances, [*running, *self._isolation.waiting_ids()], executing
+    def _held(self) -> tuple[Collection[str], Collection[int]]:
+        """What this worker holds leases on: instances in a round, activities running or being recorded."""
+        return self._held_instances, [*self._running_activities, *self._isolation.waiting_ids()]
+
+    def _executing(self, activity_id: int) -> bool:
+        task = self._running_activities.get(activity_id)
+        return task is not None and not task.done()
