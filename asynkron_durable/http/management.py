@@ -82,16 +82,18 @@ class ManagementApi:
             return self._accepted(request, instance_id)
         return await self._finished_or_accepted(request, instance_id, wait, interval)
 
-    async def _long_poll(self, instance_id: str, wait: int) -> None:
+    async def _long_poll(self, instance_id: str, wait: int) -> OrchestrationStatus | None:
         """`?timeout=S` on the status route: hold the request until the instance finishes (or is
         gone) or `wait` seconds pass, so remote clients wait without polling. The answer is then
-        the status route's usual one (200 finished, 202 still running, 404 gone)."""
+        the status route's usual one (200 finished, 202 still running, 404 gone); the finished
+        status, if it finished, so it is not read again."""
         if wait > MAX_LONG_POLL:
             raise BadRequest(f"query parameter 'timeout' must be at most {MAX_LONG_POLL} seconds, got {wait}")
         if is_entity_instance(instance_id):
-            return  # entities never finish
+            return None  # entities never finish
         with suppress(OrchestrationTimeout, InstanceNotFound):
-            await self.client.wait_for_completion(instance_id, wait)
+            return await self.client.wait_for_completion(instance_id, wait)
+        return None
 
     async def _finished_or_accepted(
         self, request: Request, instance_id: str, wait: int, interval: int
@@ -113,10 +115,12 @@ class ManagementApi:
         show_history_output = _flag(request, "showHistoryOutput")
         show_input = _flag(request, "showInput", default=True)
         failed_is_error = _flag(request, "returnInternalServerErrorOnFailure")
-        wait = _int_param(request, "timeout")
-        if wait is not None:  # after every parameter is checked: a bad one answers at once
-            await self._long_poll(instance_id, wait)
-        status = await self.client.get_status(instance_id, show_history=show_history, show_input=show_input)
+        wait = _int_param(request, "timeout")  # after every other parameter: a bad one answers at once
+        status = None if wait is None else await self._long_poll(instance_id, wait)
+        if status is None or show_history or not show_input:
+            status = await self.client.get_status(
+                instance_id, show_history=show_history, show_input=show_input
+            )
         if status is None:
             return _not_found(f"No instance with ID '{instance_id}' found.")
         history = None
