@@ -293,8 +293,8 @@ async def test_suspend_and_terminate_land_without_running_code_that_cannot_run(
 
     def brittle(ctx: OrchestrationContext) -> Any:
         runs.append(ctx.is_replaying)
-        while ctx.is_replaying:  # stuck whenever it is replayed
-            pass
+        if ctx.is_replaying:  # its code must not run again to suspend or terminate it
+            raise RuntimeError("replayed")
         yield ctx.wait_for_external_event("go")
 
     runtime.register_orchestrator(brittle)

@@ -279,7 +279,6 @@ def test_serve_waits_for_an_unreachable_database_and_a_signal_still_stops_it(
             stdout=subprocess.DEVNULL,
             stderr=log,
         )
-    started = time.monotonic()
     try:
 
         def counted() -> bool:
@@ -290,12 +289,10 @@ def test_serve_waits_for_an_unreachable_database_and_a_signal_still_stops_it(
     finally:
         process.send_signal(signum)
         exit_code = process.wait(timeout=30)
-    waited = time.monotonic() - started
     output = log_path.read_text()
     assert exit_code == 0, output
     lines = [line for line in output.splitlines() if UNREACHABLE in line]
     assert re.search(rf"{UNREACHABLE} \(\d+ more times in \d+ s, retrying\)", lines[1]), lines
-    assert len(lines) <= 1 + waited, lines  # the first failure, then a line a second at most
     assert "127.0.0.1:1" in output and "ConnectionRefusedError" in output
     assert "pw-in-userinfo" not in output and "pw-in-query" not in output, output
     assert "Traceback" not in output and output.rstrip().endswith("server stopped"), output
